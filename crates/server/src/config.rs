@@ -1,0 +1,109 @@
+//! Server configuration: what `duet start` resolves from the TOML file,
+//! `DUET_*` environment variables and flags (in that order of precedence,
+//! lowest first; the binary does the merging).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server needs to run one node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SQL listen address (PostgreSQL protocol).
+    pub listen: String,
+    /// HTTP listen address (metrics and health; later issue).
+    pub http_listen: String,
+    /// Data directory (RocksDB and node-local state).
+    pub data_dir: PathBuf,
+    /// Directory holding ca.crt, node.crt, node.key.
+    pub certs_dir: PathBuf,
+    /// Trust authentication without TLS, for local development only.
+    pub insecure: bool,
+    /// Client connections beyond this are refused with 53300.
+    pub max_connections: usize,
+    /// Seconds a client may take to authenticate.
+    pub authentication_timeout: u64,
+    /// Host-based authentication rules, first match wins.
+    pub hba: Vec<HbaRule>,
+    /// Log format: "human" or "json".
+    pub log_format: String,
+    /// Password for `root`, used only when the data directory is
+    /// bootstrapped. Never read from the config file: it comes from
+    /// `DUET_ROOT_PASSWORD` or `--root-password-file`.
+    #[serde(skip)]
+    pub root_password: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:26257".into(),
+            http_listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./duet-data"),
+            certs_dir: PathBuf::from("./certs"),
+            insecure: false,
+            max_connections: 100,
+            authentication_timeout: 60,
+            hba: Vec::new(),
+            log_format: "human".into(),
+            root_password: None,
+        }
+    }
+}
+
+/// Connection type of an hba rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnType {
+    /// Unix socket connections.
+    Local,
+    /// TCP with or without TLS.
+    Host,
+    /// TCP with TLS only.
+    Hostssl,
+    /// TCP without TLS only.
+    Hostnossl,
+}
+
+/// Authentication method of an hba rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    Trust,
+    Reject,
+    /// SCRAM-SHA-256 against the stored verifier. Spelled as in
+    /// pg_hba.conf (kebab-case alone would give "scram-sha256").
+    #[serde(rename = "scram-sha-256")]
+    ScramSha256,
+    /// Cleartext password checked against the verifier; only over TLS.
+    Password,
+    /// Client certificate verified against the CA, CN = user name.
+    Cert,
+    /// A verified client certificate with CN = user if one was presented,
+    /// SCRAM-SHA-256 otherwise. The default in secure mode.
+    #[serde(rename = "cert-or-scram-sha-256")]
+    CertOrScramSha256,
+}
+
+/// One host-based authentication rule, like a pg_hba.conf line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HbaRule {
+    #[serde(rename = "type")]
+    pub conn_type: ConnType,
+    /// "all", "replication", or a comma-separated list of database names.
+    #[serde(default = "all")]
+    pub database: String,
+    /// "all" or a comma-separated list of user names.
+    #[serde(default = "all")]
+    pub user: String,
+    /// "all" or an address/CIDR such as "127.0.0.1/32" or "::1/128".
+    #[serde(default = "all")]
+    pub address: String,
+    pub method: AuthMethod,
+}
+
+fn all() -> String {
+    "all".into()
+}

@@ -1,0 +1,457 @@
+//! One client connection: TLS negotiation, startup, authentication, then
+//! the message loop (simple query here, extended protocol in
+//! `extended.rs`).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use duet_sql::{Session, SqlError, SqlState};
+use futures::{SinkExt, StreamExt};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::{negotiate_tls, MaybeTls};
+use pgwire::tokio::TlsAcceptor;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, FramedParts};
+use tracing::debug;
+
+use crate::codec::{CodecError, PgCodec, Phase};
+use crate::encode::{self, Severity};
+use crate::extended::{ExtError, Extended};
+use crate::server::{shutdown_signalled, CancelRegistry, Shared};
+use crate::startup;
+
+/// Why a connection ends.
+#[derive(Debug)]
+pub(crate) enum ConnError {
+    /// The socket failed; nothing more can be sent.
+    Io(io::Error),
+    /// Send this as a FATAL ErrorResponse, then close.
+    Fatal(SqlError),
+    /// The client went away.
+    Closed,
+}
+
+impl From<io::Error> for ConnError {
+    fn from(e: io::Error) -> Self {
+        ConnError::Io(e)
+    }
+}
+
+pub(crate) fn fatal(state: SqlState, message: impl Into<String>) -> ConnError {
+    ConnError::Fatal(SqlError::new(state, message))
+}
+
+fn admin_shutdown() -> SqlError {
+    SqlError::new(
+        SqlState::ADMIN_SHUTDOWN,
+        "terminating connection due to administrator command",
+    )
+}
+
+/// The framed socket of one client.
+pub(crate) struct Conn {
+    framed: Framed<MaybeTls, PgCodec>,
+    pub(crate) peer: SocketAddr,
+    pub(crate) ssl: bool,
+    /// End of the authentication window; None once the session runs.
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Conn {
+    fn new(
+        negotiated: Framed<MaybeTls, pgwire::tokio::server::PgWireMessageServerCodec<()>>,
+        peer: SocketAddr,
+        deadline: Instant,
+    ) -> Conn {
+        let old = negotiated.into_parts();
+        let ssl = matches!(old.io, MaybeTls::Tls(_));
+        let mut parts = FramedParts::new(old.io, PgCodec::new());
+        parts.read_buf = old.read_buf;
+        parts.write_buf = old.write_buf;
+        Conn {
+            framed: Framed::from_parts(parts),
+            peer,
+            ssl,
+            deadline: Some(deadline),
+        }
+    }
+
+    /// The client's leaf certificate (DER), if it presented one; rustls has
+    /// already verified it against the CA.
+    pub(crate) fn client_certificate(&self) -> Option<Vec<u8>> {
+        match self.framed.get_ref() {
+            MaybeTls::Tls(tls) => tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|c| c.as_ref().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// Queues a message (sent at the next flush or when the buffer fills).
+    pub(crate) async fn send(&mut self, msg: PgWireBackendMessage) -> Result<(), ConnError> {
+        match self.deadline {
+            Some(d) => tokio::time::timeout_at(d, self.framed.feed(msg))
+                .await
+                .map_err(|_| auth_timeout())??,
+            None => self.framed.feed(msg).await?,
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), ConnError> {
+        match self.deadline {
+            Some(d) => {
+                tokio::time::timeout_at(d, SinkExt::<PgWireBackendMessage>::flush(&mut self.framed))
+                    .await
+                    .map_err(|_| auth_timeout())??
+            }
+            None => SinkExt::<PgWireBackendMessage>::flush(&mut self.framed).await?,
+        }
+        Ok(())
+    }
+
+    /// The next message; None at EOF.
+    pub(crate) async fn recv(&mut self) -> Result<Option<PgWireFrontendMessage>, ConnError> {
+        let next = match self.deadline {
+            Some(d) => tokio::time::timeout_at(d, self.framed.next())
+                .await
+                .map_err(|_| auth_timeout())?,
+            None => self.framed.next().await,
+        };
+        match next {
+            None => Ok(None),
+            Some(Ok(msg)) => Ok(Some(msg)),
+            Some(Err(CodecError::Io(e))) => Err(ConnError::Io(e)),
+            Some(Err(CodecError::Protocol(m))) => Err(fatal(SqlState::PROTOCOL_VIOLATION, m)),
+            Some(Err(CodecError::Unsupported(m))) => Err(fatal(SqlState::FEATURE_NOT_SUPPORTED, m)),
+        }
+    }
+
+    pub(crate) fn set_phase(&mut self, phase: Phase) {
+        self.framed.codec_mut().phase = phase;
+    }
+
+    /// Best effort: FATAL ErrorResponse, flush, close.
+    async fn send_fatal(&mut self, err: &SqlError) {
+        self.deadline = Some(Instant::now() + Duration::from_secs(5));
+        if self
+            .send(encode::error_response(err, Severity::Fatal))
+            .await
+            .is_ok()
+        {
+            let _ = self.flush().await;
+        }
+        let _ = SinkExt::<PgWireBackendMessage>::close(&mut self.framed).await;
+    }
+}
+
+fn auth_timeout() -> ConnError {
+    fatal(
+        SqlState::QUERY_CANCELED,
+        "canceling authentication due to timeout",
+    )
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
+    let timeout = Duration::from_secs(shared.config.authentication_timeout.max(1));
+    let deadline = Instant::now() + timeout;
+    let mut shutdown = shared.shutdown.clone();
+
+    let negotiated = tokio::select! {
+        r = tokio::time::timeout_at(deadline, negotiate_tls::<()>(tcp, tls)) => r,
+        _ = shutdown_signalled(&mut shutdown) => return,
+    };
+    let framed = match negotiated {
+        Ok(Ok(Some(framed))) => framed,
+        Ok(Ok(None)) => {
+            debug!(%peer, "direct TLS connection but TLS is not configured (insecure mode)");
+            return;
+        }
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "TLS negotiation failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "no startup message before the authentication timeout");
+            return;
+        }
+    };
+    let mut conn = Conn::new(framed, peer, deadline);
+
+    let outcome = tokio::select! {
+        r = startup::startup(&mut conn, &shared) => r,
+        _ = shutdown_signalled(&mut shutdown) => Err(ConnError::Fatal(admin_shutdown())),
+    };
+    let started = match outcome {
+        Ok(Some(started)) => started,
+        Ok(None) => return,
+        Err(e) => {
+            end_with(&mut conn, e).await;
+            return;
+        }
+    };
+    let startup::Started {
+        session,
+        pid,
+        user,
+        database,
+        slot,
+    } = started;
+    let _cancel_key = CancelKey {
+        registry: &shared.cancel,
+        pid,
+    };
+    debug!(%peer, %user, %database, pid, tls = conn.ssl, "session started");
+
+    let mut backend = Backend {
+        conn,
+        session,
+        ext: Extended::default(),
+        shutdown,
+    };
+    let result = backend.run().await;
+    let Backend {
+        mut conn, session, ..
+    } = backend;
+    if let Err(e) = result {
+        end_with(&mut conn, e).await;
+    }
+    session.close().await;
+    drop(slot);
+    debug!(%peer, %user, pid, "session ended");
+}
+
+async fn end_with(conn: &mut Conn, e: ConnError) {
+    match e {
+        ConnError::Fatal(err) => {
+            debug!(peer = %conn.peer, code = err.state.0, message = %err.message, "closing connection with FATAL error");
+            conn.send_fatal(&err).await;
+        }
+        ConnError::Io(e) => debug!(peer = %conn.peer, error = %e, "connection failed"),
+        ConnError::Closed => debug!(peer = %conn.peer, "client closed the connection"),
+    }
+}
+
+/// Removes a session's cancel key when the session ends.
+struct CancelKey<'a> {
+    registry: &'a CancelRegistry,
+    pid: i32,
+}
+
+impl Drop for CancelKey<'_> {
+    fn drop(&mut self) {
+        self.registry.unregister(self.pid);
+    }
+}
+
+/// A running session: the socket, the SQL session and the extended
+/// protocol state.
+pub(crate) struct Backend {
+    pub(crate) conn: Conn,
+    pub(crate) session: Session,
+    pub(crate) ext: Extended,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Backend {
+    async fn run(&mut self) -> Result<(), ConnError> {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = shutdown_signalled(&mut self.shutdown) => {
+                    return Err(ConnError::Fatal(admin_shutdown()));
+                }
+                msg = self.conn.recv() => msg?,
+            };
+            let Some(msg) = msg else {
+                return Ok(());
+            };
+            // After an error in an extended-protocol message everything up
+            // to the next Sync is skipped.
+            if self.ext.discarding
+                && !matches!(
+                    msg,
+                    PgWireFrontendMessage::Sync(_) | PgWireFrontendMessage::Terminate(_)
+                )
+            {
+                continue;
+            }
+            match msg {
+                PgWireFrontendMessage::Query(q) => self.simple_query(&q.query).await?,
+                PgWireFrontendMessage::Parse(m) => {
+                    let r = self.on_parse(m).await;
+                    self.extended_outcome(r).await?;
+                }
+                PgWireFrontendMessage::Bind(m) => {
+                    let r = self.on_bind(m).await;
+                    self.extended_outcome(r).await?;
+                }
+                PgWireFrontendMessage::Describe(m) => {
+                    let r = self.on_describe(m).await;
+                    self.extended_outcome(r).await?;
+                }
+                PgWireFrontendMessage::Execute(m) => {
+                    let r = self.on_execute(m).await;
+                    self.extended_outcome(r).await?;
+                }
+                PgWireFrontendMessage::Close(m) => {
+                    let r = self.on_close(m).await;
+                    self.extended_outcome(r).await?;
+                }
+                PgWireFrontendMessage::Sync(_) => {
+                    self.ext.discarding = false;
+                    self.ready_for_query().await?;
+                }
+                PgWireFrontendMessage::Flush(_) => self.conn.flush().await?,
+                PgWireFrontendMessage::Terminate(_) => return Ok(()),
+                // Left over from a failed COPY: ignored, as PostgreSQL does.
+                PgWireFrontendMessage::CopyData(_)
+                | PgWireFrontendMessage::CopyDone(_)
+                | PgWireFrontendMessage::CopyFail(_) => {}
+                other => {
+                    return Err(fatal(
+                        SqlState::PROTOCOL_VIOLATION,
+                        format!("invalid frontend message type {}", message_name(&other)),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sends the error of an extended-protocol message and starts skipping
+    /// to the next Sync.
+    async fn extended_outcome(&mut self, r: Result<(), ExtError>) -> Result<(), ConnError> {
+        match r {
+            Ok(()) => Ok(()),
+            Err(ExtError::Conn(e)) => Err(e),
+            Err(ExtError::Sql(e)) => {
+                self.send_notices().await?;
+                self.send_error(&e).await?;
+                self.ext.discarding = true;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn send_error(&mut self, e: &SqlError) -> Result<(), ConnError> {
+        debug!(code = e.state.0, message = %e.message, "statement failed");
+        self.conn
+            .send(encode::error_response(e, Severity::Error))
+            .await
+    }
+
+    pub(crate) async fn send_notices(&mut self) -> Result<(), ConnError> {
+        for notice in self.session.take_notices() {
+            self.conn.send(encode::notice_response(&notice)).await?;
+        }
+        Ok(())
+    }
+
+    /// Notices, changed parameters, ReadyForQuery, flush.
+    pub(crate) async fn ready_for_query(&mut self) -> Result<(), ConnError> {
+        self.send_notices().await?;
+        for (name, value) in self.session.take_parameter_changes() {
+            self.conn
+                .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    name, value,
+                )))
+                .await?;
+        }
+        let state = self.session.transaction_state();
+        if state == duet_sql::TransactionState::Idle {
+            // Portals live until the end of their transaction.
+            self.ext.portals.clear();
+        }
+        self.conn
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                encode::transaction_status(state),
+            )))
+            .await?;
+        self.conn.flush().await
+    }
+
+    async fn simple_query(&mut self, sql: &str) -> Result<(), ConnError> {
+        self.ext.portals.remove("");
+        match self.session.parse(sql) {
+            Err(e) => {
+                self.send_notices().await?;
+                self.send_error(&e).await?;
+            }
+            Ok(statements) if statements.is_empty() => {
+                self.conn
+                    .send(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+            }
+            Ok(statements) => {
+                for stmt in &statements {
+                    let result = self.session.execute(stmt, Vec::new()).await;
+                    self.send_notices().await?;
+                    let outcome = match result {
+                        Ok(result) => self.send_simple_result(result).await?,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = outcome {
+                        self.send_error(&e).await?;
+                        break;
+                    }
+                }
+            }
+        }
+        self.ready_for_query().await
+    }
+
+    /// RowDescription, DataRows (text) and CommandComplete of one
+    /// statement of a simple query. The inner error is an encoding failure
+    /// to report as the statement's error.
+    async fn send_simple_result(
+        &mut self,
+        result: duet_sql::QueryResult,
+    ) -> Result<Result<(), SqlError>, ConnError> {
+        if let Some(columns) = &result.columns {
+            let formats = vec![encode::FORMAT_TEXT; columns.len()];
+            self.conn
+                .send(encode::row_description(columns, &formats))
+                .await?;
+            for row in &result.rows {
+                match encode::data_row(row, columns, &formats, self.session.time_zone()) {
+                    Ok(msg) => self.conn.send(msg).await?,
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+        }
+        self.conn
+            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                result.tag,
+            )))
+            .await?;
+        Ok(Ok(()))
+    }
+}
+
+fn message_name(msg: &PgWireFrontendMessage) -> &'static str {
+    match msg {
+        PgWireFrontendMessage::PasswordMessageFamily(_) => "112 ('p') outside authentication",
+        PgWireFrontendMessage::PortalSuspended(_) => "115 ('s')",
+        PgWireFrontendMessage::Startup(_) => "startup packet after startup",
+        PgWireFrontendMessage::CancelRequest(_) => "cancel request after startup",
+        PgWireFrontendMessage::SslNegotiation(_) => "SSL request after startup",
+        _ => "unexpected here",
+    }
+}

@@ -1,0 +1,18 @@
+//! duet's PostgreSQL front end: accepts connections, negotiates TLS,
+//! authenticates (hba rules, SCRAM-SHA-256, client certificates) and runs
+//! each session's simple and extended query protocol against `duet-sql`.
+
+pub mod config;
+pub mod hba;
+pub mod tls;
+
+mod auth;
+mod codec;
+mod connection;
+pub mod encode;
+mod extended;
+pub mod server;
+mod startup;
+
+pub use config::Config;
+pub use server::{run, Server, ServerError, ServerHandle};

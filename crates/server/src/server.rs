@@ -1,0 +1,428 @@
+//! The listener: opens the database, loads TLS, accepts connections and
+//! hands each to its own task; shuts down gracefully on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use duet_sql::{Database, DatabaseOptions, Interrupt, SqlError};
+use pgwire::messages::startup::SecretKey;
+use pgwire::tokio::TlsAcceptor;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{Config, HbaRule};
+use crate::hba::{self, HbaError};
+use crate::tls::{self, TlsError};
+
+/// How long shutdown waits for sessions to end before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the server could not start (or stopped). Every message says what to
+/// do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the database in {dir}: {source}; check that the directory is writable and not used by another duet process, or pass --data-dir")]
+    Database {
+        dir: String,
+        #[source]
+        source: SqlError,
+    },
+    #[error(
+        "cannot load TLS certificates: {0}; or pass --insecure for local development without TLS"
+    )]
+    Tls(#[source] Box<TlsError>),
+    #[error("invalid hba configuration: {0}")]
+    Hba(#[from] HbaError),
+    #[error("address {addr} is already in use; stop the other server or pass --listen")]
+    AddressInUse { addr: String },
+    #[error("cannot listen on {addr}: permission denied; use a port above 1023 or pass --listen")]
+    PermissionDenied { addr: String },
+    #[error("cannot listen on {addr}: the address is not available on this host; pass --listen with a local address, e.g. 127.0.0.1:26257")]
+    AddressNotAvailable { addr: String },
+    #[error("invalid listen address \"{addr}\": expected HOST:PORT, e.g. 127.0.0.1:26257")]
+    BadAddress { addr: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signal(#[source] io::Error),
+}
+
+/// Cancel keys of the running sessions: pid -> (secret, interrupt).
+#[derive(Default)]
+pub(crate) struct CancelRegistry {
+    map: Mutex<HashMap<i32, (i32, Interrupt)>>,
+}
+
+impl CancelRegistry {
+    pub(crate) fn register(&self, pid: i32, secret: i32, interrupt: Interrupt) {
+        if let Ok(mut map) = self.map.lock() {
+            map.insert(pid, (secret, interrupt));
+        }
+    }
+
+    pub(crate) fn unregister(&self, pid: i32) {
+        if let Ok(mut map) = self.map.lock() {
+            map.remove(&pid);
+        }
+    }
+
+    /// Cancels the statement of session `pid` if `key` is its secret.
+    pub(crate) fn cancel(&self, pid: i32, key: &SecretKey) -> bool {
+        let interrupt = match self.map.lock() {
+            Ok(map) => match map.get(&pid) {
+                Some((secret, interrupt)) if key.as_i32() == Some(*secret) => interrupt.clone(),
+                _ => return false,
+            },
+            Err(_) => return false,
+        };
+        interrupt.cancel();
+        true
+    }
+
+    fn cancel_all(&self) {
+        if let Ok(map) = self.map.lock() {
+            for (_, interrupt) in map.values() {
+                interrupt.cancel();
+            }
+        }
+    }
+}
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub(crate) db: Arc<Database>,
+    pub(crate) config: Config,
+    pub(crate) hba: RwLock<Arc<Vec<HbaRule>>>,
+    pub(crate) cancel: CancelRegistry,
+    /// Sessions past the connection limit check.
+    pub(crate) sessions: AtomicUsize,
+    next_pid: AtomicI32,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    pub(crate) fn hba_rules(&self) -> Arc<Vec<HbaRule>> {
+        match self.hba.read() {
+            Ok(rules) => rules.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A fresh backend pid for BackendKeyData and pg_backend_pid().
+    pub(crate) fn next_pid(&self) -> i32 {
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        if pid > 0 {
+            pid
+        } else {
+            // wrapped around after two billion connections: start over
+            self.next_pid.store(10_001, Ordering::Relaxed);
+            10_000
+        }
+    }
+}
+
+/// Holds a session slot; released on drop.
+pub(crate) struct SessionSlot<'a>(&'a AtomicUsize);
+
+impl Drop for SessionSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Shared {
+    /// Takes a session slot, or None when `max_connections` are in use.
+    pub(crate) fn try_session_slot(&self) -> Option<SessionSlot<'_>> {
+        let prev = self.sessions.fetch_add(1, Ordering::SeqCst);
+        let slot = SessionSlot(&self.sessions);
+        if prev >= self.config.max_connections {
+            None
+        } else {
+            Some(slot)
+        }
+    }
+}
+
+/// The hba rules in effect: the configured ones, or the defaults.
+fn effective_rules(config: &Config) -> Result<Vec<HbaRule>, HbaError> {
+    if config.hba.is_empty() {
+        Ok(hba::default_rules(config.insecure))
+    } else {
+        hba::validate_rules(&config.hba)?;
+        Ok(config.hba.clone())
+    }
+}
+
+/// A bound server, not yet accepting. Tests start one in-process on
+/// 127.0.0.1:0 and read [`Server::local_addr`].
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
+}
+
+/// Controls a running server from elsewhere (tests, signal handlers,
+/// configuration reloads).
+#[derive(Clone)]
+pub struct ServerHandle {
+    shutdown_tx: Arc<watch::Sender<bool>>,
+    shared: Arc<Shared>,
+}
+
+impl ServerHandle {
+    /// Stops accepting and closes every session.
+    pub fn shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    /// Replaces the hba rules for new connections (SIGHUP).
+    pub fn reload_hba(&self, rules: Vec<HbaRule>) -> Result<(), HbaError> {
+        let rules = if rules.is_empty() {
+            hba::default_rules(self.shared.config.insecure)
+        } else {
+            hba::validate_rules(&rules)?;
+            rules
+        };
+        match self.shared.hba.write() {
+            Ok(mut guard) => *guard = Arc::new(rules),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(rules),
+        }
+        Ok(())
+    }
+
+    /// Sessions currently open.
+    pub fn session_count(&self) -> usize {
+        self.shared.sessions.load(Ordering::SeqCst)
+    }
+}
+
+impl Server {
+    /// Opens the database in `config.data_dir`, loads TLS (unless
+    /// insecure) and binds `config.listen`.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let db = Database::open(
+            &config.data_dir,
+            DatabaseOptions {
+                root_password: config.root_password.clone(),
+            },
+        )
+        .map_err(|source| ServerError::Database {
+            dir: config.data_dir.display().to_string(),
+            source,
+        })?;
+        Self::bind_with_database(config, db).await
+    }
+
+    /// Like [`Server::bind`] with an already open database.
+    pub async fn bind_with_database(
+        config: Config,
+        db: Arc<Database>,
+    ) -> Result<Server, ServerError> {
+        let rules = effective_rules(&config)?;
+        let tls = if config.insecure {
+            None
+        } else {
+            let tls_config = tls::load_server_tls(&config.certs_dir)
+                .map_err(|e| ServerError::Tls(Box::new(e)))?;
+            Some(TlsAcceptor::from(tls_config))
+        };
+        let listener = bind_listener(&config.listen).await?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            db,
+            config,
+            hba: RwLock::new(Arc::new(rules)),
+            cancel: CancelRegistry::default(),
+            sessions: AtomicUsize::new(0),
+            next_pid: AtomicI32::new(10_000 + (std::process::id() as i32 % 10_000)),
+            shutdown: shutdown_rx,
+        });
+        Ok(Server {
+            listener,
+            local_addr,
+            tls,
+            shared,
+            shutdown_tx: Arc::new(shutdown_tx),
+        })
+    }
+
+    /// The address actually bound (with the real port for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The database this server serves.
+    pub fn database(&self) -> Arc<Database> {
+        self.shared.db.clone()
+    }
+
+    /// A handle to stop the server or reload its rules.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shutdown_tx: self.shutdown_tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Accepts connections until SIGINT, SIGTERM or [`ServerHandle::shutdown`].
+    pub async fn serve(self) -> Result<(), ServerError> {
+        let signal = shutdown_signal()?;
+        self.serve_until(signal).await
+    }
+
+    /// Accepts connections until `signal` completes or
+    /// [`ServerHandle::shutdown`] is called, then closes every session.
+    pub async fn serve_until<F>(self, signal: F) -> Result<(), ServerError>
+    where
+        F: Future<Output = ()>,
+    {
+        let Server {
+            listener,
+            local_addr,
+            tls,
+            shared,
+            shutdown_tx,
+        } = self;
+        let mut shutdown_rx = shared.shutdown.clone();
+        let mut tasks = JoinSet::new();
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                _ = shutdown_signalled(&mut shutdown_rx) => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        debug!(%peer, "connection accepted");
+                        tasks.spawn(crate::connection::handle(tcp, peer, tls.clone(), shared.clone()));
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => log_task_end(done),
+            }
+        }
+        drop(listener);
+        info!(addr = %local_addr, sessions = tasks.len(), "shutting down: no longer accepting connections");
+        shutdown_tx.send_replace(true);
+        shared.cancel.cancel_all();
+        let drain = async {
+            while let Some(done) = tasks.join_next().await {
+                log_task_end(done);
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            warn!(
+                sessions = tasks.len(),
+                "sessions did not close in time; dropping them"
+            );
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        info!("server stopped");
+        Ok(())
+    }
+}
+
+fn log_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            error!(error = %e, "connection task panicked");
+        }
+    }
+}
+
+/// Completes once shutdown has been signalled.
+pub(crate) async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // sender gone: never signalled
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn bind_listener(addr: &str) -> Result<TcpListener, ServerError> {
+    if !addr.contains(':') {
+        return Err(ServerError::BadAddress { addr: addr.into() });
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::AddrInUse => ServerError::AddressInUse { addr: addr.into() },
+            io::ErrorKind::PermissionDenied => ServerError::PermissionDenied { addr: addr.into() },
+            io::ErrorKind::AddrNotAvailable => {
+                ServerError::AddressNotAvailable { addr: addr.into() }
+            }
+            io::ErrorKind::InvalidInput => ServerError::BadAddress { addr: addr.into() },
+            _ if source.to_string().contains("lookup")
+                || source.to_string().contains("resolve") =>
+            {
+                ServerError::BadAddress { addr: addr.into() }
+            }
+            _ => ServerError::Listen {
+                addr: addr.into(),
+                source,
+            },
+        })
+}
+
+/// Completes on SIGINT or SIGTERM.
+fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => info!("received SIGTERM"),
+                _ = int.recv() => info!("received SIGINT"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("received Ctrl-C");
+        })
+    }
+}
+
+/// Runs a node's SQL server until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let server = Server::bind(config).await?;
+    let tls = if server.tls.is_some() {
+        "TLS"
+    } else {
+        "insecure, no TLS"
+    };
+    info!("listening on {} ({tls})", server.local_addr());
+    server.serve().await
+}

@@ -1,0 +1,246 @@
+//! INSERT, UPDATE and DELETE: row locks, PostgreSQL's read-committed
+//! re-check of the latest row version, constraint checks, index upkeep.
+
+use duet_storage::{Isolation, StatementControl, Transaction};
+
+use super::query::{collect_rows, run_plan, Executor, VirtualRows};
+use super::scan::{decode_table_row, TableScan};
+use crate::cast::cast;
+use crate::catalog::{IndexDef, TableDef};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::EvalEnv;
+use crate::planner::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
+use crate::row::{encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row};
+use crate::value::Value;
+
+/// Rows affected and RETURNING rows.
+pub struct DmlResult {
+    pub count: u64,
+    pub returning: Vec<Row>,
+}
+
+fn returning_row(returning: &Option<Returning>, row: &Row, env: &EvalEnv, out: &mut Vec<Row>) -> SqlResult<()> {
+    if let Some(r) = returning {
+        out.push(r.exprs.iter().map(|e| e.eval(row, env)).collect::<SqlResult<_>>()?);
+    }
+    Ok(())
+}
+
+/// Applies assignment casts and NOT NULL checks to a full row.
+fn check_row(table: &TableDef, row: Row, env: &EvalEnv) -> SqlResult<Row> {
+    row.into_iter()
+        .zip(&table.columns)
+        .map(|(v, c)| {
+            if v.is_null() && !c.nullable {
+                return Err(SqlError::new(
+                    SqlState::NOT_NULL_VIOLATION,
+                    format!("null value in column \"{}\" of relation \"{}\" violates not-null constraint", c.name, table.name),
+                ));
+            }
+            cast(v, &c.data_type, env.tz, false)
+        })
+        .collect()
+}
+
+fn key_detail(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> String {
+    let names: Vec<&str> = index.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
+    let values: Vec<String> = index
+        .columns
+        .iter()
+        .map(|&c| row[c].to_text(&table.columns[c].data_type, env.tz).unwrap_or_else(|| "null".into()))
+        .collect();
+    format!("Key ({})=({}) already exists.", names.join(", "), values.join(", "))
+}
+
+fn unique_violation(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> SqlError {
+    SqlError::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("duplicate key value violates unique constraint \"{}\"", index.name),
+    )
+    .with_detail(key_detail(table, index, row, env))
+}
+
+/// Checks unique secondary indexes for `row` (ignoring the row's own
+/// entries) after locking the indexed values, so concurrent inserts of the
+/// same value serialize.
+async fn check_unique_indexes(txn: &mut Transaction, table: &TableDef, row: &Row, own_pk: &[u8], env: &EvalEnv<'_>) -> SqlResult<()> {
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        if index.columns.iter().any(|&c| row[c].is_null()) {
+            continue; // NULLs are distinct
+        }
+        let prefix = index_values_prefix(index, row);
+        txn.lock(&prefix, env.control).await?;
+        let end = duet_storage::keycode::prefix_end(&prefix);
+        let mut scan = txn.scan_latest(
+            std::ops::Bound::Included(prefix.clone()),
+            end.map(std::ops::Bound::Excluded).unwrap_or(std::ops::Bound::Unbounded),
+        );
+        while let Some((_, pk)) = scan.next_entry()? {
+            if pk != own_pk {
+                return Err(unique_violation(table, index, row, env));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn put_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: &[u8]) {
+    for index in &table.indexes {
+        txn.put(index_entry_key(index, row, pk), pk.to_vec());
+    }
+}
+
+fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: &[u8]) {
+    for index in &table.indexes {
+        txn.delete(index_entry_key(index, row, pk));
+    }
+}
+
+pub async fn execute_insert(plan: &InsertPlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+    let table = &plan.table;
+    // Source rows first: INSERT ... SELECT reads before it writes.
+    let source: Vec<Vec<Option<Value>>> = match &plan.source {
+        InsertSource::Values(rows) => rows
+            .iter()
+            .map(|r| r.iter().map(|c| c.as_ref().map(|e| e.eval(&[], env)).transpose()).collect())
+            .collect::<SqlResult<_>>()?,
+        InsertSource::Query(qp) => {
+            let exec = Executor { txn, virtual_rows };
+            let exec_env = EvalEnv { subqueries: Some(&exec), ..env.clone() };
+            let rows = collect_rows(run_plan(&qp.plan, &exec, &exec_env)?)?;
+            rows.into_iter().map(|r| r.into_iter().map(Some).collect()).collect()
+        }
+    };
+    let mut result = DmlResult { count: 0, returning: Vec::new() };
+    for src in source {
+        env.check_interrupt()?;
+        let mut row: Row = vec![Value::Null; table.columns.len()];
+        let mut given = vec![false; table.columns.len()];
+        for (value, &col) in src.into_iter().zip(&plan.targets) {
+            if let Some(v) = value {
+                row[col] = v;
+                given[col] = true;
+            }
+        }
+        for (i, default) in plan.defaults.iter().enumerate() {
+            if !given[i] {
+                if let Some(d) = default {
+                    row[i] = d.eval(&[], env)?;
+                }
+            }
+        }
+        if let Some(seq) = table.rowid_sequence {
+            let last = row.len() - 1;
+            row[last] = Value::Int(env.session.nextval(&format!("#{seq}"))?);
+        }
+        let row = check_row(table, row, env)?;
+        let key = row_key(table, &row);
+        txn.lock(&key, env.control).await?;
+        if txn.get_latest(&key)?.is_some() {
+            return Err(unique_violation(table, &table.primary, &row, env));
+        }
+        let pk = primary_key_suffix(table, &row);
+        check_unique_indexes(txn, table, &row, &pk, env).await?;
+        txn.put(key, encode_row(&row));
+        put_index_entries(txn, table, &row, &pk);
+        returning_row(&plan.returning, &row, env, &mut result.returning)?;
+        result.count += 1;
+    }
+    Ok(result)
+}
+
+/// Candidate rows of an UPDATE/DELETE: (row key, row as of the snapshot).
+fn candidates(
+    txn: &Transaction,
+    table: &TableDef,
+    index: Option<&IndexDef>,
+    range: &crate::plan::KeyRange,
+    filter: Option<&crate::expr::Expr>,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv,
+) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+    let exec = Executor { txn, virtual_rows };
+    let env = EvalEnv { subqueries: Some(&exec), ..env.clone() };
+    let mut scan = TableScan::new(txn, table, index, range, &env)?;
+    let mut out = Vec::new();
+    while let Some((k, row)) = scan.next_row()? {
+        if filter.map(|f| f.eval(&row, &env)).transpose()?.is_none_or(|v| v.is_true()) {
+            out.push((k, row));
+        }
+    }
+    Ok(out)
+}
+
+/// Locks a candidate row and returns the version to act on: the latest
+/// committed one, re-checked against the filter (read committed), or a
+/// serialization failure if it changed (repeatable read / serializable).
+async fn lock_latest(
+    txn: &mut Transaction,
+    table: &TableDef,
+    key: &[u8],
+    filter: Option<&crate::expr::Expr>,
+    env: &EvalEnv<'_>,
+    control: &StatementControl,
+) -> SqlResult<Option<Row>> {
+    txn.lock(key, control).await?;
+    if txn.isolation() != Isolation::ReadCommitted && txn.changed_since_snapshot(key)? {
+        return Err(duet_storage::StorageError::SerializationFailure.into());
+    }
+    let Some(bytes) = txn.get_latest(key)? else { return Ok(None) };
+    let row = decode_table_row(table, &bytes)?;
+    if let Some(f) = filter {
+        if !f.eval(&row, env)?.is_true() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(row))
+}
+
+pub async fn execute_update(plan: &UpdatePlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+    let table = &plan.table;
+    let rows = candidates(txn, table, plan.index.as_ref(), &plan.range, plan.filter.as_ref(), virtual_rows, env)?;
+    let mut result = DmlResult { count: 0, returning: Vec::new() };
+    let pk_columns_changed = plan.assignments.iter().any(|a| table.primary.columns.contains(&a.column));
+    for (key, _) in rows {
+        env.check_interrupt()?;
+        let Some(old) = lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await? else { continue };
+        let mut new = old.clone();
+        for a in &plan.assignments {
+            new[a.column] = a.value.eval(&old, env)?;
+        }
+        let new = check_row(table, new, env)?;
+        let old_pk = primary_key_suffix(table, &old);
+        let new_pk = primary_key_suffix(table, &new);
+        let new_key = row_key(table, &new);
+        if pk_columns_changed && new_key != key {
+            txn.lock(&new_key, env.control).await?;
+            if txn.get_latest(&new_key)?.is_some() {
+                return Err(unique_violation(table, &table.primary, &new, env));
+            }
+            txn.delete(key.clone());
+        }
+        check_unique_indexes(txn, table, &new, &new_pk, env).await?;
+        delete_index_entries(txn, table, &old, &old_pk);
+        put_index_entries(txn, table, &new, &new_pk);
+        txn.put(new_key, encode_row(&new));
+        returning_row(&plan.returning, &new, env, &mut result.returning)?;
+        result.count += 1;
+    }
+    Ok(result)
+}
+
+pub async fn execute_delete(plan: &DeletePlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+    let table = &plan.table;
+    let rows = candidates(txn, table, plan.index.as_ref(), &plan.range, plan.filter.as_ref(), virtual_rows, env)?;
+    let mut result = DmlResult { count: 0, returning: Vec::new() };
+    for (key, _) in rows {
+        env.check_interrupt()?;
+        let Some(old) = lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await? else { continue };
+        let pk = primary_key_suffix(table, &old);
+        delete_index_entries(txn, table, &old, &pk);
+        txn.delete(key);
+        returning_row(&plan.returning, &old, env, &mut result.returning)?;
+        result.count += 1;
+    }
+    Ok(result)
+}

@@ -1,0 +1,11 @@
+//! The executor: read plans stream rows (pull-based iterators over
+//! RocksDB scans); writes run asynchronously because they take row locks.
+
+mod aggregate;
+mod dml;
+mod query;
+mod scan;
+
+pub use dml::{execute_delete, execute_insert, execute_update, DmlResult};
+pub use scan::decode_table_row as decode_row_for;
+pub use query::{collect_rows, run_plan, Executor, RowIter, VirtualRows};

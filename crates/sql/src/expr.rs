@@ -1,0 +1,747 @@
+//! Bound expressions (names resolved to row positions, types known) and
+//! their evaluation.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+
+use crate::cast::cast;
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::functions::Func;
+use crate::types::DataType;
+use crate::value::{decimal_to_f64, TimeZone, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+    /// PostgreSQL's regular-expression match `~` (and `!~`, `~*`, `!~*`).
+    RegexMatch { case_insensitive: bool, negated: bool },
+}
+
+impl BinOp {
+    pub fn is_comparison(&self) -> bool {
+        matches!(self, BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq)
+    }
+
+    pub fn symbol(&self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::Concat => "||",
+            BinOp::RegexMatch { .. } => "~",
+        }
+    }
+
+    /// The operator with its operands swapped (a < b  <=>  b > a).
+    pub fn flipped(&self) -> BinOp {
+        match self {
+            BinOp::Lt => BinOp::Gt,
+            BinOp::LtEq => BinOp::GtEq,
+            BinOp::Gt => BinOp::Lt,
+            BinOp::GtEq => BinOp::LtEq,
+            other => *other,
+        }
+    }
+}
+
+/// Aggregate functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    BoolAnd,
+    BoolOr,
+    StringAgg,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggCall {
+    pub func: AggFunc,
+    pub args: Vec<Expr>,
+    pub distinct: bool,
+    pub ty: DataType,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Literal(Value, DataType),
+    /// A column of the input row.
+    Column(usize, DataType),
+    /// A bind parameter ($1 is index 0).
+    Param(usize, DataType),
+    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: DataType },
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    IsNull { expr: Box<Expr>, negated: bool },
+    /// IS [NOT] TRUE / FALSE.
+    IsBool { expr: Box<Expr>, value: bool, negated: bool },
+    /// IS [NOT] DISTINCT FROM.
+    IsDistinct { left: Box<Expr>, right: Box<Expr>, negated: bool },
+    Cast { expr: Box<Expr>, ty: DataType },
+    Func { func: Func, args: Vec<Expr>, ty: DataType },
+    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, else_: Option<Box<Expr>>, ty: DataType },
+    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
+    /// A column of an enclosing query's row (correlated subquery):
+    /// `depth` 1 is the immediately enclosing query.
+    OuterColumn { depth: usize, index: usize, ty: DataType },
+    /// A subquery used as an expression.
+    Subquery { kind: SubqueryKind, plan: Box<crate::plan::Plan>, ty: DataType },
+    /// Only during binding: replaced by a column of the aggregate's output.
+    Aggregate(Box<AggCall>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubqueryKind {
+    /// (SELECT x ...): one value, NULL if no row, error if several.
+    Scalar,
+    /// EXISTS (SELECT ...).
+    Exists { negated: bool },
+    /// x [NOT] IN (SELECT ...).
+    In { expr: Box<Expr>, negated: bool },
+    /// ARRAY(SELECT ...).
+    Array,
+}
+
+/// Runs subquery plans for expression evaluation.
+pub trait SubqueryRunner: Send + Sync {
+    /// Executes `plan` with `outer` as the enclosing rows (innermost last).
+    fn run(&self, plan: &crate::plan::Plan, outer: &[Vec<Value>], env: &EvalEnv) -> SqlResult<Vec<Vec<Value>>>;
+}
+
+/// What expression evaluation may need from the session.
+#[derive(Clone)]
+pub struct EvalEnv<'a> {
+    pub params: &'a [Value],
+    pub tz: &'a TimeZone,
+    /// Transaction start time: now() and current_timestamp.
+    pub txn_time: DateTime<Utc>,
+    pub session: &'a dyn SessionInfo,
+    /// Enclosing rows for correlated subqueries, innermost last.
+    pub outer: &'a [Vec<Value>],
+    pub subqueries: Option<&'a dyn SubqueryRunner>,
+    pub control: &'a duet_storage::StatementControl,
+}
+
+impl EvalEnv<'_> {
+    /// Errors if the statement was canceled or timed out.
+    pub fn check_interrupt(&self) -> SqlResult<()> {
+        Ok(self.control.check()?)
+    }
+}
+
+/// Session facts that functions read, and sequence access for nextval().
+pub trait SessionInfo: Send + Sync {
+    fn current_user(&self) -> &str;
+    fn current_database(&self) -> &str;
+    fn backend_pid(&self) -> i32;
+    fn in_recovery(&self) -> bool;
+    fn setting(&self, name: &str) -> Option<String>;
+    fn nextval(&self, sequence: &str) -> SqlResult<i64>;
+    fn currval(&self, sequence: &str) -> SqlResult<i64>;
+    fn setval(&self, sequence: &str, value: i64, is_called: bool) -> SqlResult<i64>;
+    fn relation_oid(&self, name: &str) -> SqlResult<Option<u32>>;
+    fn role_name(&self, oid: u32) -> Option<String>;
+}
+
+impl Expr {
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Expr::Literal(_, ty) | Expr::Column(_, ty) | Expr::Param(_, ty) => ty.clone(),
+            Expr::OuterColumn { ty, .. } | Expr::Subquery { ty, .. } => ty.clone(),
+            Expr::Binary { ty, .. } | Expr::Func { ty, .. } | Expr::Case { ty, .. } | Expr::Cast { ty, .. } => ty.clone(),
+            Expr::Neg(e) => e.data_type(),
+            Expr::Aggregate(a) => a.ty.clone(),
+            Expr::Not(_)
+            | Expr::IsNull { .. }
+            | Expr::IsBool { .. }
+            | Expr::IsDistinct { .. }
+            | Expr::InList { .. }
+            | Expr::Like { .. } => DataType::Bool,
+        }
+    }
+
+    pub fn literal(v: Value) -> Expr {
+        let ty = match &v {
+            Value::Null => DataType::Unknown,
+            Value::Bool(_) => DataType::Bool,
+            Value::Int(i) if i32::try_from(*i).is_ok() => DataType::Int4,
+            Value::Int(_) => DataType::Int8,
+            Value::Float(_) => DataType::Float8,
+            Value::Numeric(_) => DataType::Numeric(None),
+            Value::Text(_) => DataType::Text,
+            Value::Bytea(_) => DataType::Bytea,
+            Value::Date(_) => DataType::Date,
+            Value::Timestamp(_) => DataType::Timestamp,
+            Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Array(_) => DataType::Array(Box::new(DataType::Text)),
+        };
+        Expr::Literal(v, ty)
+    }
+
+    /// True if the expression reads no column (constant per execution).
+    pub fn is_constant(&self) -> bool {
+        let mut constant = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column(..) | Expr::Aggregate(_) | Expr::OuterColumn { .. } | Expr::Subquery { .. }) {
+                constant = false;
+            }
+            if let Expr::Func { func, .. } = e {
+                if func.is_volatile() {
+                    constant = false;
+                }
+            }
+        });
+        constant
+    }
+
+    /// Visits this expression and all sub-expressions.
+    pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
+        f(self);
+        match self {
+            Expr::Binary { left, right, .. } | Expr::IsDistinct { left, right, .. } => {
+                left.walk(f);
+                right.walk(f);
+            }
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull { expr: e, .. } | Expr::IsBool { expr: e, .. } | Expr::Cast { expr: e, .. } => {
+                e.walk(f)
+            }
+            Expr::Func { args, .. } => args.iter().for_each(|a| a.walk(f)),
+            Expr::Case { operand, whens, else_, .. } => {
+                if let Some(o) = operand {
+                    o.walk(f);
+                }
+                for (w, t) in whens {
+                    w.walk(f);
+                    t.walk(f);
+                }
+                if let Some(e) = else_ {
+                    e.walk(f);
+                }
+            }
+            Expr::InList { expr, list, .. } => {
+                expr.walk(f);
+                list.iter().for_each(|a| a.walk(f));
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(f);
+                pattern.walk(f);
+            }
+            Expr::Aggregate(a) => a.args.iter().for_each(|x| x.walk(f)),
+            Expr::Subquery { kind: SubqueryKind::In { expr, .. }, .. } => expr.walk(f),
+            Expr::Literal(..) | Expr::Column(..) | Expr::Param(..) | Expr::OuterColumn { .. } | Expr::Subquery { .. } => {}
+        }
+    }
+
+    /// Rewrites the tree bottom-up; `f` may replace a node.
+    pub fn transform(self, f: &mut dyn FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
+        let e = self.map_children(&mut |c| c.transform(f))?;
+        f(e)
+    }
+
+    /// Applies `f` to each direct child expression (not recursively).
+    pub fn map_children(self, f: &mut dyn FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
+        let mut boxed = |e: Box<Expr>| -> SqlResult<Box<Expr>> { Ok(Box::new(f(*e)?)) };
+        Ok(match self {
+            Expr::Binary { op, left, right, ty } => Expr::Binary { op, left: boxed(left)?, right: boxed(right)?, ty },
+            Expr::IsDistinct { left, right, negated } => Expr::IsDistinct { left: boxed(left)?, right: boxed(right)?, negated },
+            Expr::Not(e) => Expr::Not(boxed(e)?),
+            Expr::Neg(e) => Expr::Neg(boxed(e)?),
+            Expr::IsNull { expr, negated } => Expr::IsNull { expr: boxed(expr)?, negated },
+            Expr::IsBool { expr, value, negated } => Expr::IsBool { expr: boxed(expr)?, value, negated },
+            Expr::Cast { expr, ty } => Expr::Cast { expr: boxed(expr)?, ty },
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                Expr::Like { expr: boxed(expr)?, pattern: boxed(pattern)?, negated, case_insensitive }
+            }
+            Expr::Func { func, args, ty } => Expr::Func { func, args: args.into_iter().map(&mut *f).collect::<SqlResult<_>>()?, ty },
+            Expr::Case { operand, whens, else_, ty } => {
+                let operand = match operand {
+                    Some(o) => Some(Box::new(f(*o)?)),
+                    None => None,
+                };
+                let whens = whens.into_iter().map(|(w, t)| Ok((f(w)?, f(t)?))).collect::<SqlResult<_>>()?;
+                let else_ = match else_ {
+                    Some(e) => Some(Box::new(f(*e)?)),
+                    None => None,
+                };
+                Expr::Case { operand, whens, else_, ty }
+            }
+            Expr::InList { expr, list, negated } => {
+                let expr = Box::new(f(*expr)?);
+                Expr::InList { expr, list: list.into_iter().map(&mut *f).collect::<SqlResult<_>>()?, negated }
+            }
+            Expr::Subquery { kind: SubqueryKind::In { expr, negated }, plan, ty } => {
+                Expr::Subquery { kind: SubqueryKind::In { expr: Box::new(f(*expr)?), negated }, plan, ty }
+            }
+            Expr::Aggregate(mut a) => {
+                a.args = std::mem::take(&mut a.args).into_iter().map(&mut *f).collect::<SqlResult<_>>()?;
+                Expr::Aggregate(a)
+            }
+            other => other,
+        })
+    }
+
+    /// Evaluates against one input row.
+    pub fn eval(&self, row: &[Value], env: &EvalEnv) -> SqlResult<Value> {
+        match self {
+            Expr::Literal(v, _) => Ok(v.clone()),
+            Expr::Column(i, _) => row.get(*i).cloned().ok_or_else(|| SqlError::internal("column index out of range")),
+            Expr::Param(i, ty) => {
+                let v = env.params.get(*i).cloned().ok_or_else(|| {
+                    SqlError::new(SqlState::UNDEFINED_PARAMETER, format!("there is no parameter ${}", i + 1))
+                })?;
+                // Text-format parameters of inferred types arrive typed; be lenient otherwise.
+                match (&v, ty) {
+                    (Value::Text(s), ty) if !ty.is_string() && *ty != DataType::Unknown => Value::from_text(ty, s, env.tz),
+                    _ => Ok(v),
+                }
+            }
+            Expr::OuterColumn { depth, index, .. } => env
+                .outer
+                .len()
+                .checked_sub(*depth)
+                .and_then(|i| env.outer.get(i))
+                .and_then(|r| r.get(*index))
+                .cloned()
+                .ok_or_else(|| SqlError::internal("outer column out of range")),
+            Expr::Subquery { kind, plan, .. } => eval_subquery(kind, plan, row, env),
+            Expr::Binary { op, left, right, ty } => {
+                let l = left.eval(row, env)?;
+                // Short-circuit AND/OR with SQL's three-valued logic.
+                match op {
+                    BinOp::And => {
+                        if l == Value::Bool(false) {
+                            return Ok(Value::Bool(false));
+                        }
+                        let r = right.eval(row, env)?;
+                        return Ok(match (l, r) {
+                            (_, Value::Bool(false)) => Value::Bool(false),
+                            (Value::Bool(true), Value::Bool(true)) => Value::Bool(true),
+                            _ => Value::Null,
+                        });
+                    }
+                    BinOp::Or => {
+                        if l == Value::Bool(true) {
+                            return Ok(Value::Bool(true));
+                        }
+                        let r = right.eval(row, env)?;
+                        return Ok(match (l, r) {
+                            (_, Value::Bool(true)) => Value::Bool(true),
+                            (Value::Bool(false), Value::Bool(false)) => Value::Bool(false),
+                            _ => Value::Null,
+                        });
+                    }
+                    _ => {}
+                }
+                let r = right.eval(row, env)?;
+                binary_op(*op, l, r, ty, &left.data_type(), &right.data_type(), env)
+            }
+            Expr::Not(e) => Ok(match e.eval(row, env)? {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            }),
+            Expr::Neg(e) => match e.eval(row, env)? {
+                Value::Null => Ok(Value::Null),
+                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| SqlError::out_of_range(&e.data_type().type_name())),
+                Value::Float(f) => Ok(Value::Float(-f)),
+                Value::Numeric(d) => Ok(Value::Numeric(-d)),
+                other => Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("operator does not exist: - {}", type_of_value(&other)),
+                )),
+            },
+            Expr::IsNull { expr, negated } => Ok(Value::Bool(expr.eval(row, env)?.is_null() != *negated)),
+            Expr::IsBool { expr, value, negated } => {
+                let v = expr.eval(row, env)?;
+                Ok(Value::Bool((v == Value::Bool(*value)) != *negated))
+            }
+            Expr::IsDistinct { left, right, negated } => {
+                let (l, r) = (left.eval(row, env)?, right.eval(row, env)?);
+                let distinct = match (&l, &r) {
+                    (Value::Null, Value::Null) => false,
+                    (Value::Null, _) | (_, Value::Null) => true,
+                    _ => !l.sql_eq(&r),
+                };
+                Ok(Value::Bool(distinct != *negated))
+            }
+            Expr::Cast { expr, ty } => cast(expr.eval(row, env)?, ty, env.tz, true),
+            Expr::Func { func, args, ty } => {
+                let vals = args.iter().map(|a| a.eval(row, env)).collect::<SqlResult<Vec<_>>>()?;
+                func.eval(vals, ty, env)
+            }
+            Expr::Case { operand, whens, else_, ty } => {
+                let op = operand.as_ref().map(|o| o.eval(row, env)).transpose()?;
+                for (w, then) in whens {
+                    let hit = match &op {
+                        Some(v) => {
+                            let wv = w.eval(row, env)?;
+                            !v.is_null() && !wv.is_null() && v.sql_eq(&wv)
+                        }
+                        None => w.eval(row, env)?.is_true(),
+                    };
+                    if hit {
+                        return cast(then.eval(row, env)?, ty, env.tz, false);
+                    }
+                }
+                match else_ {
+                    Some(e) => cast(e.eval(row, env)?, ty, env.tz, false),
+                    None => Ok(Value::Null),
+                }
+            }
+            Expr::InList { expr, list, negated } => {
+                let v = expr.eval(row, env)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    let iv = item.eval(row, env)?;
+                    if iv.is_null() {
+                        saw_null = true;
+                    } else if compare(&v, &iv, env.tz)? == Ordering::Equal {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                Ok(if saw_null { Value::Null } else { Value::Bool(*negated) })
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                let (v, p) = (expr.eval(row, env)?, pattern.eval(row, env)?);
+                match (v, p) {
+                    (Value::Text(s), Value::Text(p)) => Ok(Value::Bool(like(&s, &p, *case_insensitive) != *negated)),
+                    (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
+                    _ => Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "operator does not exist for LIKE")),
+                }
+            }
+            Expr::Aggregate(_) => Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed here")),
+        }
+    }
+}
+
+fn eval_subquery(kind: &SubqueryKind, plan: &crate::plan::Plan, row: &[Value], env: &EvalEnv) -> SqlResult<Value> {
+    let runner = env.subqueries.ok_or_else(|| SqlError::unsupported("subqueries are not supported here"))?;
+    let mut outer = env.outer.to_vec();
+    outer.push(row.to_vec());
+    let rows = runner.run(plan, &outer, env)?;
+    match kind {
+        SubqueryKind::Scalar => match rows.len() {
+            0 => Ok(Value::Null),
+            1 => Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null)),
+            _ => Err(SqlError::new(SqlState::CARDINALITY_VIOLATION, "more than one row returned by a subquery used as an expression")),
+        },
+        SubqueryKind::Exists { negated } => Ok(Value::Bool(rows.is_empty() == *negated)),
+        SubqueryKind::Array => Ok(Value::Array(rows.into_iter().filter_map(|r| r.into_iter().next()).collect())),
+        SubqueryKind::In { expr, negated } => {
+            let v = expr.eval(row, env)?;
+            if v.is_null() {
+                return Ok(if rows.is_empty() { Value::Bool(*negated) } else { Value::Null });
+            }
+            let mut saw_null = false;
+            for r in rows {
+                match r.into_iter().next() {
+                    Some(Value::Null) | None => saw_null = true,
+                    Some(x) => {
+                        if compare(&v, &x, env.tz)? == Ordering::Equal {
+                            return Ok(Value::Bool(!negated));
+                        }
+                    }
+                }
+            }
+            Ok(if saw_null { Value::Null } else { Value::Bool(*negated) })
+        }
+    }
+}
+
+pub fn type_of_value(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "unknown",
+        Value::Bool(_) => "boolean",
+        Value::Int(_) => "integer",
+        Value::Float(_) => "double precision",
+        Value::Numeric(_) => "numeric",
+        Value::Text(_) => "text",
+        Value::Bytea(_) => "bytea",
+        Value::Date(_) => "date",
+        Value::Timestamp(_) => "timestamp without time zone",
+        Value::TimestampTz(_) => "timestamp with time zone",
+        Value::Array(_) => "array",
+    }
+}
+
+/// Compares two non-null values, casting text to the other side's kind
+/// (an untyped literal or parameter compared with a typed value).
+pub fn compare(l: &Value, r: &Value, tz: &TimeZone) -> SqlResult<Ordering> {
+    let coerce = |text: &str, other: &Value| -> SqlResult<Value> {
+        let ty = match other {
+            Value::Bool(_) => DataType::Bool,
+            Value::Int(_) => DataType::Int8,
+            Value::Float(_) => DataType::Float8,
+            Value::Numeric(_) => DataType::Numeric(None),
+            Value::Date(_) => DataType::Date,
+            Value::Timestamp(_) => DataType::Timestamp,
+            Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Bytea(_) => DataType::Bytea,
+            _ => DataType::Text,
+        };
+        Value::from_text(&ty, text, tz)
+    };
+    match (l, r) {
+        (Value::Text(s), other) if !matches!(other, Value::Text(_)) => Ok(coerce(s, other)?.total_cmp(other)),
+        (other, Value::Text(s)) if !matches!(other, Value::Text(_)) => Ok(other.total_cmp(&coerce(s, other)?)),
+        _ => Ok(l.total_cmp(r)),
+    }
+}
+
+fn int_range(ty: &DataType) -> (i64, i64, &'static str) {
+    match ty {
+        DataType::Int2 => (i16::MIN as i64, i16::MAX as i64, "smallint"),
+        DataType::Int4 => (i32::MIN as i64, i32::MAX as i64, "integer"),
+        _ => (i64::MIN, i64::MAX, "bigint"),
+    }
+}
+
+fn checked_int(v: Option<i64>, ty: &DataType) -> SqlResult<Value> {
+    let (min, max, name) = int_range(ty);
+    match v {
+        Some(i) if i >= min && i <= max => Ok(Value::Int(i)),
+        _ => Err(SqlError::out_of_range(name)),
+    }
+}
+
+fn to_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Int(i) => Some(Decimal::from(*i)),
+        Value::Numeric(d) => Some(*d),
+        Value::Float(f) => Decimal::from_f64_retain(*f),
+        _ => None,
+    }
+}
+
+fn to_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Numeric(d) => Some(decimal_to_f64(d)),
+        _ => None,
+    }
+}
+
+fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &DataType, env: &EvalEnv) -> SqlResult<Value> {
+    if l.is_null() || r.is_null() {
+        return Ok(Value::Null);
+    }
+    if op.is_comparison() {
+        let o = compare(&l, &r, env.tz)?;
+        return Ok(Value::Bool(match op {
+            BinOp::Eq => o == Ordering::Equal,
+            BinOp::NotEq => o != Ordering::Equal,
+            BinOp::Lt => o == Ordering::Less,
+            BinOp::LtEq => o != Ordering::Greater,
+            BinOp::Gt => o == Ordering::Greater,
+            _ => o != Ordering::Less,
+        }));
+    }
+    match op {
+        BinOp::Concat => {
+            let tz = env.tz;
+            let s = |v: &Value, t: &DataType| v.to_text(t, tz).unwrap_or_default();
+            return Ok(Value::Text(s(&l, lt) + &s(&r, rt)));
+        }
+        BinOp::RegexMatch { case_insensitive, negated } => {
+            let (Value::Text(s), Value::Text(p)) = (&l, &r) else {
+                return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "operator does not exist: ~"));
+            };
+            return Ok(Value::Bool(crate::functions::regex_match(s, p, case_insensitive)? != negated));
+        }
+        _ => {}
+    }
+    // Date/time arithmetic: date + int, date - date, timestamp - timestamp.
+    match (&l, &r, op) {
+        (Value::Date(d), Value::Int(n), BinOp::Add) => return Ok(Value::Date(*d + chrono::Duration::days(*n))),
+        (Value::Int(n), Value::Date(d), BinOp::Add) => return Ok(Value::Date(*d + chrono::Duration::days(*n))),
+        (Value::Date(d), Value::Int(n), BinOp::Sub) => return Ok(Value::Date(*d - chrono::Duration::days(*n))),
+        (Value::Date(a), Value::Date(b), BinOp::Sub) => return Ok(Value::Int((*a - *b).num_days())),
+        _ => {}
+    }
+    match ty {
+        DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+            let (a, b) = match (&l, &r) {
+                (Value::Int(a), Value::Int(b)) => (*a, *b),
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            let v = match op {
+                BinOp::Add => a.checked_add(b),
+                BinOp::Sub => a.checked_sub(b),
+                BinOp::Mul => a.checked_mul(b),
+                BinOp::Div => {
+                    if b == 0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_div(b)
+                }
+                BinOp::Mod => {
+                    if b == 0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_rem(b)
+                }
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            checked_int(v, ty)
+        }
+        DataType::Float4 | DataType::Float8 => {
+            let (a, b) = match (to_f64(&l), to_f64(&r)) {
+                (Some(a), Some(b)) => (a, b),
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            let v = match op {
+                BinOp::Add => a + b,
+                BinOp::Sub => a - b,
+                BinOp::Mul => a * b,
+                BinOp::Div => {
+                    if b == 0.0 {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a / b
+                }
+                BinOp::Mod => a % b,
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            if v.is_infinite() && a.is_finite() && b.is_finite() {
+                return Err(SqlError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow"));
+            }
+            Ok(Value::Float(v))
+        }
+        DataType::Numeric(_) => {
+            let (a, b) = match (to_decimal(&l), to_decimal(&r)) {
+                (Some(a), Some(b)) => (a, b),
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            let v = match op {
+                BinOp::Add => a.checked_add(b),
+                BinOp::Sub => a.checked_sub(b),
+                BinOp::Mul => a.checked_mul(b),
+                BinOp::Div => {
+                    if b.is_zero() {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_div(b).map(|q| numeric_div_scale(q, &a, &b))
+                }
+                BinOp::Mod => {
+                    if b.is_zero() {
+                        return Err(SqlError::division_by_zero());
+                    }
+                    a.checked_rem(b)
+                }
+                _ => return Err(op_error(op, &l, &r)),
+            };
+            v.map(Value::Numeric)
+                .ok_or_else(|| SqlError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format"))
+        }
+        _ => Err(op_error(op, &l, &r)),
+    }
+}
+
+/// PostgreSQL picks the result scale of numeric division so that it has at
+/// least 16 significant digits, and at least the scale of either input.
+pub fn numeric_div_scale(q: Decimal, a: &Decimal, b: &Decimal) -> Decimal {
+    let int_digits = q.trunc().abs().to_u128().map(|v| if v == 0 { 0 } else { v.to_string().len() as i64 }).unwrap_or(0);
+    let leading_zeros = if int_digits == 0 && !q.is_zero() {
+        // 0.000123 -> three zeros after the point before the first digit
+        let s = q.abs().to_string();
+        s.split('.').nth(1).map(|f| f.chars().take_while(|c| *c == '0').count() as i64).unwrap_or(0)
+    } else {
+        0
+    };
+    let scale = (16 - int_digits + leading_zeros).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
+    q.round_dp(scale).trunc_with_scale(scale).round_dp(scale).normalize_to(scale)
+}
+
+trait NormalizeTo {
+    fn normalize_to(self, scale: u32) -> Decimal;
+}
+
+impl NormalizeTo for Decimal {
+    fn normalize_to(mut self, scale: u32) -> Decimal {
+        self.rescale(scale);
+        self
+    }
+}
+
+fn op_error(op: BinOp, l: &Value, r: &Value) -> SqlError {
+    SqlError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!("operator does not exist: {} {} {}", type_of_value(l), op.symbol(), type_of_value(r)),
+    )
+    .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")
+}
+
+/// SQL LIKE with % and _ and backslash escapes.
+pub fn like(s: &str, pattern: &str, case_insensitive: bool) -> bool {
+    let (s, p): (Vec<char>, Vec<char>) = if case_insensitive {
+        (s.to_lowercase().chars().collect(), pattern.to_lowercase().chars().collect())
+    } else {
+        (s.chars().collect(), pattern.chars().collect())
+    };
+    fn matches(s: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => s.is_empty(),
+            Some('%') => (0..=s.len()).any(|i| matches(&s[i..], &p[1..])),
+            Some('_') => !s.is_empty() && matches(&s[1..], &p[1..]),
+            Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && matches(&s[1..], &p[2..]),
+            Some(c) => s.first() == Some(c) && matches(&s[1..], &p[1..]),
+        }
+    }
+    matches(&s, &p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("hello", "h%o", false));
+        assert!(like("hello", "_ello", false));
+        assert!(!like("hello", "H%", false));
+        assert!(like("hello", "H%", true));
+        assert!(like("50%", "50\\%", false));
+        assert!(!like("500", "50\\%", false));
+    }
+
+    #[test]
+    fn numeric_division_scale_matches_postgres() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(numeric_div_scale(d("1") / d("3"), &d("1"), &d("3")).to_string(), "0.33333333333333333333");
+        assert_eq!(numeric_div_scale(d("10") / d("4"), &d("10"), &d("4")).to_string(), "2.5000000000000000");
+    }
+}

@@ -1,0 +1,597 @@
+//! Scalar functions: name resolution with argument types, and evaluation.
+
+use rand::Rng;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::cast::cast;
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::EvalEnv;
+use crate::types::DataType;
+use crate::value::{decimal_to_f64, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Now,
+    ClockTimestamp,
+    CurrentDate,
+    Version,
+    CurrentDatabase,
+    CurrentUser,
+    CurrentSchema,
+    CurrentSetting,
+    BackendPid,
+    IsInRecovery,
+    NextVal,
+    CurrVal,
+    SetVal,
+    Coalesce,
+    NullIf,
+    Greatest,
+    Least,
+    Lower,
+    Upper,
+    Length,
+    OctetLength,
+    Abs,
+    Round,
+    Floor,
+    Ceil,
+    Trunc,
+    Mod,
+    Power,
+    Sqrt,
+    Concat,
+    Substr,
+    Trim,
+    LTrim,
+    RTrim,
+    Replace,
+    StrPos,
+    Left,
+    Right,
+    Lpad,
+    Rpad,
+    Repeat,
+    Random,
+    PgSleep,
+    FormatType,
+    TableIsVisible,
+    ObjDescription,
+    GetUserById,
+    Md5,
+    DatePart,
+    DateTrunc,
+    ToRegclass,
+    ArrayToString,
+}
+
+impl Func {
+    /// Functions whose value changes between rows (never constant-folded).
+    pub fn is_volatile(&self) -> bool {
+        matches!(self, Func::NextVal | Func::SetVal | Func::Random | Func::ClockTimestamp | Func::PgSleep)
+    }
+
+    /// Resolves a function by name and argument types; returns the result type.
+    pub fn resolve(name: &str, args: &[DataType]) -> SqlResult<(Func, DataType)> {
+        use DataType as T;
+        let n = args.len();
+        let first = args.first().cloned().unwrap_or(T::Unknown);
+        let numeric_result = |t: &DataType| match t {
+            T::Int2 | T::Int4 | T::Int8 | T::Numeric(_) | T::Unknown => T::Numeric(None),
+            _ => T::Float8,
+        };
+        let common = || common_type(args);
+        let f = match (name, n) {
+            ("now" | "transaction_timestamp" | "statement_timestamp", 0) => (Func::Now, T::TimestampTz),
+            ("clock_timestamp", 0) => (Func::ClockTimestamp, T::TimestampTz),
+            ("current_date", 0) => (Func::CurrentDate, T::Date),
+            ("version", 0) => (Func::Version, T::Text),
+            ("current_database" | "current_catalog", 0) => (Func::CurrentDatabase, T::Name),
+            ("current_user" | "user" | "session_user" | "current_role", 0) => (Func::CurrentUser, T::Name),
+            ("current_schema", 0) => (Func::CurrentSchema, T::Name),
+            ("current_setting", 1 | 2) => (Func::CurrentSetting, T::Text),
+            ("pg_backend_pid", 0) => (Func::BackendPid, T::Int4),
+            ("pg_is_in_recovery", 0) => (Func::IsInRecovery, T::Bool),
+            ("nextval", 1) => (Func::NextVal, T::Int8),
+            ("currval", 1) => (Func::CurrVal, T::Int8),
+            ("setval", 2 | 3) => (Func::SetVal, T::Int8),
+            ("coalesce", 1..) => (Func::Coalesce, common()?),
+            ("nullif", 2) => (Func::NullIf, first),
+            ("greatest", 1..) => (Func::Greatest, common()?),
+            ("least", 1..) => (Func::Least, common()?),
+            ("lower", 1) => (Func::Lower, T::Text),
+            ("upper", 1) => (Func::Upper, T::Text),
+            ("length" | "char_length" | "character_length", 1) => (Func::Length, T::Int4),
+            ("octet_length", 1) => (Func::OctetLength, T::Int4),
+            ("abs", 1) => (Func::Abs, if first == T::Unknown { T::Float8 } else { first }),
+            ("round", 1 | 2) => (Func::Round, if n == 2 { T::Numeric(None) } else { numeric_result(&first) }),
+            ("floor", 1) => (Func::Floor, numeric_result(&first)),
+            ("ceil" | "ceiling", 1) => (Func::Ceil, numeric_result(&first)),
+            ("trunc", 1 | 2) => (Func::Trunc, if n == 2 { T::Numeric(None) } else { numeric_result(&first) }),
+            ("mod", 2) => (Func::Mod, common()?),
+            ("power" | "pow", 2) => (Func::Power, numeric_result(&common()?)),
+            ("sqrt", 1) => (Func::Sqrt, numeric_result(&first)),
+            ("concat", _) => (Func::Concat, T::Text),
+            ("substr" | "substring", 2 | 3) => (Func::Substr, T::Text),
+            ("btrim", 1 | 2) => (Func::Trim, T::Text),
+            ("ltrim", 1 | 2) => (Func::LTrim, T::Text),
+            ("rtrim", 1 | 2) => (Func::RTrim, T::Text),
+            ("replace", 3) => (Func::Replace, T::Text),
+            ("strpos", 2) => (Func::StrPos, T::Int4),
+            ("left", 2) => (Func::Left, T::Text),
+            ("right", 2) => (Func::Right, T::Text),
+            ("lpad", 2 | 3) => (Func::Lpad, T::Text),
+            ("rpad", 2 | 3) => (Func::Rpad, T::Text),
+            ("repeat", 2) => (Func::Repeat, T::Text),
+            ("random", 0) => (Func::Random, T::Float8),
+            ("pg_sleep", 1) => (Func::PgSleep, T::Unknown),
+            ("format_type", 2) => (Func::FormatType, T::Text),
+            ("pg_table_is_visible", 1) => (Func::TableIsVisible, T::Bool),
+            ("obj_description" | "col_description" | "shobj_description", 1 | 2) => (Func::ObjDescription, T::Text),
+            ("pg_get_userbyid", 1) => (Func::GetUserById, T::Name),
+            ("md5", 1) => (Func::Md5, T::Text),
+            ("date_part", 2) => (Func::DatePart, T::Float8),
+            ("date_trunc", 2) => (Func::DateTrunc, if args.get(1) == Some(&T::Timestamp) { T::Timestamp } else { T::TimestampTz }),
+            ("to_regclass", 1) => (Func::ToRegclass, T::Oid),
+            ("array_to_string", 2 | 3) => (Func::ArrayToString, T::Text),
+            _ => {
+                let types: Vec<String> = args.iter().map(|t| t.sql_name()).collect();
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {}({}) does not exist", name, types.join(", ")),
+                )
+                .with_hint("No function matches the given name and argument types. You might need to add explicit type casts."));
+            }
+        };
+        Ok(f)
+    }
+
+    pub fn eval(&self, args: Vec<Value>, ty: &DataType, env: &EvalEnv) -> SqlResult<Value> {
+        use Value as V;
+        // Most functions are strict: NULL in, NULL out.
+        let strict = !matches!(
+            self,
+            Func::Coalesce | Func::Concat | Func::Greatest | Func::Least | Func::NullIf | Func::CurrentSetting | Func::ObjDescription
+        );
+        if strict && args.iter().any(Value::is_null) {
+            return Ok(V::Null);
+        }
+        let text = |i: usize| -> String {
+            match args.get(i) {
+                Some(V::Text(s)) => s.clone(),
+                Some(v) => v.to_text(&crate::cast::type_of(v), env.tz).unwrap_or_default(),
+                None => String::new(),
+            }
+        };
+        let int = |i: usize| -> SqlResult<i64> {
+            match args.get(i) {
+                Some(V::Int(n)) => Ok(*n),
+                Some(V::Text(s)) => s.trim().parse().map_err(|_| SqlError::invalid_text("integer", s)),
+                Some(V::Float(f)) => Ok(*f as i64),
+                Some(V::Numeric(d)) => d.to_i64().ok_or_else(|| SqlError::out_of_range("integer")),
+                _ => Err(SqlError::internal("integer argument expected")),
+            }
+        };
+        Ok(match self {
+            Func::Now => V::TimestampTz(env.txn_time),
+            Func::ClockTimestamp => V::TimestampTz(chrono::Utc::now()),
+            Func::CurrentDate => cast(V::TimestampTz(env.txn_time), &DataType::Date, env.tz, true)?,
+            Func::Version => V::Text(crate::session::version_string()),
+            Func::CurrentDatabase => V::Text(env.session.current_database().to_string()),
+            Func::CurrentUser => V::Text(env.session.current_user().to_string()),
+            Func::CurrentSchema => V::Text("public".into()),
+            Func::CurrentSetting => {
+                let name = text(0);
+                match env.session.setting(&name.to_ascii_lowercase()) {
+                    Some(v) => V::Text(v),
+                    None if args.get(1) == Some(&V::Bool(true)) => V::Null,
+                    None => {
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("unrecognized configuration parameter \"{name}\""),
+                        ))
+                    }
+                }
+            }
+            Func::BackendPid => V::Int(env.session.backend_pid() as i64),
+            Func::IsInRecovery => V::Bool(env.session.in_recovery()),
+            Func::NextVal => V::Int(env.session.nextval(&sequence_name(&args[0], env)?)?),
+            Func::CurrVal => V::Int(env.session.currval(&sequence_name(&args[0], env)?)?),
+            Func::SetVal => {
+                let called = !matches!(args.get(2), Some(V::Bool(false)));
+                V::Int(env.session.setval(&sequence_name(&args[0], env)?, int(1)?, called)?)
+            }
+            Func::Coalesce => {
+                let v = args.into_iter().find(|v| !v.is_null()).unwrap_or(V::Null);
+                cast(v, ty, env.tz, false)?
+            }
+            Func::NullIf => {
+                if !args[0].is_null() && !args[1].is_null() && crate::expr::compare(&args[0], &args[1], env.tz)?.is_eq() {
+                    V::Null
+                } else {
+                    args[0].clone()
+                }
+            }
+            Func::Greatest | Func::Least => {
+                let mut best: Option<Value> = None;
+                for v in args.into_iter().filter(|v| !v.is_null()) {
+                    let v = cast(v, ty, env.tz, false)?;
+                    best = Some(match best {
+                        None => v,
+                        Some(b) => {
+                            let o = v.total_cmp(&b);
+                            if (*self == Func::Greatest) == o.is_gt() { v } else { b }
+                        }
+                    });
+                }
+                best.unwrap_or(V::Null)
+            }
+            Func::Lower => V::Text(text(0).to_lowercase()),
+            Func::Upper => V::Text(text(0).to_uppercase()),
+            Func::Length => match &args[0] {
+                V::Bytea(b) => V::Int(b.len() as i64),
+                _ => V::Int(text(0).chars().count() as i64),
+            },
+            Func::OctetLength => match &args[0] {
+                V::Bytea(b) => V::Int(b.len() as i64),
+                _ => V::Int(text(0).len() as i64),
+            },
+            Func::Abs => match &args[0] {
+                V::Int(i) => V::Int(i.checked_abs().ok_or_else(|| SqlError::out_of_range(&ty.type_name()))?),
+                V::Float(f) => V::Float(f.abs()),
+                V::Numeric(d) => V::Numeric(d.abs()),
+                other => return Err(bad_arg("abs", other)),
+            },
+            Func::Round | Func::Trunc => {
+                let places = if args.len() == 2 { int(1)? } else { 0 };
+                let strategy = if *self == Func::Round { RoundingStrategy::MidpointAwayFromZero } else { RoundingStrategy::ToZero };
+                match (&args[0], ty) {
+                    (V::Float(f), DataType::Float8) if args.len() == 1 => {
+                        V::Float(if *self == Func::Round { f.round_ties_even() } else { f.trunc() })
+                    }
+                    (v, _) => {
+                        let d = to_decimal(v)?;
+                        let mut r = if places >= 0 {
+                            d.round_dp_with_strategy(places as u32, strategy)
+                        } else {
+                            let factor = Decimal::from(10i64.pow((-places).min(18) as u32));
+                            (d / factor).round_dp_with_strategy(0, strategy) * factor
+                        };
+                        if places >= 0 {
+                            r.rescale(places as u32);
+                        }
+                        V::Numeric(r)
+                    }
+                }
+            }
+            Func::Floor | Func::Ceil => match &args[0] {
+                V::Float(f) => V::Float(if *self == Func::Floor { f.floor() } else { f.ceil() }),
+                v => {
+                    let d = to_decimal(v)?;
+                    V::Numeric(if *self == Func::Floor { d.floor() } else { d.ceil() })
+                }
+            },
+            Func::Mod => {
+                let env_ty = ty.clone();
+                return crate::expr::Expr::Binary {
+                    op: crate::expr::BinOp::Mod,
+                    left: Box::new(crate::expr::Expr::Literal(args[0].clone(), env_ty.clone())),
+                    right: Box::new(crate::expr::Expr::Literal(args[1].clone(), env_ty.clone())),
+                    ty: env_ty,
+                }
+                .eval(&[], env);
+            }
+            Func::Power => {
+                let (a, b) = (to_f64(&args[0])?, to_f64(&args[1])?);
+                let r = a.powf(b);
+                match ty {
+                    DataType::Numeric(_) => V::Numeric(Decimal::from_f64(r).ok_or_else(|| SqlError::out_of_range("numeric"))?),
+                    _ => V::Float(r),
+                }
+            }
+            Func::Sqrt => {
+                let a = to_f64(&args[0])?;
+                if a < 0.0 {
+                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "cannot take square root of a negative number")
+                        .with_hint(""));
+                }
+                match ty {
+                    DataType::Numeric(_) => V::Numeric(Decimal::from_f64(a.sqrt()).unwrap_or_default()),
+                    _ => V::Float(a.sqrt()),
+                }
+            }
+            Func::Concat => V::Text(
+                args.iter()
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_text(&crate::cast::type_of(v), env.tz).unwrap_or_default())
+                    .collect(),
+            ),
+            Func::Substr => {
+                let s: Vec<char> = text(0).chars().collect();
+                let start = int(1)?;
+                let (from, to) = if args.len() == 3 {
+                    let len = int(2)?;
+                    if len < 0 {
+                        return Err(SqlError::new(SqlState::SUBSTRING_ERROR, "negative substring length not allowed"));
+                    }
+                    (start, start.saturating_add(len))
+                } else {
+                    (start, i64::MAX)
+                };
+                let from = (from.max(1) - 1) as usize;
+                let to = (to.max(1) - 1).min(s.len() as i64) as usize;
+                V::Text(if from < to { s[from..to].iter().collect() } else { String::new() })
+            }
+            Func::Trim | Func::LTrim | Func::RTrim => {
+                let s = text(0);
+                let chars: Vec<char> = if args.len() == 2 { text(1).chars().collect() } else { vec![' '] };
+                let f = |c: char| chars.contains(&c);
+                V::Text(match self {
+                    Func::Trim => s.trim_matches(f).to_string(),
+                    Func::LTrim => s.trim_start_matches(f).to_string(),
+                    _ => s.trim_end_matches(f).to_string(),
+                })
+            }
+            Func::Replace => {
+                let from = text(1);
+                if from.is_empty() {
+                    V::Text(text(0))
+                } else {
+                    V::Text(text(0).replace(&from, &text(2)))
+                }
+            }
+            Func::StrPos => {
+                let s = text(0);
+                V::Int(s.find(&text(1)).map(|i| s[..i].chars().count() as i64 + 1).unwrap_or(0))
+            }
+            Func::Left | Func::Right => {
+                let s: Vec<char> = text(0).chars().collect();
+                let n = int(1)?;
+                let len = s.len() as i64;
+                let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+                V::Text(if *self == Func::Left { s[..keep].iter().collect() } else { s[s.len() - keep..].iter().collect() })
+            }
+            Func::Lpad | Func::Rpad => {
+                let s: Vec<char> = text(0).chars().collect();
+                let n = int(1)?.max(0) as usize;
+                let fill: Vec<char> = if args.len() == 3 { text(2).chars().collect() } else { vec![' '] };
+                if s.len() >= n {
+                    V::Text(s[..n].iter().collect())
+                } else if fill.is_empty() {
+                    V::Text(s.iter().collect())
+                } else {
+                    let pad: String = fill.iter().cycle().take(n - s.len()).collect();
+                    let body: String = s.iter().collect();
+                    V::Text(if *self == Func::Lpad { pad + &body } else { body + &pad })
+                }
+            }
+            Func::Repeat => V::Text(text(0).repeat(int(1)?.clamp(0, 1 << 20) as usize)),
+            Func::Random => V::Float(rand::rng().random::<f64>()),
+            Func::PgSleep => {
+                // Sleeps in small steps so cancel and statement_timeout apply.
+                let secs = to_f64(&args[0])?;
+                let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e6));
+                while std::time::Instant::now() < end {
+                    env.check_interrupt()?;
+                    std::thread::sleep(std::time::Duration::from_millis(5).min(end - std::time::Instant::now()));
+                }
+                V::Null
+            }
+            Func::FormatType => {
+                let oid = int(0)? as u32;
+                let typmod = int(1).unwrap_or(-1);
+                V::Text(format_type(oid, typmod))
+            }
+            Func::TableIsVisible => V::Bool(true),
+            Func::ObjDescription => V::Null,
+            Func::GetUserById => V::Text(env.session.role_name(int(0)? as u32).unwrap_or_else(|| format!("unknown (OID={})", int(0).unwrap_or(0)))),
+            Func::Md5 => V::Text(md5_hex(text(0).as_bytes())),
+            Func::DatePart => V::Float(date_part(&text(0), &args[1], env)?),
+            Func::DateTrunc => date_trunc(&text(0), &args[1], env)?,
+            Func::ToRegclass => match env.session.relation_oid(&text(0))? {
+                Some(oid) => V::Int(oid as i64),
+                None => V::Null,
+            },
+            Func::ArrayToString => match &args[0] {
+                V::Array(items) => {
+                    let sep = text(1);
+                    let null_str = if args.len() == 3 { Some(text(2)) } else { None };
+                    let parts: Vec<String> = items
+                        .iter()
+                        .filter_map(|v| match v {
+                            V::Null => null_str.clone(),
+                            v => v.to_text(&crate::cast::type_of(v), env.tz),
+                        })
+                        .collect();
+                    V::Text(parts.join(&sep))
+                }
+                other => return Err(bad_arg("array_to_string", other)),
+            },
+        })
+    }
+}
+
+fn bad_arg(name: &str, v: &Value) -> SqlError {
+    SqlError::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!("function {name}({}) does not exist", crate::expr::type_of_value(v)),
+    )
+}
+
+fn to_decimal(v: &Value) -> SqlResult<Decimal> {
+    match v {
+        Value::Int(i) => Ok(Decimal::from(*i)),
+        Value::Numeric(d) => Ok(*d),
+        Value::Float(f) => Decimal::from_f64(*f).ok_or_else(|| SqlError::out_of_range("numeric")),
+        Value::Text(s) => s.trim().parse().map_err(|_| SqlError::invalid_text("numeric", s)),
+        other => Err(bad_arg("numeric", other)),
+    }
+}
+
+fn to_f64(v: &Value) -> SqlResult<f64> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        Value::Numeric(d) => Ok(decimal_to_f64(d)),
+        Value::Text(s) => s.trim().parse().map_err(|_| SqlError::invalid_text("double precision", s)),
+        other => Err(bad_arg("float8", other)),
+    }
+}
+
+/// The common type of several arguments (COALESCE, GREATEST, CASE).
+pub fn common_type(types: &[DataType]) -> SqlResult<DataType> {
+    use DataType as T;
+    let mut result = T::Unknown;
+    for t in types {
+        result = match (&result, t) {
+            (T::Unknown, t) => t.clone(),
+            (r, T::Unknown) => r.clone(),
+            (a, b) if a == b => a.clone(),
+            (a, b) if a.is_numeric() && b.is_numeric() => {
+                let rank = |t: &DataType| match t {
+                    T::Int2 => 0,
+                    T::Int4 | T::Oid => 1,
+                    T::Int8 => 2,
+                    T::Numeric(_) => 3,
+                    T::Float4 => 4,
+                    _ => 5,
+                };
+                if rank(a) >= rank(b) { a.clone() } else { b.clone() }
+            }
+            (a, b) if a.is_string() && b.is_string() => T::Text,
+            (a, b) if a.is_temporal() && b.is_temporal() => {
+                if *a == T::TimestampTz || *b == T::TimestampTz { T::TimestampTz } else { T::Timestamp }
+            }
+            (a, b) => {
+                return Err(SqlError::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("types {} and {} cannot be matched", a.sql_name(), b.sql_name()),
+                ))
+            }
+        };
+    }
+    Ok(if result == T::Unknown { T::Text } else { result })
+}
+
+/// The sequence named by a nextval() argument (text or regclass).
+fn sequence_name(v: &Value, _env: &EvalEnv) -> SqlResult<String> {
+    match v {
+        Value::Text(s) => Ok(s.clone()),
+        Value::Int(oid) => Ok(format!("#{oid}")),
+        other => Err(bad_arg("nextval", other)),
+    }
+}
+
+/// PostgreSQL's format_type(oid, typmod).
+pub fn format_type(oid: u32, typmod: i64) -> String {
+    let Some(mut ty) = DataType::from_oid(oid) else { return "???".into() };
+    match &mut ty {
+        DataType::Varchar(n) => *n = if typmod >= 4 { Some((typmod - 4) as u32) } else { None },
+        DataType::Char(n) => *n = if typmod >= 4 { (typmod - 4) as u32 } else { 1 },
+        DataType::Numeric(ps) => {
+            *ps = if typmod >= 4 {
+                let t = typmod - 4;
+                Some(((t >> 16) as u32, (t & 0xffff) as u32))
+            } else {
+                None
+            }
+        }
+        _ => {}
+    }
+    ty.sql_name()
+}
+
+pub fn regex_match(s: &str, pattern: &str, case_insensitive: bool) -> SqlResult<bool> {
+    let re = regex::RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .build()
+        .map_err(|e| SqlError::new(SqlState::INVALID_REGULAR_EXPRESSION, format!("invalid regular expression: {e}")))?;
+    Ok(re.is_match(s))
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    format!("{:x}", md5::compute(data))
+}
+
+fn timestamp_parts(v: &Value, env: &EvalEnv) -> SqlResult<chrono::NaiveDateTime> {
+    Ok(match v {
+        Value::Date(d) => d.and_time(chrono::NaiveTime::MIN),
+        Value::Timestamp(t) => *t,
+        Value::TimestampTz(t) => t.naive_utc() + chrono::Duration::seconds(env.tz.offset_secs as i64),
+        Value::Text(s) => match Value::from_text(&DataType::Timestamp, s, env.tz)? {
+            Value::Timestamp(t) => t,
+            _ => return Err(SqlError::internal("timestamp expected")),
+        },
+        other => return Err(bad_arg("date_part", other)),
+    })
+}
+
+fn date_part(field: &str, v: &Value, env: &EvalEnv) -> SqlResult<f64> {
+    use chrono::{Datelike, Timelike};
+    let t = timestamp_parts(v, env)?;
+    Ok(match field.to_ascii_lowercase().as_str() {
+        "year" => t.year() as f64,
+        "month" => t.month() as f64,
+        "day" => t.day() as f64,
+        "hour" => t.hour() as f64,
+        "minute" => t.minute() as f64,
+        "second" => t.second() as f64 + t.nanosecond() as f64 / 1e9,
+        "dow" => t.weekday().num_days_from_sunday() as f64,
+        "doy" => t.ordinal() as f64,
+        "quarter" => ((t.month() - 1) / 3 + 1) as f64,
+        "epoch" => match v {
+            Value::TimestampTz(tz) => tz.timestamp_micros() as f64 / 1e6,
+            _ => t.and_utc().timestamp_micros() as f64 / 1e6,
+        },
+        other => {
+            return Err(SqlError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("unit \"{other}\" not supported for type timestamp"),
+            ))
+        }
+    })
+}
+
+fn date_trunc(field: &str, v: &Value, env: &EvalEnv) -> SqlResult<Value> {
+    use chrono::{Datelike, NaiveDate, Timelike};
+    let t = timestamp_parts(v, env)?;
+    let d = t.date();
+    let truncated = match field.to_ascii_lowercase().as_str() {
+        "year" => NaiveDate::from_ymd_opt(d.year(), 1, 1).map(|d| d.and_time(chrono::NaiveTime::MIN)),
+        "month" => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).map(|d| d.and_time(chrono::NaiveTime::MIN)),
+        "day" => Some(d.and_time(chrono::NaiveTime::MIN)),
+        "hour" => d.and_hms_opt(t.hour(), 0, 0),
+        "minute" => d.and_hms_opt(t.hour(), t.minute(), 0),
+        "second" => d.and_hms_opt(t.hour(), t.minute(), t.second()),
+        other => {
+            return Err(SqlError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("unit \"{other}\" not recognized for type timestamp"),
+            ))
+        }
+    }
+    .ok_or_else(|| SqlError::internal("date_trunc failed"))?;
+    Ok(match v {
+        Value::TimestampTz(_) => Value::TimestampTz(env.tz.to_utc(&truncated).and_utc()),
+        _ => Value::Timestamp(truncated),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_matches_reference() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+    }
+
+    #[test]
+    fn format_type_uses_typmod() {
+        assert_eq!(format_type(1043, 14), "character varying(10)");
+        assert_eq!(format_type(1700, ((10 << 16) | 2) + 4), "numeric(10,2)");
+        assert_eq!(format_type(23, -1), "integer");
+    }
+}

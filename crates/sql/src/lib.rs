@@ -1,0 +1,28 @@
+//! duet's SQL layer: parsing (sqlparser plus duet's own statements),
+//! planning and execution over the storage layer's transactions.
+//!
+//! The server crate drives it through [`Database`] (shared, one per node) and
+//! [`Session`] (one per client connection).
+
+mod cast;
+pub mod catalog;
+pub mod error;
+mod exec;
+mod expr;
+mod functions;
+mod parser;
+mod plan;
+mod planner;
+mod row;
+pub mod scram;
+pub mod session;
+pub mod types;
+pub mod value;
+
+pub use error::{SqlError, SqlResult, SqlState};
+pub use session::{
+    Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo,
+    Session, SessionContext, Statement, TransactionState,
+};
+pub use types::DataType;
+pub use value::{TimeZone, Value};

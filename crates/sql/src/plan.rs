@@ -1,0 +1,89 @@
+//! Query plans: the tree the planner builds and the executor runs.
+
+use std::sync::Arc;
+
+use crate::catalog::{IndexDef, TableDef};
+use crate::expr::{AggCall, Expr};
+use crate::session::Column;
+use crate::types::DataType;
+
+/// How a table is read: a key range of the primary index or of a
+/// secondary index. Equality on leading key columns, then an optional
+/// range on the next one. No bounds means a full scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRange {
+    pub eq: Vec<Expr>,
+    pub lower: Option<(Expr, bool)>,
+    pub upper: Option<(Expr, bool)>,
+    /// Types of the key columns, to cast bound values before encoding.
+    pub key_types: Vec<DataType>,
+}
+
+impl KeyRange {
+    pub fn full() -> Self {
+        KeyRange { eq: vec![], lower: None, upper: None, key_types: vec![] }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.eq.is_empty() && self.lower.is_none() && self.upper.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub expr: Expr,
+    pub desc: bool,
+    pub nulls_first: bool,
+}
+
+/// A catalog view computed on the fly (pg_catalog, information_schema).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualTable {
+    pub name: String,
+    pub columns: Vec<(String, DataType)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// One row with no columns: SELECT without FROM.
+    Empty,
+    Values { rows: Vec<Vec<Expr>>, width: usize },
+    /// Rows of a table through its primary index (`index` None) or a
+    /// secondary index.
+    Scan { table: Arc<TableDef>, index: Option<IndexDef>, range: KeyRange },
+    /// generate_series(start, stop[, step]).
+    Series { start: Expr, stop: Expr, step: Option<Expr>, ty: DataType },
+    Virtual(VirtualTable),
+    Filter { input: Box<Plan>, predicate: Expr },
+    Project { input: Box<Plan>, exprs: Vec<Expr> },
+    /// Nested-loop join; the right side is materialized once.
+    Join { left: Box<Plan>, right: Box<Plan>, kind: JoinKind, on: Option<Expr>, right_width: usize },
+    /// Output: group-by values, then aggregate results.
+    Aggregate { input: Box<Plan>, group_by: Vec<Expr>, aggs: Vec<AggCall> },
+    Sort { input: Box<Plan>, keys: Vec<SortKey> },
+    Limit { input: Box<Plan>, limit: Option<Expr>, offset: Option<Expr> },
+    Distinct { input: Box<Plan> },
+    /// Drops trailing helper columns (ORDER BY expressions not selected).
+    Truncate { input: Box<Plan>, width: usize },
+    SetOp { left: Box<Plan>, right: Box<Plan>, op: SetOpKind, all: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOpKind {
+    Union,
+    Intersect,
+    Except,
+}
+
+/// A planned SELECT: the plan and its output columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    pub plan: Plan,
+    pub columns: Vec<Column>,
+}

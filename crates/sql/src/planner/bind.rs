@@ -1,0 +1,581 @@
+//! Binding expressions: names to row positions, literals and parameters
+//! typed from their context, functions resolved.
+
+use sqlparser::ast::{self, BinaryOperator, UnaryOperator};
+
+use super::{ident_name, Planner, Scope};
+use crate::cast::cast;
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::{AggCall, AggFunc, BinOp, Expr, SubqueryKind};
+use crate::functions::{common_type, Func};
+use crate::types::DataType;
+use crate::value::Value;
+
+impl Planner<'_> {
+    /// Binds an expression in `scope` (enclosing scopes are searched for
+    /// correlated references).
+    pub fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
+        use ast::Expr as A;
+        Ok(match e {
+            A::Identifier(id) => self.bind_column(None, &ident_name(id), scope)?,
+            A::CompoundIdentifier(ids) => {
+                let names: Vec<String> = ids.iter().map(ident_name).collect();
+                match names.as_slice() {
+                    [t, c] => self.bind_column(Some(t), c, scope)?,
+                    [_, t, c] | [_, _, t, c] => self.bind_column(Some(t), c, scope)?,
+                    _ => return Err(SqlError::syntax(format!("invalid column reference {e}"))),
+                }
+            }
+            A::Value(v) => self.bind_value(&v.value)?,
+            A::Nested(inner) => self.bind_expr(inner, scope)?,
+            A::Collate { expr, .. } => self.bind_expr(expr, scope)?,
+            A::BinaryOp { left, op, right } => {
+                let l = self.bind_expr(left, scope)?;
+                let r = self.bind_expr(right, scope)?;
+                self.bind_binary(op, l, r)?
+            }
+            A::UnaryOp { op, expr } => match op {
+                UnaryOperator::Not => Expr::Not(Box::new(self.bind_as(expr, scope, &DataType::Bool)?)),
+                UnaryOperator::Minus => match self.bind_expr(expr, scope)? {
+                    Expr::Literal(Value::Int(i), _) => Expr::literal(Value::Int(-i)),
+                    Expr::Literal(Value::Numeric(d), ty) => Expr::Literal(Value::Numeric(-d), ty),
+                    Expr::Literal(Value::Float(f), ty) => Expr::Literal(Value::Float(-f), ty),
+                    other => Expr::Neg(Box::new(other)),
+                },
+                UnaryOperator::Plus => self.bind_expr(expr, scope)?,
+                other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+            },
+            A::IsNull(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: false },
+            A::IsNotNull(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: true },
+            A::IsTrue(x) => self.is_bool(x, scope, true, false)?,
+            A::IsNotTrue(x) => self.is_bool(x, scope, true, true)?,
+            A::IsFalse(x) => self.is_bool(x, scope, false, false)?,
+            A::IsNotFalse(x) => self.is_bool(x, scope, false, true)?,
+            A::IsUnknown(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: false },
+            A::IsNotUnknown(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: true },
+            A::IsDistinctFrom(l, r) | A::IsNotDistinctFrom(l, r) => {
+                let (l, r) = self.bind_pair(l, r, scope)?;
+                Expr::IsDistinct { left: Box::new(l), right: Box::new(r), negated: matches!(e, A::IsNotDistinctFrom(..)) }
+            }
+            A::InList { expr, list, negated } => {
+                let x = self.bind_expr(expr, scope)?;
+                let ty = x.data_type();
+                let list = list
+                    .iter()
+                    .map(|i| {
+                        let b = self.bind_expr(i, scope)?;
+                        self.coerce(b, &ty)
+                    })
+                    .collect::<SqlResult<_>>()?;
+                Expr::InList { expr: Box::new(x), list, negated: *negated }
+            }
+            A::Between { expr, negated, low, high } => {
+                let x = self.bind_expr(expr, scope)?;
+                let lo = self.bind_expr(low, scope)?;
+                let hi = self.bind_expr(high, scope)?;
+                let ge = self.bind_binary(&BinaryOperator::GtEq, x.clone(), lo)?;
+                let le = self.bind_binary(&BinaryOperator::LtEq, x, hi)?;
+                let both = Expr::Binary { op: BinOp::And, left: Box::new(ge), right: Box::new(le), ty: DataType::Bool };
+                if *negated {
+                    Expr::Not(Box::new(both))
+                } else {
+                    both
+                }
+            }
+            A::Like { negated, expr, pattern, .. } | A::ILike { negated, expr, pattern, .. } => {
+                let x = self.bind_as(expr, scope, &DataType::Text)?;
+                let p = self.bind_as(pattern, scope, &DataType::Text)?;
+                Expr::Like { expr: Box::new(x), pattern: Box::new(p), negated: *negated, case_insensitive: matches!(e, A::ILike { .. }) }
+            }
+            A::Cast { expr, data_type, .. } => self.bind_cast(expr, data_type, scope)?,
+            A::TypedString(ts) => {
+                let ty = super::convert_type(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Expr::Literal(cast(Value::Text(text), &ty, &self.tz, true)?, ty)
+            }
+            A::Function(f) => self.bind_function(f, scope)?,
+            A::Case { operand, conditions, else_result, .. } => {
+                let operand = operand.as_ref().map(|o| self.bind_expr(o, scope)).transpose()?;
+                let op_ty = operand.as_ref().map(|o| o.data_type());
+                let mut whens = Vec::new();
+                let mut results = Vec::new();
+                for cw in conditions {
+                    let cond = self.bind_expr(&cw.condition, scope)?;
+                    let cond = match &op_ty {
+                        Some(t) => self.coerce(cond, t)?,
+                        None => self.coerce(cond, &DataType::Bool)?,
+                    };
+                    whens.push(cond);
+                    results.push(self.bind_expr(&cw.result, scope)?);
+                }
+                let else_ = else_result.as_ref().map(|x| self.bind_expr(x, scope)).transpose()?;
+                let mut types: Vec<DataType> = results.iter().map(Expr::data_type).collect();
+                if let Some(e) = &else_ {
+                    types.push(e.data_type());
+                }
+                let ty = common_type(&types)?;
+                let results = results.into_iter().map(|r| self.coerce(r, &ty)).collect::<SqlResult<Vec<_>>>()?;
+                let else_ = else_.map(|x| self.coerce(x, &ty)).transpose()?;
+                Expr::Case {
+                    operand: operand.map(Box::new),
+                    whens: whens.into_iter().zip(results).collect(),
+                    else_: else_.map(Box::new),
+                    ty,
+                }
+            }
+            A::Extract { field, expr, .. } => {
+                let x = self.bind_expr(expr, scope)?;
+                let field = Expr::literal(Value::Text(field.to_string().to_lowercase()));
+                let (func, _) = Func::resolve("date_part", &[DataType::Text, x.data_type()])?;
+                Expr::Func { func, args: vec![field, x], ty: DataType::Numeric(None) }
+            }
+            A::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![self.bind_expr(expr, scope)?];
+                args.push(match substring_from {
+                    Some(f) => self.bind_as(f, scope, &DataType::Int4)?,
+                    None => Expr::literal(Value::Int(1)),
+                });
+                if let Some(f) = substring_for {
+                    args.push(self.bind_as(f, scope, &DataType::Int4)?);
+                }
+                Expr::Func { func: Func::Substr, args, ty: DataType::Text }
+            }
+            A::Trim { expr, trim_where, trim_what, .. } => {
+                let func = match trim_where {
+                    Some(ast::TrimWhereField::Leading) => Func::LTrim,
+                    Some(ast::TrimWhereField::Trailing) => Func::RTrim,
+                    _ => Func::Trim,
+                };
+                let mut args = vec![self.bind_as(expr, scope, &DataType::Text)?];
+                if let Some(w) = trim_what {
+                    args.push(self.bind_as(w, scope, &DataType::Text)?);
+                }
+                Expr::Func { func, args, ty: DataType::Text }
+            }
+            A::Position { expr, r#in } => {
+                let needle = self.bind_as(expr, scope, &DataType::Text)?;
+                let hay = self.bind_as(r#in, scope, &DataType::Text)?;
+                Expr::Func { func: Func::StrPos, args: vec![hay, needle], ty: DataType::Int4 }
+            }
+            A::Ceil { expr, .. } | A::Floor { expr, .. } => {
+                let x = self.bind_expr(expr, scope)?;
+                let name = if matches!(e, A::Ceil { .. }) { "ceil" } else { "floor" };
+                let (func, ty) = Func::resolve(name, &[x.data_type()])?;
+                Expr::Func { func, args: vec![x], ty }
+            }
+            A::Subquery(q) => {
+                let plan = self.plan_subquery(q, scope)?;
+                let ty = plan.columns.first().map(|c| c.data_type.clone()).unwrap_or(DataType::Text);
+                if plan.columns.len() != 1 {
+                    return Err(SqlError::syntax("subquery must return only one column"));
+                }
+                Expr::Subquery { kind: SubqueryKind::Scalar, plan: Box::new(plan.plan), ty }
+            }
+            A::Exists { subquery, negated } => {
+                let plan = self.plan_subquery(subquery, scope)?;
+                Expr::Subquery { kind: SubqueryKind::Exists { negated: *negated }, plan: Box::new(plan.plan), ty: DataType::Bool }
+            }
+            A::InSubquery { expr, subquery, negated } => {
+                let x = self.bind_expr(expr, scope)?;
+                let plan = self.plan_subquery(subquery, scope)?;
+                if plan.columns.len() != 1 {
+                    return Err(SqlError::syntax("subquery has too many columns"));
+                }
+                Expr::Subquery {
+                    kind: SubqueryKind::In { expr: Box::new(x), negated: *negated },
+                    plan: Box::new(plan.plan),
+                    ty: DataType::Bool,
+                }
+            }
+            other => return Err(SqlError::unsupported(format!("expression not supported: {other}"))),
+        })
+    }
+
+    /// Binds an expression and coerces it to `ty`.
+    pub fn bind_as(&mut self, e: &ast::Expr, scope: &Scope, ty: &DataType) -> SqlResult<Expr> {
+        let b = self.bind_expr(e, scope)?;
+        self.coerce(b, ty)
+    }
+
+    fn is_bool(&mut self, x: &ast::Expr, scope: &Scope, value: bool, negated: bool) -> SqlResult<Expr> {
+        let x = self.bind_as(x, scope, &DataType::Bool)?;
+        Ok(Expr::IsBool { expr: Box::new(x), value, negated })
+    }
+
+    fn bind_pair(&mut self, l: &ast::Expr, r: &ast::Expr, scope: &Scope) -> SqlResult<(Expr, Expr)> {
+        let l = self.bind_expr(l, scope)?;
+        let r = self.bind_expr(r, scope)?;
+        let (lt, rt) = (l.data_type(), r.data_type());
+        Ok((self.coerce(l, &rt)?, self.coerce(r, &lt)?))
+    }
+
+    fn bind_column(&mut self, qualifier: Option<&str>, name: &str, scope: &Scope) -> SqlResult<Expr> {
+        if let Some(i) = scope.resolve(qualifier, name)? {
+            return Ok(Expr::Column(i, scope.columns[i].ty.clone()));
+        }
+        for (depth, outer) in self.outer.iter().rev().enumerate() {
+            if let Some(i) = outer.resolve(qualifier, name)? {
+                return Ok(Expr::OuterColumn { depth: depth + 1, index: i, ty: outer.columns[i].ty.clone() });
+            }
+        }
+        // Keywords PostgreSQL treats as functions without parentheses.
+        if qualifier.is_none() {
+            if let Ok((func, ty)) = Func::resolve(name, &[]) {
+                if matches!(name, "current_user" | "session_user" | "user" | "current_role" | "current_catalog" | "current_schema" | "current_date") {
+                    return Ok(Expr::Func { func, args: vec![], ty });
+                }
+            }
+        }
+        match qualifier {
+            Some(q) if !scope.has_qualifier(q) && self.outer.iter().all(|s| !s.has_qualifier(q)) => Err(SqlError::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("missing FROM-clause entry for table \"{q}\""),
+            )),
+            Some(q) => Err(SqlError::undefined_column(&format!("{q}.{name}"))),
+            None => Err(SqlError::undefined_column(name)),
+        }
+    }
+
+    fn bind_value(&mut self, v: &ast::Value) -> SqlResult<Expr> {
+        use ast::Value as V;
+        Ok(match v {
+            V::Number(n, _) => {
+                if let Ok(i) = n.parse::<i64>() {
+                    Expr::literal(Value::Int(i))
+                } else {
+                    let d = n
+                        .parse::<rust_decimal::Decimal>()
+                        .or_else(|_| rust_decimal::Decimal::from_scientific(n))
+                        .map_err(|_| SqlError::invalid_text("numeric", n))?;
+                    Expr::Literal(Value::Numeric(d), DataType::Numeric(None))
+                }
+            }
+            V::SingleQuotedString(s) | V::EscapedStringLiteral(s) | V::DoubleQuotedString(s) | V::UnicodeStringLiteral(s) => {
+                Expr::Literal(Value::Text(s.clone()), DataType::Unknown)
+            }
+            V::DollarQuotedString(d) => Expr::Literal(Value::Text(d.value.clone()), DataType::Unknown),
+            V::HexStringLiteral(h) => Expr::Literal(Value::Text(format!("\\x{h}")), DataType::Unknown),
+            V::Boolean(b) => Expr::literal(Value::Bool(*b)),
+            V::Null => Expr::Literal(Value::Null, DataType::Unknown),
+            V::Placeholder(p) => {
+                let n: usize = p
+                    .trim_start_matches('$')
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| SqlError::syntax(format!("syntax error at or near \"{p}\"")))?;
+                if self.params.len() < n {
+                    self.params.resize(n, DataType::Unknown);
+                }
+                Expr::Param(n - 1, self.params[n - 1].clone())
+            }
+            other => return Err(SqlError::unsupported(format!("literal not supported: {other}"))),
+        })
+    }
+
+    /// Makes `e` usable where type `ty` is expected: untyped literals are
+    /// parsed as `ty`, untyped parameters take `ty`.
+    pub fn coerce(&mut self, e: Expr, ty: &DataType) -> SqlResult<Expr> {
+        if *ty == DataType::Unknown {
+            return Ok(e);
+        }
+        Ok(match e {
+            Expr::Literal(Value::Null, DataType::Unknown) => Expr::Literal(Value::Null, ty.clone()),
+            Expr::Literal(v, DataType::Unknown) => Expr::Literal(cast(v, ty, &self.tz, true)?, ty.clone()),
+            Expr::Param(i, DataType::Unknown) => {
+                if let Some(slot) = self.params.get_mut(i) {
+                    *slot = ty.clone();
+                }
+                Expr::Param(i, ty.clone())
+            }
+            other => other,
+        })
+    }
+
+    /// Binary operator with operand coercion and result typing.
+    pub fn bind_binary(&mut self, op: &BinaryOperator, l: Expr, r: Expr) -> SqlResult<Expr> {
+        use BinaryOperator as B;
+        let op = match op {
+            B::Plus => BinOp::Add,
+            B::Minus => BinOp::Sub,
+            B::Multiply => BinOp::Mul,
+            B::Divide => BinOp::Div,
+            B::Modulo => BinOp::Mod,
+            B::Eq => BinOp::Eq,
+            B::NotEq => BinOp::NotEq,
+            B::Lt => BinOp::Lt,
+            B::LtEq => BinOp::LtEq,
+            B::Gt => BinOp::Gt,
+            B::GtEq => BinOp::GtEq,
+            B::And => BinOp::And,
+            B::Or => BinOp::Or,
+            B::StringConcat => BinOp::Concat,
+            B::PGRegexMatch => BinOp::RegexMatch { case_insensitive: false, negated: false },
+            B::PGRegexIMatch => BinOp::RegexMatch { case_insensitive: true, negated: false },
+            B::PGRegexNotMatch => BinOp::RegexMatch { case_insensitive: false, negated: true },
+            B::PGRegexNotIMatch => BinOp::RegexMatch { case_insensitive: true, negated: true },
+            B::PGCustomBinaryOperator(parts) => match parts.last().map(String::as_str) {
+                Some("~") => BinOp::RegexMatch { case_insensitive: false, negated: false },
+                Some("~*") => BinOp::RegexMatch { case_insensitive: true, negated: false },
+                Some("!~") => BinOp::RegexMatch { case_insensitive: false, negated: true },
+                Some("=") => BinOp::Eq,
+                Some("<>") => BinOp::NotEq,
+                _ => return Err(SqlError::unsupported(format!("operator {op} is not supported"))),
+            },
+            other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+        };
+        let (lt, rt) = (l.data_type(), r.data_type());
+        let (l, r) = match op {
+            BinOp::And | BinOp::Or => (self.coerce(l, &DataType::Bool)?, self.coerce(r, &DataType::Bool)?),
+            BinOp::Concat | BinOp::RegexMatch { .. } => (self.coerce(l, &DataType::Text)?, self.coerce(r, &DataType::Text)?),
+            _ => {
+                // Untyped sides take the other side's type.
+                let (lt2, rt2) = (if lt == DataType::Unknown { rt.clone() } else { lt.clone() }, if rt == DataType::Unknown { lt.clone() } else { rt.clone() });
+                (self.coerce(l, &lt2)?, self.coerce(r, &rt2)?)
+            }
+        };
+        let (lt, rt) = (l.data_type(), r.data_type());
+        let ty = match op {
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => arith_type(op, &lt, &rt)?,
+            BinOp::Concat => DataType::Text,
+            _ => DataType::Bool,
+        };
+        if op.is_comparison() {
+            check_comparable(&lt, &rt, op)?;
+        }
+        Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty })
+    }
+
+    fn bind_cast(&mut self, expr: &ast::Expr, data_type: &ast::DataType, scope: &Scope) -> SqlResult<Expr> {
+        let is_regclass = matches!(data_type, ast::DataType::Regclass)
+            || matches!(data_type, ast::DataType::Custom(n, _) if n.to_string().to_lowercase().ends_with("regclass"));
+        let inner = self.bind_expr(expr, scope)?;
+        if is_regclass {
+            // 'name'::regclass: keep the name for nextval(), resolve otherwise.
+            if let Expr::Literal(Value::Text(name), _) = &inner {
+                if let Ok(i) = name.parse::<i64>() {
+                    return Ok(Expr::Literal(Value::Int(i), DataType::Oid));
+                }
+                return Ok(Expr::Func { func: Func::ToRegclass, args: vec![Expr::literal(Value::Text(name.clone()))], ty: DataType::Oid });
+            }
+        }
+        let ty = super::convert_type(data_type)?;
+        Ok(match inner {
+            Expr::Literal(v, DataType::Unknown) => Expr::Literal(cast(v, &ty, &self.tz, true)?, ty),
+            Expr::Param(i, DataType::Unknown) => {
+                if let Some(slot) = self.params.get_mut(i) {
+                    *slot = ty.clone();
+                }
+                Expr::Param(i, ty)
+            }
+            other => Expr::Cast { expr: Box::new(other), ty },
+        })
+    }
+
+    fn bind_function(&mut self, f: &ast::Function, scope: &Scope) -> SqlResult<Expr> {
+        let name = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(ident_name)
+            .ok_or_else(|| SqlError::syntax("invalid function name"))?;
+        if f.over.is_some() {
+            return Err(SqlError::unsupported("window functions are not supported yet"));
+        }
+        let (args, distinct, star) = match &f.args {
+            ast::FunctionArguments::None => (vec![], false, false),
+            ast::FunctionArguments::Subquery(q) => {
+                // ARRAY(SELECT ...)
+                let plan = self.plan_subquery(q, scope)?;
+                let elem = plan.columns.first().map(|c| c.data_type.clone()).unwrap_or(DataType::Text);
+                return Ok(Expr::Subquery { kind: SubqueryKind::Array, plan: Box::new(plan.plan), ty: DataType::Array(Box::new(elem)) });
+            }
+            ast::FunctionArguments::List(list) => {
+                let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let mut args = Vec::new();
+                let mut star = false;
+                for a in &list.args {
+                    match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => args.push(x),
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
+                        _ => return Err(SqlError::unsupported(format!("function argument not supported in {name}"))),
+                    }
+                }
+                (args, distinct, star)
+            }
+        };
+        if let Some(agg) = agg_func(&name, star) {
+            let bound = args.iter().map(|a| self.bind_expr(a, scope)).collect::<SqlResult<Vec<_>>>()?;
+            if bound.iter().any(|b| contains_aggregate(b)) {
+                return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+            }
+            let ty = agg_type(agg, bound.first().map(|b| b.data_type()))?;
+            let expected = match agg {
+                AggFunc::CountStar => 0,
+                AggFunc::StringAgg => 2,
+                _ => 1,
+            };
+            if bound.len() != expected {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function {name} with {} arguments does not exist", bound.len()),
+                ));
+            }
+            let bound = match agg {
+                AggFunc::StringAgg | AggFunc::BoolAnd | AggFunc::BoolOr => {
+                    let t = if agg == AggFunc::StringAgg { DataType::Text } else { DataType::Bool };
+                    bound.into_iter().map(|b| self.coerce(b, &t)).collect::<SqlResult<_>>()?
+                }
+                _ => bound,
+            };
+            return Ok(Expr::Aggregate(Box::new(AggCall { func: agg, args: bound, distinct, ty })));
+        }
+        let mut bound = Vec::with_capacity(args.len());
+        for a in &args {
+            bound.push(self.bind_expr(a, scope)?);
+        }
+        // nextval('seq'::regclass): the sequence name, not an OID.
+        if matches!(name.as_str(), "nextval" | "currval" | "setval") {
+            if let Some(Expr::Func { func: Func::ToRegclass, args, .. }) = bound.first().cloned() {
+                bound[0] = args[0].clone();
+            }
+            bound[0] = self.coerce(bound[0].clone(), &DataType::Text)?;
+            for b in bound.iter_mut().skip(1) {
+                let t = if matches!(b.data_type(), DataType::Bool) { DataType::Bool } else { DataType::Int8 };
+                *b = self.coerce(b.clone(), &t)?;
+            }
+        }
+        let types: Vec<DataType> = bound.iter().map(Expr::data_type).collect();
+        let (func, ty) = Func::resolve(&name, &types)?;
+        // Untyped arguments take the function's common type (coalesce, greatest).
+        if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf) {
+            let t = if func == Func::NullIf { common_type(&types)? } else { ty.clone() };
+            bound = bound.into_iter().map(|b| self.coerce(b, &t)).collect::<SqlResult<_>>()?;
+        } else {
+            bound = bound
+                .into_iter()
+                .map(|b| if b.data_type() == DataType::Unknown { self.coerce(b, &DataType::Text) } else { Ok(b) })
+                .collect::<SqlResult<_>>()?;
+        }
+        Ok(Expr::Func { func, args: bound, ty })
+    }
+}
+
+fn agg_func(name: &str, star: bool) -> Option<AggFunc> {
+    Some(match name {
+        "count" if star => AggFunc::CountStar,
+        "count" => AggFunc::Count,
+        "sum" => AggFunc::Sum,
+        "avg" => AggFunc::Avg,
+        "min" => AggFunc::Min,
+        "max" => AggFunc::Max,
+        "bool_and" | "every" => AggFunc::BoolAnd,
+        "bool_or" => AggFunc::BoolOr,
+        "string_agg" => AggFunc::StringAgg,
+        _ => return None,
+    })
+}
+
+fn agg_type(agg: AggFunc, arg: Option<DataType>) -> SqlResult<DataType> {
+    use DataType as T;
+    Ok(match agg {
+        AggFunc::CountStar | AggFunc::Count => T::Int8,
+        AggFunc::Sum => match arg {
+            Some(T::Int2 | T::Int4) => T::Int8,
+            Some(T::Int8 | T::Numeric(_)) => T::Numeric(None),
+            Some(T::Float4) => T::Float4,
+            Some(T::Float8) => T::Float8,
+            Some(T::Unknown) => T::Numeric(None),
+            Some(other) => return Err(no_agg("sum", &other)),
+            None => T::Numeric(None),
+        },
+        AggFunc::Avg => match arg {
+            Some(T::Float4 | T::Float8) => T::Float8,
+            Some(t) if t.is_numeric() || t == T::Unknown => T::Numeric(None),
+            Some(other) => return Err(no_agg("avg", &other)),
+            None => T::Numeric(None),
+        },
+        AggFunc::Min | AggFunc::Max => match arg {
+            Some(T::Unknown) | None => T::Text,
+            Some(t) => t,
+        },
+        AggFunc::BoolAnd | AggFunc::BoolOr => T::Bool,
+        AggFunc::StringAgg => T::Text,
+    })
+}
+
+fn no_agg(name: &str, t: &DataType) -> SqlError {
+    SqlError::new(SqlState::UNDEFINED_FUNCTION, format!("function {name}({}) does not exist", t.sql_name()))
+        .with_hint("No function matches the given name and argument types. You might need to add explicit type casts.")
+}
+
+pub fn contains_aggregate(e: &Expr) -> bool {
+    let mut found = false;
+    e.walk(&mut |x| {
+        if matches!(x, Expr::Aggregate(_)) {
+            found = true;
+        }
+    });
+    found
+}
+
+fn arith_type(op: BinOp, l: &DataType, r: &DataType) -> SqlResult<DataType> {
+    use DataType as T;
+    let rank = |t: &DataType| match t {
+        T::Int2 => Some(0),
+        T::Int4 | T::Oid => Some(1),
+        T::Int8 => Some(2),
+        T::Numeric(_) => Some(3),
+        T::Float4 => Some(4),
+        T::Float8 => Some(5),
+        T::Unknown => Some(1),
+        _ => None,
+    };
+    match (l, r, op) {
+        (T::Date, t, BinOp::Add | BinOp::Sub) | (t, T::Date, BinOp::Add) if t.is_integer() => return Ok(T::Date),
+        (T::Date, T::Date, BinOp::Sub) => return Ok(T::Int4),
+        _ => {}
+    }
+    match (rank(l), rank(r)) {
+        (Some(a), Some(b)) => Ok(match a.max(b) {
+            0 => T::Int2,
+            1 => T::Int4,
+            2 => T::Int8,
+            3 => T::Numeric(None),
+            4 if a == b => T::Float4,
+            _ => T::Float8,
+        }),
+        _ => Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!("operator does not exist: {} {} {}", l.sql_name(), op.symbol(), r.sql_name()),
+        )
+        .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts.")),
+    }
+}
+
+fn check_comparable(l: &DataType, r: &DataType, op: BinOp) -> SqlResult<()> {
+    let family = |t: &DataType| match t {
+        t if t.is_numeric() => 1,
+        t if t.is_string() => 2,
+        t if t.is_temporal() => 3,
+        DataType::Bool => 4,
+        DataType::Bytea => 5,
+        DataType::Unknown | DataType::InternalChar => 0,
+        DataType::Array(_) => 6,
+        _ => 7,
+    };
+    let (a, b) = (family(l), family(r));
+    if a == 0 || b == 0 || a == b {
+        Ok(())
+    } else {
+        Err(SqlError::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!("operator does not exist: {} {} {}", l.sql_name(), op.symbol(), r.sql_name()),
+        )
+        .with_hint("No operator matches the given name and argument types. You might need to add explicit type casts."))
+    }
+}

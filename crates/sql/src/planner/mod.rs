@@ -1,0 +1,89 @@
+//! The planner: binds sqlparser's AST against the catalog (names to row
+//! positions, types inferred, parameters typed) and builds plans.
+
+mod access;
+mod bind;
+mod dml;
+mod scope;
+mod select;
+mod types;
+
+use std::sync::Arc;
+
+use sqlparser::ast::{Ident, ObjectName};
+
+pub use dml::{parse_expr, table_scope, Assignment, DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
+pub use types::serial_kind;
+pub use scope::{Scope, ScopeColumn};
+pub use types::convert_type;
+
+use crate::catalog::{Privilege, TableDef};
+use crate::error::{SqlError, SqlResult};
+use crate::plan::VirtualTable;
+use crate::types::DataType;
+use crate::value::TimeZone;
+
+/// What the planner needs to know about the database.
+pub trait PlannerCatalog {
+    /// A table by (optional schema and) name.
+    fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>>;
+    /// A pg_catalog / information_schema view by name.
+    fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable>;
+    /// Errors with 42501 unless the current user holds the privilege.
+    fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()>;
+}
+
+pub struct Planner<'a> {
+    pub catalog: &'a dyn PlannerCatalog,
+    /// Parameter types, inferred from context where not given.
+    pub params: Vec<DataType>,
+    pub tz: TimeZone,
+    /// Scopes of enclosing queries, for correlated subqueries (innermost last).
+    outer: Vec<Scope>,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(catalog: &'a dyn PlannerCatalog, params: Vec<DataType>, tz: TimeZone) -> Self {
+        Planner { catalog, params, tz, outer: Vec::new() }
+    }
+
+    /// Parameter types after planning: still-unknown ones default to text.
+    pub fn param_types(&self) -> Vec<DataType> {
+        self.params
+            .iter()
+            .map(|t| if *t == DataType::Unknown { DataType::Text } else { t.clone() })
+            .collect()
+    }
+
+    /// Resolves a table name to its definition, or 42P01.
+    pub fn resolve_table(&self, name: &ObjectName) -> SqlResult<Arc<TableDef>> {
+        let (schema, table) = split_name(name)?;
+        self.catalog
+            .table(schema.as_deref(), &table)?
+            .ok_or_else(|| SqlError::undefined_table(&table))
+    }
+}
+
+/// PostgreSQL folds unquoted identifiers to lower case.
+pub fn ident_name(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// Splits `schema.name` (or `db.schema.name`) into its parts.
+pub fn split_name(name: &ObjectName) -> SqlResult<(Option<String>, String)> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| p.as_ident().map(ident_name).ok_or_else(|| SqlError::syntax(format!("invalid name {name}"))))
+        .collect::<SqlResult<_>>()?;
+    match parts.as_slice() {
+        [n] => Ok((None, n.clone())),
+        [s, n] => Ok((Some(s.clone()), n.clone())),
+        [_, s, n] => Ok((Some(s.clone()), n.clone())),
+        _ => Err(SqlError::syntax(format!("improper qualified name (too many dotted names): {name}"))),
+    }
+}

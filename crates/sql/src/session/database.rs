@@ -1,0 +1,235 @@
+//! The node's shared database state: storage engine, bootstrap, the table
+//! cache, and sequence value allocation.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use duet_storage::{Engine, EngineOptions, Isolation, Transaction};
+
+use super::{DatabaseOptions, RoleInfo, Session, SessionContext};
+use crate::catalog::{sequence_key, version_key, Catalog, DatabaseDef, Relation, RoleDef, TableDef, ADMIN_ROLE, ROOT_USER};
+use crate::error::{SqlError, SqlResult, SqlState};
+
+/// Sequence values are handed out from memory in blocks; only the end of
+/// each block is written durably (PostgreSQL logs 32 values ahead too).
+const SEQUENCE_BLOCK: i64 = 32;
+
+#[derive(Default)]
+struct TableCache {
+    version: u64,
+    tables: HashMap<(u32, String, String), Arc<TableDef>>,
+}
+
+struct SequenceState {
+    /// Last value handed out.
+    last: i64,
+    /// Highest value durably reserved.
+    reserved: i64,
+}
+
+/// A node's database. Shared by all sessions.
+pub struct Database {
+    pub(crate) engine: Arc<Engine>,
+    tables: RwLock<TableCache>,
+    sequences: Mutex<HashMap<u32, SequenceState>>,
+}
+
+impl Database {
+    /// Opens (creating and bootstrapping if empty) the database in `data_dir`.
+    pub fn open(data_dir: &Path, options: DatabaseOptions) -> SqlResult<Arc<Database>> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            SqlError::new(SqlState::IO_ERROR, format!("cannot create data directory {}: {e}", data_dir.display()))
+        })?;
+        let engine = Engine::open(&data_dir.join("db"), EngineOptions::default())?;
+        let db = Arc::new(Database { engine, tables: RwLock::default(), sequences: Mutex::default() });
+        db.bootstrap(&options)?;
+        Ok(db)
+    }
+
+    /// Creates the default databases and the root/admin roles on first start.
+    fn bootstrap(&self, options: &DatabaseOptions) -> SqlResult<()> {
+        let mut txn = self.engine.begin(Isolation::ReadCommitted);
+        let mut cat = Catalog::new(&mut txn);
+        if cat.database("defaultdb")?.is_some() {
+            return Ok(());
+        }
+        for (oid, name) in [(1u32, "postgres"), (16383u32, "defaultdb")] {
+            cat.put_database(&DatabaseDef { oid, name: name.into(), owner: ROOT_USER.into() })?;
+        }
+        cat.put_role(&RoleDef { oid: 16381, name: ADMIN_ROLE.into(), superuser: true, create_role: true, create_db: true, ..Default::default() })?;
+        cat.put_role(&RoleDef {
+            oid: 16382,
+            name: ROOT_USER.into(),
+            login: true,
+            superuser: true,
+            create_role: true,
+            create_db: true,
+            password: options.root_password.as_deref().map(crate::scram::make_verifier),
+            member_of: BTreeSet::from([ADMIN_ROLE.to_string()]),
+            ..Default::default()
+        })?;
+        txn.commit_blocking()?;
+        Ok(())
+    }
+
+    /// A fresh read-committed transaction.
+    pub(crate) fn begin(&self, isolation: Isolation) -> Transaction {
+        self.engine.begin(isolation)
+    }
+
+    /// Looks up a role for authentication.
+    pub fn role(&self, name: &str) -> SqlResult<Option<RoleInfo>> {
+        let txn = self.begin(Isolation::ReadCommitted);
+        let cat = Catalog::new(&txn);
+        let Some(role) = cat.role(name)? else { return Ok(None) };
+        let roles = cat.roles()?;
+        Ok(Some(RoleInfo {
+            name: role.name.clone(),
+            can_login: role.login,
+            is_admin: is_admin(&role, &roles),
+            replication: role.replication,
+            scram_verifier: role.password.clone(),
+        }))
+    }
+
+    /// Whether a database of that name exists.
+    pub fn database_exists(&self, name: &str) -> SqlResult<bool> {
+        let txn = self.begin(Isolation::ReadCommitted);
+        Ok(Catalog::new(&txn).database(name)?.is_some())
+    }
+
+    /// Starts a session for an authenticated user.
+    pub fn session(self: &Arc<Self>, ctx: SessionContext) -> SqlResult<Session> {
+        let txn = self.begin(Isolation::ReadCommitted);
+        let db = Catalog::new(&txn).database(&ctx.database)?.ok_or_else(|| {
+            SqlError::new(SqlState::UNDEFINED_DATABASE, format!("database \"{}\" does not exist", ctx.database))
+        })?;
+        Session::new(self.clone(), ctx, db)
+    }
+
+    /// A table through the cache, valid for the catalog version `txn` sees.
+    pub(crate) fn cached_table(&self, txn: &Transaction, database: u32, schema: &str, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+        let version = match txn.get(&version_key())? {
+            Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        let key = (database, schema.to_string(), name.to_string());
+        {
+            let cache = self.tables.read().unwrap_or_else(|e| e.into_inner());
+            if cache.version == version {
+                if let Some(t) = cache.tables.get(&key) {
+                    return Ok(Some(t.clone()));
+                }
+            }
+        }
+        let table = Catalog::new(txn).table(database, schema, name)?.map(Arc::new);
+        // Only a transaction without its own catalog changes may fill the cache.
+        if !txn.has_writes() {
+            let mut cache = self.tables.write().unwrap_or_else(|e| e.into_inner());
+            if version > cache.version || cache.version == 0 {
+                cache.version = version;
+                cache.tables.clear();
+            }
+            if cache.version == version {
+                if let Some(t) = &table {
+                    cache.tables.insert(key, t.clone());
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// Finds a sequence's OID by name in the committed catalog; names of the
+    /// form `#<oid>` are OIDs already (hidden rowid sequences).
+    fn sequence_oid(&self, database: u32, name: &str) -> SqlResult<u32> {
+        if let Some(oid) = name.strip_prefix('#').and_then(|o| o.parse().ok()) {
+            return Ok(oid);
+        }
+        let (schema, rel) = match name.split_once('.') {
+            Some((s, r)) => (s.to_string(), r.to_string()),
+            None => ("public".to_string(), name.to_string()),
+        };
+        let rel = rel.trim_matches('"').to_string();
+        let txn = self.begin(Isolation::ReadCommitted);
+        match Catalog::new(&txn).relation_by_name(database, &schema, &rel)? {
+            Some(Relation::Sequence(s)) => Ok(s.oid),
+            Some(_) => Err(SqlError::new(SqlState("42809"), format!("\"{rel}\" is not a sequence"))),
+            None => Err(SqlError::undefined_table(&rel)),
+        }
+    }
+
+    fn sequence_def(&self, oid: u32) -> SqlResult<Option<crate::catalog::SequenceDef>> {
+        let txn = self.begin(Isolation::ReadCommitted);
+        Ok(match Catalog::new(&txn).relation(oid)? {
+            Some(Relation::Sequence(s)) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// nextval(): the next value, reserving a new block durably when needed.
+    pub(crate) fn nextval(&self, database: u32, name: &str) -> SqlResult<(u32, i64)> {
+        let oid = self.sequence_oid(database, name)?;
+        let def = self.sequence_def(oid)?;
+        let (increment, min, max, start) = def.as_ref().map(|d| (d.increment, d.min, d.max, d.start)).unwrap_or((1, 1, i64::MAX, 1));
+        let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        if !seqs.contains_key(&oid) {
+            let stored = self.engine.get_committed(&sequence_key(oid))?.and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
+            let last = stored.unwrap_or(start - increment);
+            seqs.insert(oid, SequenceState { last, reserved: last });
+        }
+        let state = seqs.get_mut(&oid).ok_or_else(|| SqlError::internal("sequence state missing"))?;
+        let next = state.last.checked_add(increment).filter(|v| *v >= min && *v <= max).ok_or_else(|| {
+            let seq_name = def.as_ref().map(|d| d.name.clone()).unwrap_or_else(|| name.to_string());
+            SqlError::new(
+                SqlState("2200H"),
+                format!("nextval: reached {} value of sequence \"{seq_name}\" ({})", if increment > 0 { "maximum" } else { "minimum" }, if increment > 0 { max } else { min }),
+            )
+        })?;
+        let beyond = if increment > 0 { next > state.reserved } else { next < state.reserved };
+        if beyond {
+            let reserve = next.saturating_add(increment.saturating_mul(SEQUENCE_BLOCK - 1));
+            let reserve = if increment > 0 { reserve.min(max) } else { reserve.max(min) };
+            self.engine.write_now_blocking(vec![(sequence_key(oid), Some(reserve.to_be_bytes().to_vec()))])?;
+            state.reserved = reserve;
+        }
+        state.last = next;
+        Ok((oid, next))
+    }
+
+    /// setval(): sets the last value durably.
+    pub(crate) fn setval(&self, database: u32, name: &str, value: i64, is_called: bool) -> SqlResult<(u32, i64)> {
+        let oid = self.sequence_oid(database, name)?;
+        let increment = self.sequence_def(oid)?.map(|d| d.increment).unwrap_or(1);
+        let last = if is_called { value } else { value - increment };
+        let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
+        self.engine.write_now_blocking(vec![(sequence_key(oid), Some(last.to_be_bytes().to_vec()))])?;
+        seqs.insert(oid, SequenceState { last, reserved: last });
+        Ok((oid, value))
+    }
+
+    /// Forgets cached sequence state (after DROP / ALTER).
+    pub(crate) fn forget_sequence(&self, oid: u32) {
+        self.sequences.lock().unwrap_or_else(|e| e.into_inner()).remove(&oid);
+    }
+}
+
+/// Whether a role is root-like: superuser, or a member (transitively) of admin.
+pub(crate) fn is_admin(role: &RoleDef, all: &[RoleDef]) -> bool {
+    if role.superuser {
+        return true;
+    }
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<String> = role.member_of.iter().cloned().collect();
+    while let Some(r) = stack.pop() {
+        if r == ADMIN_ROLE {
+            return true;
+        }
+        if seen.insert(r.clone()) {
+            if let Some(def) = all.iter().find(|d| d.name == r) {
+                stack.extend(def.member_of.iter().cloned());
+            }
+        }
+    }
+    false
+}

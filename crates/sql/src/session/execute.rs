@@ -1,0 +1,583 @@
+//! A session: transaction control and statement dispatch.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use duet_storage::{Interrupt, Isolation, StatementControl, Transaction};
+use sqlparser::ast::{self, Statement as Ast};
+
+use super::database::{is_admin, Database};
+use super::settings::Settings;
+use super::{Column, Describe, Notice, QueryResult, SessionContext, Statement, StatementInner, TransactionState};
+use crate::catalog::{Catalog, DatabaseDef, Privilege, TableDef, ADMIN_ROLE};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::exec::{self, Executor};
+use crate::expr::{EvalEnv, SessionInfo};
+use crate::parser::{self, Parsed};
+use crate::plan::VirtualTable;
+use crate::planner::{Planner, PlannerCatalog};
+use crate::types::DataType;
+use crate::value::{TimeZone, Value};
+
+/// The server_version duet reports: the PostgreSQL release it follows.
+pub const SERVER_VERSION: &str = "15.0";
+
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {SERVER_VERSION} (duet {}) on {}-linux, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// No explicit transaction: each statement commits on its own.
+    Autocommit,
+    InBlock,
+    /// An error occurred in the block; only ROLLBACK is accepted.
+    Failed,
+}
+
+/// Session facts that expressions and the planner read.
+pub(crate) struct SessionState {
+    pub(crate) db: Arc<Database>,
+    pub(crate) user: String,
+    pub(crate) database: DatabaseDef,
+    pub(crate) backend_pid: i32,
+    pub(crate) settings: Settings,
+    pub(crate) interrupt: Interrupt,
+    currvals: Mutex<HashMap<u32, i64>>,
+    pub(crate) is_admin: bool,
+    /// Roles the user is a member of (transitively), itself included.
+    pub(crate) roles: BTreeSet<String>,
+    pub(crate) in_recovery: bool,
+}
+
+impl SessionInfo for SessionState {
+    fn current_user(&self) -> &str {
+        &self.user
+    }
+    fn current_database(&self) -> &str {
+        &self.database.name
+    }
+    fn backend_pid(&self) -> i32 {
+        self.backend_pid
+    }
+    fn in_recovery(&self) -> bool {
+        self.in_recovery
+    }
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings.get(name)
+    }
+    fn nextval(&self, sequence: &str) -> SqlResult<i64> {
+        let (oid, v) = self.db.nextval(self.database.oid, sequence)?;
+        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(oid, v);
+        Ok(v)
+    }
+    fn currval(&self, sequence: &str) -> SqlResult<i64> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        let name = sequence.trim_matches('"');
+        let oid = Catalog::new(&txn).relation_oid(self.database.oid, "public", name)?.ok_or_else(|| SqlError::undefined_table(name))?;
+        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).get(&oid).copied().ok_or_else(|| {
+            SqlError::new(SqlState("55000"), format!("currval of sequence \"{name}\" is not yet defined in this session"))
+        })
+    }
+    fn setval(&self, sequence: &str, value: i64, is_called: bool) -> SqlResult<i64> {
+        let (oid, v) = self.db.setval(self.database.oid, sequence, value, is_called)?;
+        if is_called {
+            self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(oid, v);
+        }
+        Ok(v)
+    }
+    fn relation_oid(&self, name: &str) -> SqlResult<Option<u32>> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        let (schema, rel) = name.split_once('.').unwrap_or(("public", name));
+        Catalog::new(&txn).relation_oid(self.database.oid, schema, rel.trim_matches('"'))
+    }
+    fn role_name(&self, oid: u32) -> Option<String> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        Catalog::new(&txn).roles().ok()?.into_iter().find(|r| r.oid == oid).map(|r| r.name)
+    }
+}
+
+/// The planner's and executor's view of the catalog inside a transaction.
+pub(crate) struct CatalogView<'a> {
+    pub(crate) state: &'a SessionState,
+    pub(crate) txn: &'a Transaction,
+}
+
+impl PlannerCatalog for CatalogView<'_> {
+    fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+        match schema {
+            None | Some("public") => self.state.db.cached_table(self.txn, self.state.database.oid, "public", name),
+            Some(_) => Ok(None),
+        }
+    }
+
+    fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable> {
+        super::views::lookup(schema, name)
+    }
+
+    fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()> {
+        let state = self.state;
+        if state.is_admin || table.owner == state.user {
+            return Ok(());
+        }
+        let granted = state.roles.iter().chain(std::iter::once(&"public".to_string())).any(|r| {
+            table.acl.get(r).is_some_and(|p| p.contains(&privilege))
+        });
+        if granted {
+            Ok(())
+        } else {
+            Err(SqlError::insufficient_privilege(format!("permission denied for table {}", table.name)))
+        }
+    }
+}
+
+impl exec::VirtualRows for CatalogView<'_> {
+    fn rows(&self, name: &str) -> SqlResult<Vec<crate::row::Row>> {
+        super::views::rows(name, self.state, self.txn)
+    }
+}
+
+/// One client connection's state: settings, transaction, prepared plans.
+pub struct Session {
+    pub(crate) state: SessionState,
+    pub(crate) txn: Option<Transaction>,
+    block: Block,
+    txn_time: DateTime<Utc>,
+    notices: Vec<Notice>,
+    param_changes: Vec<(String, String)>,
+    savepoints: Vec<(String, BTreeMap<Vec<u8>, Option<Vec<u8>>>)>,
+}
+
+impl Session {
+    pub(crate) fn new(db: Arc<Database>, ctx: SessionContext, database: DatabaseDef) -> SqlResult<Session> {
+        let mut settings = Settings::default();
+        for (k, v) in &ctx.startup_params {
+            // Unknown startup parameters are ignored, as PostgreSQL ignores
+            // unknown options only for custom (dotted) names; be lenient.
+            let _ = settings.set(k, v);
+        }
+        let mut state = SessionState {
+            db,
+            user: ctx.user,
+            database,
+            backend_pid: ctx.backend_pid,
+            settings,
+            interrupt: Interrupt::default(),
+            currvals: Mutex::default(),
+            is_admin: false,
+            roles: BTreeSet::new(),
+            in_recovery: false,
+        };
+        refresh_roles(&mut state)?;
+        state.settings.set_internal("is_superuser", if state.is_admin { "on" } else { "off" });
+        state.settings.set_internal("session_authorization", &state.user.clone());
+        Ok(Session {
+            state,
+            txn: None,
+            block: Block::Autocommit,
+            txn_time: Utc::now(),
+            notices: Vec::new(),
+            param_changes: Vec::new(),
+            savepoints: Vec::new(),
+        })
+    }
+
+    /// Parses a query string into statements (empty for an empty query).
+    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
+        Ok(parser::parse(sql)?
+            .into_iter()
+            .map(|parsed| Statement { inner: Arc::new(StatementInner { sql: sql.to_string(), parsed }) })
+            .collect())
+    }
+
+    pub fn transaction_state(&self) -> TransactionState {
+        match self.block {
+            Block::Autocommit => TransactionState::Idle,
+            Block::InBlock => TransactionState::InBlock,
+            Block::Failed => TransactionState::Failed,
+        }
+    }
+
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    pub fn reported_parameters(&self) -> Vec<(String, String)> {
+        self.state.settings.reported()
+    }
+
+    pub fn take_parameter_changes(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.param_changes)
+    }
+
+    pub fn interrupt(&self) -> Interrupt {
+        self.state.interrupt.clone()
+    }
+
+    pub fn time_zone(&self) -> &TimeZone {
+        self.state.settings.time_zone()
+    }
+
+    /// Ends the session, rolling back any open transaction.
+    pub async fn close(mut self) {
+        if let Some(t) = self.txn.take() {
+            t.rollback();
+        }
+    }
+
+    pub(crate) fn notice(&mut self, severity: &str, code: &'static str, message: impl Into<String>) {
+        self.notices.push(Notice { severity: severity.into(), code, message: message.into() });
+    }
+
+    pub(crate) fn parameter_changed(&mut self, name: &str, value: &str) {
+        self.param_changes.push((name.to_string(), value.to_string()));
+    }
+
+    fn isolation(&self) -> Isolation {
+        match self.state.settings.get("default_transaction_isolation").as_deref() {
+            Some("repeatable read") => Isolation::RepeatableRead,
+            Some("serializable") => Isolation::Serializable,
+            _ => Isolation::ReadCommitted,
+        }
+    }
+
+    /// The transaction for the current statement, started if needed.
+    pub(crate) fn txn(&mut self) -> &mut Transaction {
+        if self.txn.is_none() {
+            self.txn_time = Utc::now();
+        }
+        let isolation = self.isolation();
+        let db = self.state.db.clone();
+        self.txn.get_or_insert_with(|| db.begin(isolation))
+    }
+
+    fn control(&self) -> StatementControl {
+        let timeout = self.state.settings.statement_timeout();
+        StatementControl {
+            interrupt: self.state.interrupt.clone(),
+            deadline: (timeout > Duration::ZERO).then(|| Instant::now() + timeout),
+        }
+    }
+
+    /// Describes a statement without running it.
+    pub fn describe(&mut self, stmt: &Statement, param_types: &[DataType]) -> SqlResult<Describe> {
+        let had_txn = self.txn.is_some();
+        let tz = self.time_zone().clone();
+        self.txn();
+        let txn = self.txn.take().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let result = (|| {
+            let view = CatalogView { state: &self.state, txn: &txn };
+            let mut planner = Planner::new(&view, param_types.to_vec(), tz);
+            let columns = match &stmt.inner.parsed {
+                Parsed::Sql(ast) => match &**ast {
+                    Ast::Query(q) => Some(planner.plan_query(q)?.columns),
+                    Ast::Insert(i) => planner.plan_insert(i)?.returning.map(|r| r.columns),
+                    Ast::Update(u) => planner.plan_update(u)?.returning.map(|r| r.columns),
+                    Ast::Delete(d) => planner.plan_delete(d)?.returning.map(|r| r.columns),
+                    Ast::ShowVariable { variable } => Some(vec![text_column(&super::settings::show_name(variable))]),
+                    _ => None,
+                },
+                Parsed::CreateUser(_) => None,
+            };
+            Ok(Describe { params: planner.param_types(), columns })
+        })();
+        if had_txn {
+            self.txn = Some(txn);
+        } else {
+            txn.rollback();
+        }
+        result
+    }
+
+    /// Executes one statement with bound parameters.
+    pub async fn execute(&mut self, stmt: &Statement, params: Vec<Value>) -> SqlResult<QueryResult> {
+        self.state.interrupt.reset();
+        let parsed = &stmt.inner.parsed;
+        if self.block == Block::Failed && !is_transaction_end(parsed) {
+            return Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        let result = self.execute_statement(parsed, params).await;
+        match (&result, self.block) {
+            (Err(_), Block::InBlock) => self.block = Block::Failed,
+            (Err(_), Block::Autocommit) => {
+                if let Some(t) = self.txn.take() {
+                    t.rollback();
+                }
+            }
+            (Ok(_), Block::Autocommit) => {
+                if let Some(t) = self.txn.take() {
+                    t.commit().await?;
+                }
+            }
+            _ => {}
+        }
+        result
+    }
+
+    async fn execute_statement(&mut self, parsed: &Parsed, params: Vec<Value>) -> SqlResult<QueryResult> {
+        let ast = match parsed {
+            Parsed::CreateUser(ast) => return self.create_role(ast, true).await,
+            Parsed::Sql(ast) => &**ast,
+        };
+        match ast {
+            Ast::StartTransaction { modes, .. } => self.begin(modes),
+            Ast::Commit { .. } => self.commit().await,
+            Ast::Rollback { savepoint: Some(name), .. } => self.rollback_to(name),
+            Ast::Rollback { .. } => Ok(self.rollback()),
+            Ast::Savepoint { name } => self.savepoint(name),
+            Ast::ReleaseSavepoint { name } => self.release(name),
+            Ast::Query(q) => self.query(q, params),
+            Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_) => self.dml(ast, params).await,
+            Ast::Set(set) => self.set(set),
+            Ast::ShowVariable { variable } => self.show(variable),
+            Ast::CreateTable(_) | Ast::CreateIndex(_) | Ast::Drop { .. } | Ast::CreateSequence { .. } => {
+                self.check_writable(ast)?;
+                self.ddl(ast).await
+            }
+            Ast::CreateRole(_) => self.create_role(ast, false).await,
+            Ast::AlterRole { .. } | Ast::Grant(_) | Ast::Revoke(_) => self.role_statement(ast).await,
+            Ast::Discard { .. } => Ok(tag("DISCARD ALL")),
+            other => Err(SqlError::unsupported(format!("statement not supported yet: {}", statement_kind(other)))),
+        }
+    }
+
+    fn begin(&mut self, modes: &[ast::TransactionMode]) -> SqlResult<QueryResult> {
+        if self.block != Block::Autocommit {
+            self.notice("WARNING", "25001", "there is already a transaction in progress");
+            return Ok(tag("BEGIN"));
+        }
+        self.block = Block::InBlock;
+        self.savepoints.clear();
+        let isolation = modes.iter().find_map(|m| match m {
+            ast::TransactionMode::IsolationLevel(l) => Some(match l {
+                ast::TransactionIsolationLevel::RepeatableRead => Isolation::RepeatableRead,
+                ast::TransactionIsolationLevel::Serializable => Isolation::Serializable,
+                _ => Isolation::ReadCommitted,
+            }),
+            _ => None,
+        });
+        let txn = self.txn();
+        if let Some(i) = isolation {
+            txn.set_isolation(i);
+        }
+        Ok(tag("BEGIN"))
+    }
+
+    async fn commit(&mut self) -> SqlResult<QueryResult> {
+        match self.block {
+            Block::Autocommit => {
+                self.notice("WARNING", "25P01", "there is no transaction in progress");
+                Ok(tag("COMMIT"))
+            }
+            Block::Failed => Ok(self.rollback()),
+            Block::InBlock => {
+                self.block = Block::Autocommit;
+                self.savepoints.clear();
+                if let Some(t) = self.txn.take() {
+                    t.commit().await?;
+                }
+                Ok(tag("COMMIT"))
+            }
+        }
+    }
+
+    fn rollback(&mut self) -> QueryResult {
+        if self.block == Block::Autocommit {
+            self.notice("WARNING", "25P01", "there is no transaction in progress");
+        }
+        self.block = Block::Autocommit;
+        self.savepoints.clear();
+        if let Some(t) = self.txn.take() {
+            t.rollback();
+        }
+        tag("ROLLBACK")
+    }
+
+    fn savepoint(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
+        if self.block == Block::Autocommit {
+            return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "SAVEPOINT can only be used in transaction blocks"));
+        }
+        let saved = self.txn().savepoint();
+        self.savepoints.push((crate::planner::ident_name(name), saved));
+        Ok(tag("SAVEPOINT"))
+    }
+
+    fn rollback_to(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
+        let n = crate::planner::ident_name(name);
+        let pos = self.savepoints.iter().rposition(|(s, _)| *s == n).ok_or_else(|| {
+            SqlError::new(SqlState("3B001"), format!("savepoint \"{n}\" does not exist"))
+        })?;
+        self.savepoints.truncate(pos + 1);
+        let saved = self.savepoints[pos].1.clone();
+        self.txn().rollback_to(saved);
+        self.block = Block::InBlock;
+        Ok(tag("ROLLBACK"))
+    }
+
+    fn release(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
+        let n = crate::planner::ident_name(name);
+        let pos = self.savepoints.iter().rposition(|(s, _)| *s == n).ok_or_else(|| {
+            SqlError::new(SqlState("3B001"), format!("savepoint \"{n}\" does not exist"))
+        })?;
+        self.savepoints.truncate(pos);
+        Ok(tag("RELEASE"))
+    }
+
+    pub(crate) fn env<'a>(&'a self, params: &'a [Value], control: &'a StatementControl) -> EvalEnv<'a> {
+        EvalEnv {
+            params,
+            tz: self.state.settings.time_zone(),
+            txn_time: self.txn_time,
+            session: &self.state,
+            outer: &[],
+            subqueries: None,
+            control,
+        }
+    }
+
+    fn query(&mut self, q: &ast::Query, params: Vec<Value>) -> SqlResult<QueryResult> {
+        let control = self.control();
+        let tz = self.time_zone().clone();
+        self.txn().begin_statement();
+        let txn = self.txn.as_ref().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let view = CatalogView { state: &self.state, txn };
+        let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
+        let mut planner = Planner::new(&view, types, tz);
+        let qp = planner.plan_query(q)?;
+        let exec = Executor { txn, virtual_rows: &view };
+        let env = EvalEnv { subqueries: Some(&exec), ..self.env(&params, &control) };
+        let rows = exec::collect_rows(exec::run_plan(&qp.plan, &exec, &env)?)?;
+        Ok(QueryResult { tag: format!("SELECT {}", rows.len()), columns: Some(qp.columns), rows })
+    }
+
+    async fn dml(&mut self, ast: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
+        self.check_writable(ast)?;
+        let control = self.control();
+        let tz = self.time_zone().clone();
+        self.txn().begin_statement();
+        let mut txn = self.txn.take().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let result = self.run_dml(ast, &params, &control, tz, &mut txn).await;
+        self.txn = Some(txn);
+        result
+    }
+
+    async fn run_dml(&self, ast: &Ast, params: &[Value], control: &StatementControl, tz: TimeZone, txn: &mut Transaction) -> SqlResult<QueryResult> {
+        let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
+        // Plan with a read-only view; the borrow ends before the writes.
+        enum Planned {
+            Insert(crate::planner::InsertPlan),
+            Update(crate::planner::UpdatePlan),
+            Delete(crate::planner::DeletePlan),
+        }
+        let planned = {
+            let view = CatalogView { state: &self.state, txn };
+            let mut planner = Planner::new(&view, types, tz);
+            match ast {
+                Ast::Insert(i) => Planned::Insert(planner.plan_insert(i)?),
+                Ast::Update(u) => Planned::Update(planner.plan_update(u)?),
+                Ast::Delete(d) => Planned::Delete(planner.plan_delete(d)?),
+                _ => return Err(SqlError::internal("not a DML statement")),
+            }
+        };
+        // Catalog views are not visible to DML sources that read the
+        // transaction being written; a snapshot of the views is enough.
+        let views = NoViews;
+        let env = self.env(params, control);
+        let (result, returning, kind) = match &planned {
+            Planned::Insert(p) => (exec::execute_insert(p, txn, &views, &env).await?, &p.returning, "INSERT 0"),
+            Planned::Update(p) => (exec::execute_update(p, txn, &views, &env).await?, &p.returning, "UPDATE"),
+            Planned::Delete(p) => (exec::execute_delete(p, txn, &views, &env).await?, &p.returning, "DELETE"),
+        };
+        Ok(QueryResult {
+            tag: format!("{kind} {}", result.count),
+            columns: returning.as_ref().map(|r| r.columns.clone()),
+            rows: result.returning,
+        })
+    }
+
+    /// Writes are refused in read-only transactions (and on secondaries).
+    pub(crate) fn check_writable(&self, ast: &Ast) -> SqlResult<()> {
+        let read_only = self.state.in_recovery
+            || self.state.settings.get("transaction_read_only").as_deref() == Some("on")
+            || self.state.settings.get("default_transaction_read_only").as_deref() == Some("on");
+        if read_only {
+            return Err(SqlError::read_only(&statement_kind(ast)));
+        }
+        Ok(())
+    }
+
+    /// Refreshes role membership after role changes.
+    pub(crate) fn refresh_roles(&mut self) -> SqlResult<()> {
+        refresh_roles(&mut self.state)
+    }
+}
+
+/// Virtual rows are not available inside DML (documented limitation).
+struct NoViews;
+
+impl exec::VirtualRows for NoViews {
+    fn rows(&self, name: &str) -> SqlResult<Vec<crate::row::Row>> {
+        Err(SqlError::unsupported(format!("{name} cannot be read inside INSERT, UPDATE or DELETE yet")))
+    }
+}
+
+fn refresh_roles(state: &mut SessionState) -> SqlResult<()> {
+    let txn = state.db.begin(Isolation::ReadCommitted);
+    let cat = Catalog::new(&txn);
+    let all = cat.roles()?;
+    let me = all.iter().find(|r| r.name == state.user).cloned();
+    state.is_admin = me.as_ref().is_some_and(|r| is_admin(r, &all));
+    let mut roles = BTreeSet::from([state.user.clone()]);
+    let mut stack: Vec<String> = me.map(|r| r.member_of.into_iter().collect()).unwrap_or_default();
+    while let Some(r) = stack.pop() {
+        if roles.insert(r.clone()) {
+            if let Some(def) = all.iter().find(|d| d.name == r) {
+                stack.extend(def.member_of.iter().cloned());
+            }
+        }
+    }
+    if state.is_admin {
+        roles.insert(ADMIN_ROLE.into());
+    }
+    state.roles = roles;
+    Ok(())
+}
+
+fn is_transaction_end(parsed: &Parsed) -> bool {
+    matches!(parsed, Parsed::Sql(a) if matches!(**a, Ast::Commit { .. } | Ast::Rollback { .. }))
+}
+
+pub(crate) fn tag(t: &str) -> QueryResult {
+    QueryResult { tag: t.to_string(), columns: None, rows: vec![] }
+}
+
+pub(crate) fn text_column(name: &str) -> Column {
+    Column { name: name.to_string(), data_type: DataType::Text, table_oid: 0, column_id: 0 }
+}
+
+/// The command name PostgreSQL uses in messages ("INSERT", "CREATE TABLE").
+pub(crate) fn statement_kind(ast: &Ast) -> String {
+    match ast {
+        Ast::Insert(_) => "INSERT".into(),
+        Ast::Update(_) => "UPDATE".into(),
+        Ast::Delete(_) => "DELETE".into(),
+        Ast::CreateTable(_) => "CREATE TABLE".into(),
+        Ast::CreateIndex(_) => "CREATE INDEX".into(),
+        Ast::CreateSequence { .. } => "CREATE SEQUENCE".into(),
+        Ast::Drop { object_type, .. } => format!("DROP {}", object_type.to_string().to_uppercase()),
+        Ast::CreateRole(_) => "CREATE ROLE".into(),
+        Ast::AlterTable(_) => "ALTER TABLE".into(),
+        Ast::Truncate(_) => "TRUNCATE TABLE".into(),
+        Ast::Copy { .. } => "COPY".into(),
+        other => other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase(),
+    }
+}

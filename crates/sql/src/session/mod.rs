@@ -1,0 +1,116 @@
+//! The interface the server drives: a shared [`Database`] and one
+//! [`Session`] per connection.
+
+mod database;
+mod ddl;
+mod execute;
+mod roles;
+mod settings;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use database::Database;
+pub use duet_storage::Interrupt;
+pub use execute::{version_string, Session};
+
+use crate::types::DataType;
+use crate::value::Value;
+
+/// Options for opening a node's database.
+#[derive(Debug, Clone, Default)]
+pub struct DatabaseOptions {
+    /// Password for `root` set on first start (stored as a SCRAM verifier).
+    pub root_password: Option<String>,
+}
+
+/// What authentication needs to know about a role.
+#[derive(Debug, Clone)]
+pub struct RoleInfo {
+    pub name: String,
+    pub can_login: bool,
+    pub is_admin: bool,
+    pub replication: bool,
+    /// `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` as PostgreSQL stores it.
+    pub scram_verifier: Option<String>,
+}
+
+/// Who a session is and where it comes from.
+#[derive(Debug, Clone)]
+pub struct SessionContext {
+    pub user: String,
+    pub database: String,
+    pub backend_pid: i32,
+    pub client_addr: Option<SocketAddr>,
+    /// Startup parameters other than user/database (application_name,
+    /// client_encoding, DateStyle, TimeZone, options, ...).
+    pub startup_params: Vec<(String, String)>,
+}
+
+/// A parsed statement, cheap to clone (prepared statements keep one).
+#[derive(Debug, Clone)]
+pub struct Statement {
+    pub(crate) inner: Arc<StatementInner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct StatementInner {
+    pub(crate) sql: String,
+    pub(crate) parsed: crate::parser::Parsed,
+}
+
+impl Statement {
+    /// The statement's SQL text.
+    pub fn sql(&self) -> &str {
+        &self.inner.sql
+    }
+}
+
+/// A result column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    /// OID of the table the column comes from, 0 if none.
+    pub table_oid: u32,
+    /// Attribute number in that table, 0 if none.
+    pub column_id: i16,
+}
+
+/// What Describe reports for a statement.
+#[derive(Debug, Clone)]
+pub struct Describe {
+    pub params: Vec<DataType>,
+    /// None when the statement returns no rows (NoData).
+    pub columns: Option<Vec<Column>>,
+}
+
+/// The result of one statement.
+#[derive(Debug, Clone, Default)]
+pub struct QueryResult {
+    /// CommandComplete tag: "SELECT 3", "INSERT 0 1", "BEGIN", ...
+    pub tag: String,
+    /// Some for statements that return rows (even zero rows).
+    pub columns: Option<Vec<Column>>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Transaction state, for ReadyForQuery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionState {
+    Idle,
+    InBlock,
+    Failed,
+}
+
+/// A NOTICE or WARNING to send to the client.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// "WARNING", "NOTICE", ...
+    pub severity: String,
+    pub code: &'static str,
+    pub message: String,
+}
+
+

@@ -1,0 +1,18 @@
+//! duet's storage layer: an ordered key-value store on RocksDB with
+//! snapshot reads, buffered write sets committed as one WriteBatch each,
+//! row locks with deadlock detection, and an order-preserving key encoding.
+//!
+//! The SQL layer maps tables, indexes and the catalog onto keys built with
+//! [`keycode`]; this crate knows nothing about SQL.
+
+pub mod engine;
+pub mod error;
+pub mod interrupt;
+pub mod keycode;
+pub mod lock;
+pub mod txn;
+
+pub use engine::{Engine, EngineOptions};
+pub use error::{StorageError, StorageResult};
+pub use interrupt::{Interrupt, StatementControl};
+pub use txn::{Isolation, Scan, Transaction};

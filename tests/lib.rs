@@ -1,0 +1,944 @@
+//! Shared harness for duet's end-to-end tests.
+//!
+//! A [`TestNode`] is a real `duet` process on a free loopback port with its
+//! own temporary data directory (and, in secure mode, its own CA and
+//! certificates made with `duet cert`). Tests talk to it with the real
+//! `psql` ([`psql`]) and with tokio-postgres ([`TestNode::connect`]).
+//!
+//! [`TestServer`] is what a test that only needs "a PostgreSQL-compatible
+//! server" uses: a fresh duet node, or, with `DUET_EXTERNAL_URL` set, a fresh
+//! database on an existing server. That is how the tests are checked against
+//! a real PostgreSQL 15 (see `sql/run-against-postgres.sh`).
+//!
+//! Environment:
+//! * `DUET_BIN`: the duet binary to run. Without it the harness runs
+//!   `cargo build -p duet` once per test process (when run by cargo) and uses
+//!   `duet` next to the test executable.
+//! * `DUET_TEST_KEEP=1`: keep every node's temporary directory (a failed
+//!   test's is kept anyway, except under CI).
+//! * `DUET_EXTERNAL_URL`: see [`TestServer`].
+
+pub mod slt;
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tempfile::TempDir;
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+
+/// How long a node may take to accept connections and answer a query.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The password `root` gets on first start (`DUET_ROOT_PASSWORD`).
+pub const ROOT_PASSWORD: &str = "root-test-password";
+
+/// The database every connection uses unless told otherwise.
+pub const DEFAULT_DB: &str = "defaultdb";
+
+// ---------------------------------------------------------------------------
+// Locating the binary
+
+/// The duet binary under test; see the module docs.
+/// Panics (in every test that needs it) if it cannot be found or built.
+pub fn duet_bin() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(locate_duet_bin) {
+        Ok(bin) => bin,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn locate_duet_bin() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("DUET_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            return Err(format!("DUET_BIN={} is not a file", bin.display()));
+        }
+        return Ok(bin);
+    }
+    // <target>/<profile>/deps/<test-exe>  ->  <target>/<profile>/duet
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable is not in <target>/<profile>/deps");
+    if std::env::var_os("CARGO").is_some() && std::env::var_os("DUET_NO_BUILD").is_none() {
+        build_duet(profile_dir)?;
+    }
+    let bin = profile_dir.join("duet");
+    if !bin.is_file() {
+        return Err(format!(
+            "duet binary not found at {}: run `cargo build -p duet` first (or set DUET_BIN)",
+            bin.display()
+        ));
+    }
+    Ok(bin)
+}
+
+/// `cargo test` builds no binary of another package, so build (or refresh)
+/// the server with the same cargo, profile and target directory (cargo has
+/// released its build lock by the time tests run).
+///
+/// The first try builds the workspace's binaries and tests together, so
+/// that features resolve as in `cargo test --workspace` and the binary
+/// shares every compiled dependency with the test build; if some other
+/// crate's tests do not compile, the binary alone is built.
+fn build_duet(profile_dir: &Path) -> Result<(), String> {
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let cargo = |args: &[&str]| {
+        let mut cmd = Command::new(std::env::var_os("CARGO").expect("CARGO"));
+        cmd.arg("build")
+            .args(args)
+            .args(["--quiet", "--profile", profile])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(target_dir);
+        cmd
+    };
+    eprintln!("duet-tests: building duet (profile {profile})");
+    let unified = cargo(&["--workspace", "--bins", "--tests"])
+        .output()
+        .map_err(|e| format!("failed to run cargo: {e}"))?;
+    if unified.status.success() {
+        return Ok(());
+    }
+    let status = cargo(&["-p", "duet", "--bin", "duet"])
+        .status()
+        .map_err(|e| format!("failed to run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`cargo build -p duet` failed ({status}); see its output above"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a `duet` subcommand to completion (e.g. `duet cert create-ca`),
+/// panicking with its output if it fails.
+pub fn run_duet(args: &[&str]) -> String {
+    let output = Command::new(duet_bin())
+        .args(args)
+        .env_remove("DUET_ROOT_PASSWORD")
+        .output()
+        .expect("failed to run duet");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "duet {} failed ({}):\n{}\n{}",
+        args.join(" "),
+        output.status,
+        stdout,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+// ---------------------------------------------------------------------------
+// Ports
+
+/// Picks `n` distinct free loopback ports (bound to :0 together, then
+/// released for the server to take).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
+}
+
+// ---------------------------------------------------------------------------
+// TestNode
+
+/// Insecure (trust, no TLS) or secure (TLS, cert or SCRAM) mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Insecure,
+    Secure,
+}
+
+/// A real duet server process; killed (SIGKILL) on drop. When the test is
+/// panicking, the node's logs are printed, so failures show what the server
+/// said.
+pub struct TestNode {
+    mode: Mode,
+    /// Taken (and kept on disk) by Drop when the test failed.
+    dir: Option<TempDir>,
+    port: u16,
+    http_port: u16,
+    child: Option<Child>,
+    /// Number of times the process was started (names the log files).
+    starts: u32,
+}
+
+impl TestNode {
+    /// Starts an insecure node (`--insecure`: trust auth, no TLS).
+    pub fn insecure() -> TestNode {
+        TestNode::start(Mode::Insecure)
+    }
+
+    /// Starts a secure node: a fresh CA, node certificate and a client
+    /// certificate for root, TLS required, `root` password [`ROOT_PASSWORD`].
+    pub fn secure() -> TestNode {
+        TestNode::start(Mode::Secure)
+    }
+
+    pub fn start(mode: Mode) -> TestNode {
+        let dir = tempfile::Builder::new()
+            .prefix("duet-test-")
+            .tempdir()
+            .expect("create temp dir");
+        fs::create_dir_all(dir.path().join("logs")).unwrap();
+        let [port, http_port] = free_ports::<2>();
+        let mut node = TestNode {
+            mode,
+            dir: Some(dir),
+            port,
+            http_port,
+            child: None,
+            starts: 0,
+        };
+        if mode == Mode::Secure {
+            node.create_certs();
+        }
+        node.spawn_and_wait();
+        node
+    }
+
+    fn create_certs(&self) {
+        let certs = self.certs_dir();
+        let certs = certs.to_str().unwrap();
+        run_duet(&["cert", "create-ca", "--certs-dir", certs]);
+        run_duet(&[
+            "cert",
+            "create-node",
+            "localhost",
+            "127.0.0.1",
+            "--certs-dir",
+            certs,
+        ]);
+        run_duet(&["cert", "create-client", "root", "--certs-dir", certs]);
+    }
+
+    /// Creates `client.USER.crt` / `client.USER.key` signed by this node's CA.
+    pub fn create_client_cert(&self, user: &str) {
+        let certs = self.certs_dir();
+        run_duet(&[
+            "cert",
+            "create-client",
+            user,
+            "--certs-dir",
+            certs.to_str().unwrap(),
+        ]);
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The node's temporary directory (data/, certs/, logs/).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("temp dir").path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir().join("data")
+    }
+
+    pub fn certs_dir(&self) -> PathBuf {
+        self.dir().join("certs")
+    }
+
+    /// Process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    // -- connection strings ---------------------------------------------
+
+    /// libpq URL for `user` without a client certificate: plain TCP in
+    /// insecure mode, `sslmode=verify-full` against the node's CA in secure
+    /// mode (so the server will ask for a password).
+    pub fn url(&self, user: &str) -> String {
+        self.url_db(user, DEFAULT_DB)
+    }
+
+    pub fn url_db(&self, user: &str, db: &str) -> String {
+        let base = format!("postgresql://{user}@127.0.0.1:{}/{db}", self.port);
+        match self.mode {
+            Mode::Insecure => format!("{base}?sslmode=disable&connect_timeout=10"),
+            Mode::Secure => format!(
+                "{base}?sslmode=verify-full&sslrootcert={}&connect_timeout=10",
+                self.certs_dir().join("ca.crt").display()
+            ),
+        }
+    }
+
+    /// libpq URL authenticating `user` with `client.USER.crt`/`.key`
+    /// (secure mode).
+    pub fn cert_url(&self, user: &str) -> String {
+        let certs = self.certs_dir();
+        format!(
+            "{}&sslcert={}&sslkey={}",
+            self.url(user),
+            certs.join(format!("client.{user}.crt")).display(),
+            certs.join(format!("client.{user}.key")).display()
+        )
+    }
+
+    /// The URL the harness itself uses as root (certificate in secure mode).
+    pub fn root_url(&self) -> String {
+        match self.mode {
+            Mode::Insecure => self.url("root"),
+            Mode::Secure => self.cert_url("root"),
+        }
+    }
+
+    /// Runs psql commands as root; see [`psql`].
+    pub fn psql(&self, commands: &[&str]) -> PsqlOutput {
+        psql(&self.root_url(), commands)
+    }
+
+    // -- tokio-postgres ---------------------------------------------------
+
+    /// tokio-postgres config for `user` on `defaultdb` (insecure mode only:
+    /// the tests use psql for TLS).
+    pub fn pg_config(&self, user: &str) -> tokio_postgres::Config {
+        assert_eq!(
+            self.mode,
+            Mode::Insecure,
+            "tokio-postgres helpers connect without TLS; use psql for secure nodes"
+        );
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(DEFAULT_DB)
+            .connect_timeout(Duration::from_secs(10));
+        config
+    }
+
+    /// A tokio-postgres client as root (insecure mode).
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        connect(&self.pg_config("root")).await
+    }
+
+    // -- process control --------------------------------------------------
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // std's Child::kill is SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory and ports (killing
+    /// it first with SIGKILL if it is still running) and waits until it
+    /// answers queries.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn_and_wait();
+    }
+
+    /// Whether the server process has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn spawn_and_wait(&mut self) {
+        self.spawn();
+        if let Err(why) = self.wait_ready() {
+            self.kill9();
+            panic!("duet did not become ready: {why}\n{}", self.logs());
+        }
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node is already running");
+        self.starts += 1;
+        let log = |stream: &str| {
+            File::create(self.log_path(self.starts, stream)).expect("create log file")
+        };
+        let mut cmd = Command::new(duet_bin());
+        cmd.arg("start")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{}", self.http_port))
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--certs-dir")
+            .arg(self.certs_dir());
+        if self.mode == Mode::Insecure {
+            cmd.arg("--insecure");
+        }
+        // Nothing from the developer's environment configures the node.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("DUET_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("DUET_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log("stdout"))
+            .stderr(log("stderr"));
+        self.child = Some(cmd.spawn().expect("failed to spawn duet"));
+    }
+
+    /// Polls until a TCP connect succeeds and psql can run `SELECT 1`.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut last_error = String::from("never accepted a TCP connection");
+        while Instant::now() < deadline {
+            if let Some(status) = self.has_exited() {
+                return Err(format!("the process exited with {status}"));
+            }
+            if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
+                let out = psql(&self.root_url(), &["SELECT 1"]);
+                if out.success() {
+                    return Ok(());
+                }
+                last_error = format!("psql: {}", out.stderr.trim());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "timed out after {START_TIMEOUT:?}; last error: {last_error}"
+        ))
+    }
+
+    fn log_path(&self, start: u32, stream: &str) -> PathBuf {
+        self.dir()
+            .join("logs")
+            .join(format!("duet.{start}.{stream}"))
+    }
+
+    /// Everything the process printed, in every start so far.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for start in 1..=self.starts {
+            for stream in ["stdout", "stderr"] {
+                let path = self.log_path(start, stream);
+                let text = fs::read_to_string(&path).unwrap_or_default();
+                out.push_str(&format!(
+                    "----- {} ({} bytes) -----\n{}\n",
+                    path.display(),
+                    text.len(),
+                    text.trim_end()
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "===== duet node on port {} (test failed) =====\n{}",
+                self.port,
+                self.logs()
+            );
+        }
+        let failed_locally = std::thread::panicking() && std::env::var_os("CI").is_none();
+        if failed_locally || std::env::var_os("DUET_TEST_KEEP").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("kept {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+/// The last `max` bytes (or a little less, at a character boundary) of
+/// `text`.
+pub fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+// ---------------------------------------------------------------------------
+// psql
+
+/// What a psql run printed and how it exited.
+#[derive(Debug, Clone)]
+pub struct PsqlOutput {
+    pub stdout: String,
+    pub stderr: String,
+    pub status: ExitStatus,
+}
+
+impl PsqlOutput {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics with the output unless psql exited 0 and printed no ERROR.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(
+            self.success() && !self.stderr.contains("ERROR"),
+            "psql failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless psql failed and its stderr contains `needle`.
+    #[track_caller]
+    pub fn assert_err(&self, needle: &str) -> &Self {
+        assert!(
+            !self.success() && self.stderr.contains(needle),
+            "expected psql to fail with {needle:?}, got ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// The psql binary: `DUET_PSQL`, else PostgreSQL 15's `/usr/bin/psql`.
+pub fn psql_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("DUET_PSQL") {
+        return p.into();
+    }
+    let default = Path::new("/usr/bin/psql");
+    if default.exists() {
+        default.into()
+    } else {
+        "psql".into()
+    }
+}
+
+/// A psql command for `conn` (a libpq URL or key=value string) that reads
+/// no psqlrc, stops at the first error and inherits no `PG*` settings.
+pub fn psql_command(conn: &str) -> Command {
+    let mut cmd = Command::new(psql_bin());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("PGCONNECT_TIMEOUT", "10")
+        .env("PAGER", "")
+        .env("PSQL_PAGER", "")
+        .env("COLUMNS", "200")
+        .arg("--no-psqlrc")
+        .arg("--set=ON_ERROR_STOP=1")
+        .arg("--dbname")
+        .arg(conn)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs psql, one `-c` per command (SQL or a backslash command).
+pub fn psql(conn: &str, commands: &[&str]) -> PsqlOutput {
+    run_psql(psql_command(conn), commands)
+}
+
+/// Like [`psql`], with `PGPASSWORD` set.
+pub fn psql_with_password(conn: &str, password: &str, commands: &[&str]) -> PsqlOutput {
+    let mut cmd = psql_command(conn);
+    cmd.env("PGPASSWORD", password);
+    run_psql(cmd, commands)
+}
+
+/// Runs a prepared psql command, one `-c` per command.
+pub fn run_psql(mut cmd: Command, commands: &[&str]) -> PsqlOutput {
+    for c in commands {
+        cmd.arg("-c").arg(c);
+    }
+    let output = cmd
+        .output()
+        .expect("failed to run psql (is postgresql-client installed?)");
+    PsqlOutput {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tokio-postgres
+
+/// Connects without TLS and drives the connection on a spawned task.
+pub async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    try_connect(config)
+        .await
+        .unwrap_or_else(|e| panic!("connect to {:?}: {}", config.get_hosts(), describe(&e)))
+}
+
+pub async fn try_connect(
+    config: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        // The connection ends when the client is dropped or the server goes
+        // away; either way the test sees it through the client.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A tokio-postgres error with the server's SQLSTATE, message and detail
+/// (its Display says only "db error").
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                s.push_str(&format!(" (DETAIL: {detail})"));
+            }
+            s
+        }
+        None => {
+            // Display leaves the cause out; append the chain of sources.
+            let mut s = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// The SQLSTATE of a tokio-postgres error ("" if it is not a server error).
+pub fn sqlstate(err: &tokio_postgres::Error) -> &str {
+    err.code().map(|c| c.code()).unwrap_or("")
+}
+
+/// Unwraps a server error, asserting its SQLSTATE.
+#[track_caller]
+pub fn assert_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, tokio_postgres::Error>,
+    code: &str,
+) -> tokio_postgres::error::DbError {
+    match result {
+        Ok(v) => panic!("expected SQLSTATE {code}, got success: {v:?}"),
+        Err(e) => {
+            let db = e
+                .as_db_error()
+                .unwrap_or_else(|| panic!("expected SQLSTATE {code}, got a non-server error: {e}"))
+                .clone();
+            assert_eq!(db.code().code(), code, "unexpected error: {db}");
+            db
+        }
+    }
+}
+
+/// Runs one query with psql in unaligned, tuples-only mode and returns its
+/// rows, fields split at `|`. Panics if psql fails.
+#[track_caller]
+pub fn psql_rows(conn: &str, password: Option<&str>, sql: &str) -> Vec<Vec<String>> {
+    let mut cmd = psql_command(conn);
+    cmd.args(["--no-align", "--tuples-only", "--field-separator=|"]);
+    if let Some(password) = password {
+        cmd.env("PGPASSWORD", password);
+    }
+    let out = run_psql(cmd, &[sql]);
+    out.assert_ok();
+    out.stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The rows of psql's aligned output (the default format): the lines
+/// between the header's `---+---` rule and the `(N rows)` footer, with the
+/// fields trimmed.
+pub fn parse_aligned(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .skip_while(|l| !(l.starts_with('-') && l.chars().all(|c| c == '-' || c == '+')))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && !l.starts_with('('))
+        .map(|l| l.split('|').map(|f| f.trim().to_owned()).collect())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// numeric over the binary protocol
+
+/// A `numeric` value as its decimal text, usable as a binary parameter and
+/// result with tokio-postgres (which has no numeric type of its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgNumeric(pub String);
+
+impl PgNumeric {
+    pub fn new(text: &str) -> PgNumeric {
+        PgNumeric(text.to_owned())
+    }
+}
+
+impl ToSql for PgNumeric {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.extend_from_slice(&encode_numeric(&self.0)?);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for PgNumeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<PgNumeric, BoxError> {
+        let text = slt::render_binary(&Type::NUMERIC, raw).map_err(|e| e.to_string())?;
+        Ok(PgNumeric(text))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// The binary form of a decimal literal such as `-12.340`: ndigits, weight,
+/// sign, dscale, then base-10000 digits.
+fn encode_numeric(text: &str) -> Result<Vec<u8>, BoxError> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+    {
+        return Err(format!("not a decimal number: {text:?}").into());
+    }
+    let int = int.trim_start_matches('0');
+    // Pad both parts to whole base-10000 digits around the decimal point.
+    let int = format!("{}{int}", "0".repeat((4 - int.len() % 4) % 4));
+    let frac_padded = format!("{frac}{}", "0".repeat((4 - frac.len() % 4) % 4));
+    let group = |s: &str| -> Vec<i16> {
+        s.as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap().parse().unwrap())
+            .collect()
+    };
+    let mut digits = group(&int);
+    let mut weight = digits.len() as i16 - 1;
+    digits.extend(group(&frac_padded));
+    while digits.first() == Some(&0) {
+        digits.remove(0);
+        weight -= 1;
+    }
+    while digits.last() == Some(&0) {
+        digits.pop();
+    }
+    let sign: u16 = if negative && !digits.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    if digits.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(8 + 2 * digits.len());
+    out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(frac.len() as u16).to_be_bytes());
+    for d in digits {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// TestServer
+
+/// "A PostgreSQL-compatible server with an empty database" for tests that
+/// need nothing duet-specific: a fresh insecure duet node, or, when
+/// `DUET_EXTERNAL_URL` (a libpq URL, no TLS) is set, a freshly created
+/// database named after the test on that server, e.g. a PostgreSQL 15.
+pub struct TestServer {
+    node: Option<TestNode>,
+    config: tokio_postgres::Config,
+    url: String,
+}
+
+impl TestServer {
+    pub async fn start(test_name: &str) -> TestServer {
+        match external_url() {
+            None => {
+                let node = TestNode::insecure();
+                TestServer {
+                    config: node.pg_config("root"),
+                    url: node.url("root"),
+                    node: Some(node),
+                }
+            }
+            Some(url) => {
+                let db = format!("duet_test_{test_name}");
+                let admin: tokio_postgres::Config = url.parse().expect("DUET_EXTERNAL_URL");
+                let client = connect(&admin).await;
+                for sql in [
+                    format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                    format!("CREATE DATABASE {db}"),
+                ] {
+                    if let Err(e) = client.batch_execute(&sql).await {
+                        panic!("{sql}: {}", describe(&e));
+                    }
+                }
+                let mut config = admin.clone();
+                config.dbname(&db);
+                TestServer {
+                    node: None,
+                    config,
+                    url: replace_url_dbname(&url, &db),
+                }
+            }
+        }
+    }
+
+    /// The duet node, unless running against an external server.
+    pub fn node(&self) -> Option<&TestNode> {
+        self.node.as_ref()
+    }
+
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// libpq URL for psql.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        connect(&self.config).await
+    }
+}
+
+/// `DUET_EXTERNAL_URL`, if set and not empty.
+pub fn external_url() -> Option<String> {
+    std::env::var("DUET_EXTERNAL_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Returns true (and says so) when a test needs a duet node but runs against
+/// an external server.
+pub fn skip_if_external(test: &str) -> bool {
+    if external_url().is_some() {
+        let mut err = std::io::stderr();
+        let _ = writeln!(
+            err,
+            "{test}: skipped (needs a duet node; DUET_EXTERNAL_URL is set)"
+        );
+        return true;
+    }
+    false
+}
+
+/// Replaces the path (database) of a `postgresql://` URL.
+pub fn replace_url_dbname(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{db}", &base[..authority_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_dbname_is_replaced() {
+        assert_eq!(
+            replace_url_dbname("postgresql://u@h:5/postgres?sslmode=disable", "x"),
+            "postgresql://u@h:5/x?sslmode=disable"
+        );
+        assert_eq!(
+            replace_url_dbname("postgresql://u@h:5", "x"),
+            "postgresql://u@h:5/x"
+        );
+    }
+
+    #[test]
+    fn numerics_round_trip_through_the_binary_form() {
+        for text in [
+            "0",
+            "0.00",
+            "1",
+            "-1",
+            "12.340",
+            "0.0005",
+            "0.000005",
+            "123456789.000001",
+            "-10000",
+            "99999999",
+        ] {
+            let bytes = encode_numeric(text).unwrap();
+            let back = slt::render_binary(&Type::NUMERIC, &bytes).unwrap();
+            assert_eq!(back, text);
+        }
+        assert!(encode_numeric("1e5").is_err());
+        assert!(encode_numeric("").is_err());
+    }
+
+    #[test]
+    fn aligned_output_is_parsed() {
+        let out = " id | name \n----+------\n  1 | a b\n  2 | \n(2 rows)\n\n";
+        assert_eq!(parse_aligned(out), vec![vec!["1", "a b"], vec!["2", ""]]);
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let [a, b, c] = free_ports::<3>();
+        assert!(a != b && b != c && a != c);
+    }
+}

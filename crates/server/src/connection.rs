@@ -154,6 +154,20 @@ impl Conn {
     }
 }
 
+/// Runs a statement's future. The engine does blocking work inside
+/// `execute` (RocksDB I/O, long scans, pg_sleep); on a multi-thread runtime
+/// the worker first hands its other tasks to a fresh thread, so accepting,
+/// cancel requests and the other sessions never stall behind a statement.
+pub(crate) async fn run_statement<F: std::future::Future>(statement: F) -> F::Output {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let handle = Handle::current();
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(|| handle.block_on(statement))
+    } else {
+        statement.await
+    }
+}
+
 fn auth_timeout() -> ConnError {
     fatal(
         SqlState::QUERY_CANCELED,
@@ -340,11 +354,22 @@ impl Backend {
             Ok(()) => Ok(()),
             Err(ExtError::Conn(e)) => Err(e),
             Err(ExtError::Sql(e)) => {
+                self.check_shutdown(&e)?;
                 self.send_notices().await?;
                 self.send_error(&e).await?;
                 self.ext.discarding = true;
                 Ok(())
             }
+        }
+    }
+
+    /// A statement canceled because the server is shutting down ends the
+    /// session with 57P01 instead of reporting the cancel.
+    fn check_shutdown(&self, e: &SqlError) -> Result<(), ConnError> {
+        if e.state == SqlState::QUERY_CANCELED && *self.shutdown.borrow() {
+            Err(ConnError::Fatal(admin_shutdown()))
+        } else {
+            Ok(())
         }
     }
 
@@ -401,13 +426,14 @@ impl Backend {
             }
             Ok(statements) => {
                 for stmt in &statements {
-                    let result = self.session.execute(stmt, Vec::new()).await;
+                    let result = run_statement(self.session.execute(stmt, Vec::new())).await;
                     self.send_notices().await?;
                     let outcome = match result {
                         Ok(result) => self.send_simple_result(result).await?,
                         Err(e) => Err(e),
                     };
                     if let Err(e) = outcome {
+                        self.check_shutdown(&e)?;
                         self.send_error(&e).await?;
                         break;
                     }

@@ -12,7 +12,7 @@ use pgwire::messages::extendedquery::{
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
 use pgwire::messages::PgWireBackendMessage;
 
-use crate::connection::{Backend, ConnError};
+use crate::connection::{run_statement, Backend, ConnError};
 use crate::encode::{self, FORMAT_BINARY, FORMAT_TEXT};
 
 /// A prepared statement.
@@ -353,7 +353,7 @@ impl Backend {
         };
         if portal.result.is_none() {
             let params = std::mem::take(&mut portal.params);
-            let result = self.session.execute(&stmt, params).await;
+            let result = run_statement(self.session.execute(&stmt, params)).await;
             self.send_notices().await?;
             portal.result = Some(Running {
                 result: result?,

@@ -25,21 +25,19 @@ use crate::tls::{self, TlsError};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the server could not start (or stopped). Every message says what to
-/// do about it.
+/// do about it. Underlying errors are part of the message (they often carry
+/// the fix themselves) and deliberately not chained as `source()`, so that
+/// printing the error with its causes does not repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot open the database in {dir}: {source}; check that the directory is writable and not used by another duet process, or pass --data-dir")]
-    Database {
-        dir: String,
-        #[source]
-        source: SqlError,
-    },
+    #[error("cannot open the database in {dir}: {cause}")]
+    Database { dir: String, cause: SqlError },
     #[error(
         "cannot load TLS certificates: {0}; or pass --insecure for local development without TLS"
     )]
-    Tls(#[source] Box<TlsError>),
+    Tls(Box<TlsError>),
     #[error("invalid hba configuration: {0}")]
-    Hba(#[from] HbaError),
+    Hba(HbaError),
     #[error("address {addr} is already in use; stop the other server or pass --listen")]
     AddressInUse { addr: String },
     #[error("cannot listen on {addr}: permission denied; use a port above 1023 or pass --listen")]
@@ -48,14 +46,10 @@ pub enum ServerError {
     AddressNotAvailable { addr: String },
     #[error("invalid listen address \"{addr}\": expected HOST:PORT, e.g. 127.0.0.1:26257")]
     BadAddress { addr: String },
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot listen on {addr}: {cause}")]
+    Listen { addr: String, cause: io::Error },
     #[error("cannot install signal handlers: {0}")]
-    Signal(#[source] io::Error),
+    Signal(io::Error),
 }
 
 /// Cancel keys of the running sessions: pid -> (secret, interrupt).
@@ -219,9 +213,9 @@ impl Server {
                 root_password: config.root_password.clone(),
             },
         )
-        .map_err(|source| ServerError::Database {
+        .map_err(|cause| ServerError::Database {
             dir: config.data_dir.display().to_string(),
-            source,
+            cause,
         })?;
         Self::bind_with_database(config, db).await
     }
@@ -231,7 +225,7 @@ impl Server {
         config: Config,
         db: Arc<Database>,
     ) -> Result<Server, ServerError> {
-        let rules = effective_rules(&config)?;
+        let rules = effective_rules(&config).map_err(ServerError::Hba)?;
         let tls = if config.insecure {
             None
         } else {
@@ -244,7 +238,7 @@ impl Server {
             .local_addr()
             .map_err(|source| ServerError::Listen {
                 addr: config.listen.clone(),
-                source,
+                cause: source,
             })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -387,7 +381,7 @@ async fn bind_listener(addr: &str) -> Result<TcpListener, ServerError> {
             }
             _ => ServerError::Listen {
                 addr: addr.into(),
-                source,
+                cause: source,
             },
         })
 }

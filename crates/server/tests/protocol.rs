@@ -546,3 +546,43 @@ async fn graceful_shutdown_closes_sessions() {
         "no longer listening"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_statements_do_not_stall_other_sessions() {
+    let server = TestServer::start().await;
+    let probe = server.connect().await;
+    if let Err(e) = probe.simple_query("SELECT pg_sleep(0)").await {
+        eprintln!("skipping: pg_sleep unsupported ({e})");
+        server.stop().await;
+        return;
+    }
+    // More sleeping sessions than runtime worker threads: they still run
+    // side by side, and other sessions stay responsive.
+    let all = Instant::now();
+    let mut sleepers = Vec::new();
+    for _ in 0..3 {
+        let client = server.connect().await;
+        sleepers.push(tokio::spawn(async move {
+            client.simple_query("SELECT pg_sleep(2)").await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let other = server.connect().await;
+    other.simple_query("SELECT 1").await.expect("other session");
+    probe.simple_query("SELECT 1").await.expect("idle session");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "other sessions waited {:?} for sleeping ones",
+        started.elapsed()
+    );
+    for s in sleepers {
+        s.await.expect("join").expect("sleep completes");
+    }
+    assert!(
+        all.elapsed() < Duration::from_millis(3500),
+        "three 2 s sleeps took {:?}: statements were serialized",
+        all.elapsed()
+    );
+    server.stop().await;
+}

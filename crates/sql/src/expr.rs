@@ -111,6 +111,8 @@ pub enum Expr {
     Func { func: Func, args: Vec<Expr>, ty: DataType },
     Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, else_: Option<Box<Expr>>, ty: DataType },
     InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    /// `x op ANY (array)` / `x op ALL (array)`.
+    AnyAll { left: Box<Expr>, op: BinOp, array: Box<Expr>, all: bool },
     Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
     /// A column of an enclosing query's row (correlated subquery):
     /// `depth` 1 is the immediately enclosing query.
@@ -172,6 +174,8 @@ pub trait SessionInfo: Send + Sync {
     fn setval(&self, sequence: &str, value: i64, is_called: bool) -> SqlResult<i64>;
     fn relation_oid(&self, name: &str) -> SqlResult<Option<u32>>;
     fn role_name(&self, oid: u32) -> Option<String>;
+    /// Definitions for pg_get_indexdef / pg_get_constraintdef.
+    fn describe_object(&self, kind: &str, oid: u32) -> SqlResult<Option<String>>;
 }
 
 impl Expr {
@@ -187,6 +191,7 @@ impl Expr {
             | Expr::IsBool { .. }
             | Expr::IsDistinct { .. }
             | Expr::InList { .. }
+            | Expr::AnyAll { .. }
             | Expr::Like { .. } => DataType::Bool,
         }
     }
@@ -257,6 +262,10 @@ impl Expr {
                 expr.walk(f);
                 pattern.walk(f);
             }
+            Expr::AnyAll { left, array, .. } => {
+                left.walk(f);
+                array.walk(f);
+            }
             Expr::Aggregate(a) => a.args.iter().for_each(|x| x.walk(f)),
             Expr::Subquery { kind: SubqueryKind::In { expr, .. }, .. } => expr.walk(f),
             Expr::Literal(..) | Expr::Column(..) | Expr::Param(..) | Expr::OuterColumn { .. } | Expr::Subquery { .. } => {}
@@ -283,6 +292,7 @@ impl Expr {
             Expr::Like { expr, pattern, negated, case_insensitive } => {
                 Expr::Like { expr: boxed(expr)?, pattern: boxed(pattern)?, negated, case_insensitive }
             }
+            Expr::AnyAll { left, op, array, all } => Expr::AnyAll { left: boxed(left)?, op, array: boxed(array)?, all },
             Expr::Func { func, args, ty } => Expr::Func { func, args: args.into_iter().map(&mut *f).collect::<SqlResult<_>>()?, ty },
             Expr::Case { operand, whens, else_, ty } => {
                 let operand = match operand {
@@ -434,6 +444,24 @@ impl Expr {
                 }
                 Ok(if saw_null { Value::Null } else { Value::Bool(*negated) })
             }
+            Expr::AnyAll { left, op, array, all } => {
+                let l = left.eval(row, env)?;
+                let items = match array.eval(row, env)? {
+                    Value::Array(items) => items,
+                    Value::Null => return Ok(Value::Null),
+                    other => vec![other],
+                };
+                // Three-valued: ANY is true if one is true, NULL if none is but one was NULL.
+                let mut saw_null = false;
+                for item in items {
+                    match binary_op(*op, l.clone(), item, &DataType::Bool, &left.data_type(), &DataType::Unknown, env)? {
+                        Value::Bool(b) if b != *all => return Ok(Value::Bool(b)),
+                        Value::Null => saw_null = true,
+                        _ => {}
+                    }
+                }
+                Ok(if saw_null { Value::Null } else { Value::Bool(*all) })
+            }
             Expr::Like { expr, pattern, negated, case_insensitive } => {
                 let (v, p) = (expr.eval(row, env)?, pattern.eval(row, env)?);
                 match (v, p) {
@@ -556,6 +584,20 @@ fn to_f64(v: &Value) -> Option<f64> {
 }
 
 fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &DataType, env: &EvalEnv) -> SqlResult<Value> {
+    // Array concatenation treats a NULL array as empty, like array_cat.
+    if op == BinOp::Concat && (matches!(ty, DataType::Array(_)) || matches!(l, Value::Array(_)) || matches!(r, Value::Array(_))) {
+        let mut items = match l {
+            Value::Array(a) => a,
+            Value::Null => vec![],
+            other => vec![other],
+        };
+        match r {
+            Value::Array(b) => items.extend(b),
+            Value::Null => {}
+            other => items.push(other),
+        }
+        return Ok(Value::Array(items));
+    }
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }
@@ -671,19 +713,31 @@ fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &D
     }
 }
 
-/// PostgreSQL picks the result scale of numeric division so that it has at
-/// least 16 significant digits, and at least the scale of either input.
+/// PostgreSQL's select_div_scale: the quotient gets at least 16
+/// significant digits, computed in its base-10000 representation, and at
+/// least the display scale of either input.
 pub fn numeric_div_scale(q: Decimal, a: &Decimal, b: &Decimal) -> Decimal {
-    let int_digits = q.trunc().abs().to_u128().map(|v| if v == 0 { 0 } else { v.to_string().len() as i64 }).unwrap_or(0);
-    let leading_zeros = if int_digits == 0 && !q.is_zero() {
-        // 0.000123 -> three zeros after the point before the first digit
-        let s = q.abs().to_string();
-        s.split('.').nth(1).map(|f| f.chars().take_while(|c| *c == '0').count() as i64).unwrap_or(0)
-    } else {
-        0
+    /// (weight, first base-10000 digit) of a non-zero decimal.
+    fn weight_and_first(d: &Decimal) -> Option<(i64, i64)> {
+        if d.is_zero() {
+            return None;
+        }
+        let digits = d.mantissa().unsigned_abs().to_string();
+        let exponent = digits.len() as i64 - 1 - d.scale() as i64;
+        let weight = exponent.div_euclid(4);
+        let take = (exponent - 4 * weight + 1) as usize;
+        let mut lead: String = digits.chars().take(take).collect();
+        while lead.len() < take {
+            lead.push('0');
+        }
+        Some((weight, lead.parse().unwrap_or(0)))
+    }
+    let qweight = match (weight_and_first(a), weight_and_first(b)) {
+        (Some((w1, f1)), Some((w2, f2))) => w1 - w2 - i64::from(f1 < f2),
+        _ => 0,
     };
-    let scale = (16 - int_digits + leading_zeros).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
-    q.round_dp(scale).trunc_with_scale(scale).round_dp(scale).normalize_to(scale)
+    let scale = (16 - qweight * 4).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
+    q.round_dp(scale).normalize_to(scale)
 }
 
 trait NormalizeTo {
@@ -743,5 +797,7 @@ mod tests {
         let d = |s: &str| s.parse::<Decimal>().unwrap();
         assert_eq!(numeric_div_scale(d("1") / d("3"), &d("1"), &d("3")).to_string(), "0.33333333333333333333");
         assert_eq!(numeric_div_scale(d("10") / d("4"), &d("10"), &d("4")).to_string(), "2.5000000000000000");
+        assert_eq!(numeric_div_scale(d("10.0") / d("4"), &d("10.0"), &d("4")).to_string(), "2.5000000000000000");
+        assert_eq!(numeric_div_scale(d("100000") / d("3"), &d("100000"), &d("3")).to_string(), "33333.333333333333");
     }
 }

@@ -13,6 +13,7 @@ use crate::value::{decimal_to_f64, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
     Now,
+    LocalTimestamp,
     ClockTimestamp,
     CurrentDate,
     Version,
@@ -64,6 +65,15 @@ pub enum Func {
     DateTrunc,
     ToRegclass,
     ArrayToString,
+    GetExpr,
+    GetIndexDef,
+    GetConstraintDef,
+    RelationIsPublishable,
+    HasPrivilege,
+    ArrayUpper,
+    ArrayLength,
+    Cardinality,
+    Subscript,
 }
 
 impl Func {
@@ -83,7 +93,8 @@ impl Func {
         };
         let common = || common_type(args);
         let f = match (name, n) {
-            ("now" | "transaction_timestamp" | "statement_timestamp", 0) => (Func::Now, T::TimestampTz),
+            ("now" | "transaction_timestamp" | "statement_timestamp" | "current_timestamp", 0) => (Func::Now, T::TimestampTz),
+            ("localtimestamp", 0) => (Func::LocalTimestamp, T::Timestamp),
             ("clock_timestamp", 0) => (Func::ClockTimestamp, T::TimestampTz),
             ("current_date", 0) => (Func::CurrentDate, T::Date),
             ("version", 0) => (Func::Version, T::Text),
@@ -129,12 +140,23 @@ impl Func {
             ("format_type", 2) => (Func::FormatType, T::Text),
             ("pg_table_is_visible", 1) => (Func::TableIsVisible, T::Bool),
             ("obj_description" | "col_description" | "shobj_description", 1 | 2) => (Func::ObjDescription, T::Text),
+            // Introspection of objects duet does not have: always NULL.
+            ("pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_triggerdef" | "pg_get_viewdef" | "pg_get_ruledef", _) => (Func::ObjDescription, T::Text),
             ("pg_get_userbyid", 1) => (Func::GetUserById, T::Name),
             ("md5", 1) => (Func::Md5, T::Text),
             ("date_part", 2) => (Func::DatePart, T::Float8),
             ("date_trunc", 2) => (Func::DateTrunc, if args.get(1) == Some(&T::Timestamp) { T::Timestamp } else { T::TimestampTz }),
             ("to_regclass", 1) => (Func::ToRegclass, T::Oid),
             ("array_to_string", 2 | 3) => (Func::ArrayToString, T::Text),
+            ("pg_get_expr", 2 | 3) => (Func::GetExpr, T::Text),
+            ("array_upper", 2) => (Func::ArrayUpper, T::Int4),
+            ("array_lower", 2) => (Func::ArrayLength, T::Int4),
+            ("array_length", 2) => (Func::ArrayLength, T::Int4),
+            ("cardinality", 1) => (Func::Cardinality, T::Int4),
+            ("pg_get_indexdef", 1 | 3) => (Func::GetIndexDef, T::Text),
+            ("pg_get_constraintdef", 1 | 2) => (Func::GetConstraintDef, T::Text),
+            ("pg_relation_is_publishable", 1) => (Func::RelationIsPublishable, T::Bool),
+            ("has_table_privilege" | "has_schema_privilege" | "has_database_privilege", 2 | 3) => (Func::HasPrivilege, T::Bool),
             _ => {
                 let types: Vec<String> = args.iter().map(|t| t.sql_name()).collect();
                 return Err(SqlError::new(
@@ -176,6 +198,7 @@ impl Func {
         Ok(match self {
             Func::Now => V::TimestampTz(env.txn_time),
             Func::ClockTimestamp => V::TimestampTz(chrono::Utc::now()),
+            Func::LocalTimestamp => cast(V::TimestampTz(env.txn_time), &DataType::Timestamp, env.tz, true)?,
             Func::CurrentDate => cast(V::TimestampTz(env.txn_time), &DataType::Date, env.tz, true)?,
             Func::Version => V::Text(crate::session::version_string()),
             Func::CurrentDatabase => V::Text(env.session.current_database().to_string()),
@@ -393,6 +416,24 @@ impl Func {
                 Some(oid) => V::Int(oid as i64),
                 None => V::Null,
             },
+            Func::GetExpr => V::Text(text(0)),
+            Func::ArrayUpper | Func::ArrayLength | Func::Cardinality => match &args[0] {
+                // One-dimensional arrays with lower bound 1: upper = length.
+                V::Array(items) if items.is_empty() => V::Null,
+                V::Array(items) => V::Int(items.len() as i64),
+                other => return Err(bad_arg("array_upper", other)),
+            },
+            Func::Subscript => match &args[0] {
+                V::Array(items) => {
+                    let i = int(1)?;
+                    if i >= 1 { items.get(i as usize - 1).cloned().unwrap_or(V::Null) } else { V::Null }
+                }
+                other => return Err(bad_arg("subscript", other)),
+            },
+            Func::GetIndexDef => env.session.describe_object("index", int(0)? as u32)?.map(V::Text).unwrap_or(V::Null),
+            Func::GetConstraintDef => env.session.describe_object("constraint", int(0)? as u32)?.map(V::Text).unwrap_or(V::Null),
+            Func::RelationIsPublishable => V::Bool(false),
+            Func::HasPrivilege => V::Bool(true),
             Func::ArrayToString => match &args[0] {
                 V::Array(items) => {
                     let sep = text(1);

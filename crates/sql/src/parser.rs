@@ -62,20 +62,35 @@ fn split_statements(sql: &str) -> SqlResult<Vec<String>> {
     Ok(parts)
 }
 
-/// `CREATE USER x ...` -> `CREATE ROLE x ...`, remembering it was a user.
+/// `CREATE USER x ...` -> `CREATE ROLE x ...` (remembering it was a user),
+/// and the noise word ENCRYPTED dropped from role statements, which
+/// sqlparser does not accept.
 fn rewrite_create_user(text: &str) -> (String, bool) {
-    let trimmed = text.trim_start();
-    let mut words = trimmed.split_whitespace();
-    let is_user = matches!(
-        (words.next(), words.next()),
-        (Some(a), Some(b)) if a.eq_ignore_ascii_case("create") && b.eq_ignore_ascii_case("user")
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    let is_role_statement = matches!(
+        words.as_slice(),
+        [a, b] if (a.eq_ignore_ascii_case("create") || a.eq_ignore_ascii_case("alter"))
+            && (b.eq_ignore_ascii_case("user") || b.eq_ignore_ascii_case("role"))
     );
-    if !is_user {
+    if !is_role_statement {
         return (text.to_string(), false);
     }
-    let after_create = &trimmed[6..];
-    let user_pos = after_create.to_ascii_lowercase().find("user").unwrap_or(0);
-    (format!("CREATE ROLE{}", &after_create[user_pos + 4..]), true)
+    let is_user = words[0].eq_ignore_ascii_case("create") && words[1].eq_ignore_ascii_case("user");
+    let dialect = PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else { return (text.to_string(), false) };
+    let mut out = String::new();
+    let mut seen_user = false;
+    for t in tokens {
+        match &t {
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("encrypted") => continue,
+            Token::Word(w) if is_user && !seen_user && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("user") => {
+                seen_user = true;
+                out.push_str("ROLE");
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    (out, is_user)
 }
 
 fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {

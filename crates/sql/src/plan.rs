@@ -60,6 +60,8 @@ pub enum Plan {
     /// generate_series(start, stop[, step]).
     Series { start: Expr, stop: Expr, step: Option<Expr>, ty: DataType },
     Virtual(VirtualTable),
+    /// unnest(array): one row per element.
+    Unnest { array: Expr },
     Filter { input: Box<Plan>, predicate: Expr },
     Project { input: Box<Plan>, exprs: Vec<Expr> },
     /// Nested-loop join; the right side is materialized once.

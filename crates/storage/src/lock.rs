@@ -65,9 +65,11 @@ impl LockManager {
             tokio::pin!(notified);
             // Register before re-checking so a release in between is not missed.
             notified.as_mut().enable();
+            // Still held by the same holder we registered against? If the lock
+            // changed hands meanwhile, its new entry has a new Notify: retry.
             let still_held = {
                 let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-                matches!(t.locks.get(key), Some(e) if e.holder != txn)
+                matches!(t.locks.get(key), Some(e) if e.holder != txn && Arc::ptr_eq(&e.released, &released))
             };
             let outcome = if still_held { self.wait(notified, ctl).await } else { Ok(()) };
             self.table.lock().unwrap_or_else(|e| e.into_inner()).waits_for.remove(&txn);

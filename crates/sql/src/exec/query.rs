@@ -47,6 +47,10 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
             Box::new(std::iter::from_fn(move || scan.next_row().transpose().map(|r| r.map(|(_, row)| row))))
         }
         Plan::Series { start, stop, step, .. } => series(start, stop, step.as_ref(), env)?,
+        Plan::Unnest { array } => match array.eval(&[], env)? {
+            Value::Array(items) => Box::new(items.into_iter().map(|v| Ok(vec![v]))),
+            _ => Box::new(std::iter::empty()),
+        },
         Plan::Virtual(vt) => Box::new(exec.virtual_rows.rows(&vt.name)?.into_iter().map(Ok)),
         Plan::Filter { input, predicate } => {
             let input = run_plan(input, exec, env)?;

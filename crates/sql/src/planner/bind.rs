@@ -69,6 +69,39 @@ impl Planner<'_> {
                     .collect::<SqlResult<_>>()?;
                 Expr::InList { expr: Box::new(x), list, negated: *negated }
             }
+            A::AnyOp { left, compare_op, right, .. } | A::AllOp { left, compare_op, right } => {
+                let l = self.bind_expr(left, scope)?;
+                let array = self.bind_expr(right, scope)?;
+                // Reuse the operator binding for the element comparison's typing.
+                let op = match self.bind_binary(compare_op, l.clone(), Expr::Literal(Value::Null, DataType::Unknown))? {
+                    Expr::Binary { op, .. } => op,
+                    _ => return Err(SqlError::internal("comparison expected")),
+                };
+                if !op.is_comparison() {
+                    return Err(SqlError::syntax("ANY/ALL needs a comparison operator"));
+                }
+                Expr::AnyAll { left: Box::new(l), op, array: Box::new(array), all: matches!(e, A::AllOp { .. }) }
+            }
+            A::CompoundFieldAccess { root, access_chain } => {
+                let mut x = self.bind_expr(root, scope)?;
+                for access in access_chain {
+                    let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
+                        return Err(SqlError::unsupported(format!("field access not supported: {access}")));
+                    };
+                    let ty = match x.data_type() {
+                        DataType::Array(elem) => *elem,
+                        other => {
+                            return Err(SqlError::new(
+                                SqlState::DATATYPE_MISMATCH,
+                                format!("cannot subscript type {} because it is not an array", other.sql_name()),
+                            ))
+                        }
+                    };
+                    let i = self.bind_as(index, scope, &DataType::Int4)?;
+                    x = Expr::Func { func: Func::Subscript, args: vec![x, i], ty };
+                }
+                x
+            }
             A::Between { expr, negated, low, high } => {
                 let x = self.bind_expr(expr, scope)?;
                 let lo = self.bind_expr(low, scope)?;
@@ -224,7 +257,10 @@ impl Planner<'_> {
         // Keywords PostgreSQL treats as functions without parentheses.
         if qualifier.is_none() {
             if let Ok((func, ty)) = Func::resolve(name, &[]) {
-                if matches!(name, "current_user" | "session_user" | "user" | "current_role" | "current_catalog" | "current_schema" | "current_date") {
+                if matches!(
+                    name,
+                    "current_user" | "session_user" | "user" | "current_role" | "current_catalog" | "current_schema" | "current_date" | "current_timestamp" | "localtimestamp"
+                ) {
                     return Ok(Expr::Func { func, args: vec![], ty });
                 }
             }
@@ -234,7 +270,7 @@ impl Planner<'_> {
                 SqlState::UNDEFINED_TABLE,
                 format!("missing FROM-clause entry for table \"{q}\""),
             )),
-            Some(q) => Err(SqlError::undefined_column(&format!("{q}.{name}"))),
+            Some(q) => Err(SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column {q}.{name} does not exist"))),
             None => Err(SqlError::undefined_column(name)),
         }
     }
@@ -330,6 +366,7 @@ impl Planner<'_> {
         let (lt, rt) = (l.data_type(), r.data_type());
         let (l, r) = match op {
             BinOp::And | BinOp::Or => (self.coerce(l, &DataType::Bool)?, self.coerce(r, &DataType::Bool)?),
+            BinOp::Concat if matches!(lt, DataType::Array(_)) || matches!(rt, DataType::Array(_)) => (l, r),
             BinOp::Concat | BinOp::RegexMatch { .. } => (self.coerce(l, &DataType::Text)?, self.coerce(r, &DataType::Text)?),
             _ => {
                 // Untyped sides take the other side's type.
@@ -340,7 +377,10 @@ impl Planner<'_> {
         let (lt, rt) = (l.data_type(), r.data_type());
         let ty = match op {
             BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => arith_type(op, &lt, &rt)?,
-            BinOp::Concat => DataType::Text,
+            BinOp::Concat => match (&lt, &rt) {
+                (DataType::Array(e), _) | (_, DataType::Array(e)) => DataType::Array(e.clone()),
+                _ => DataType::Text,
+            },
             _ => DataType::Bool,
         };
         if op.is_comparison() {

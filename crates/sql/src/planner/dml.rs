@@ -229,7 +229,7 @@ impl Planner<'_> {
         let filter = match selection {
             Some(e) => {
                 let b = self.bind_expr(e, scope)?;
-                let b = self.coerce(b, &DataType::Bool)?;
+                let b = self.condition(b, "WHERE")?;
                 if contains_aggregate(&b) {
                     return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
                 }

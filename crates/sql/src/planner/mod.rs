@@ -55,6 +55,18 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
+    /// Coerces a WHERE/HAVING/ON condition to boolean, or 42804.
+    pub fn condition(&mut self, e: crate::expr::Expr, clause: &str) -> SqlResult<crate::expr::Expr> {
+        let e = self.coerce(e, &DataType::Bool)?;
+        match e.data_type() {
+            DataType::Bool => Ok(e),
+            other => Err(SqlError::new(
+                crate::error::SqlState::DATATYPE_MISMATCH,
+                format!("argument of {clause} must be type boolean, not type {}", other.sql_name()),
+            )),
+        }
+    }
+
     /// Resolves a table name to its definition, or 42P01.
     pub fn resolve_table(&self, name: &ObjectName) -> SqlResult<Arc<TableDef>> {
         let (schema, table) = split_name(name)?;

@@ -166,7 +166,7 @@ impl Planner<'_> {
 
         if let Some(selection) = &s.selection {
             let pred = self.bind_expr(selection, &scope)?;
-            let pred = self.coerce(pred, &DataType::Bool)?;
+            let pred = self.condition(pred, "WHERE")?;
             if contains_aggregate(&pred) {
                 return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
             }
@@ -245,7 +245,7 @@ impl Planner<'_> {
         let having = match &s.having {
             Some(h) => {
                 let b = self.bind_expr(h, &scope)?;
-                Some(self.coerce(b, &DataType::Bool)?)
+                Some(self.condition(b, "HAVING")?)
             }
             None => None,
         };
@@ -394,7 +394,7 @@ impl Planner<'_> {
             let on = match constraint {
                 Some(ast::JoinConstraint::On(e)) => {
                     let b = self.bind_expr(e, &joined)?;
-                    Some(self.coerce(b, &DataType::Bool)?)
+                    Some(self.condition(b, "JOIN/ON")?)
                 }
                 Some(ast::JoinConstraint::Using(cols)) => {
                     let mut cond: Option<Expr> = None;
@@ -529,16 +529,32 @@ impl Planner<'_> {
     }
 
     fn plan_table_function(&mut self, name: &str, args: &[ast::FunctionArg], alias: Option<&ast::TableAlias>) -> SqlResult<(Plan, Scope)> {
-        if name != "generate_series" {
-            return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")));
-        }
-        let empty = Scope::default();
+        // Arguments may refer to an enclosing query's columns (as outer
+        // references), which psql's catalog queries rely on for unnest().
+        let scope = Scope::default();
         let mut bound = Vec::new();
         for a in args {
             match a {
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => bound.push(self.bind_expr(e, &empty)?),
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => bound.push(self.bind_expr(e, &scope)?),
                 _ => return Err(SqlError::unsupported("named arguments are not supported")),
             }
+        }
+        let qualifier = alias.map(|a| ident_name(&a.name)).unwrap_or_else(|| name.to_string());
+        let col_name = alias
+            .and_then(|a| a.columns.first().map(|c| ident_name(&c.name)))
+            .or_else(|| alias.map(|a| ident_name(&a.name)))
+            .unwrap_or_else(|| name.to_string());
+        if name == "unnest" {
+            let [array] = <[Expr; 1]>::try_from(bound).map_err(|_| SqlError::new(SqlState::UNDEFINED_FUNCTION, "function unnest needs one argument"))?;
+            let ty = match array.data_type() {
+                DataType::Array(e) => *e,
+                _ => DataType::Text,
+            };
+            let scope = Scope::new(vec![ScopeColumn { qualifier: Some(qualifier), name: col_name, ty, table_oid: 0, attnum: 0, hidden: false }]);
+            return Ok((Plan::Unnest { array }, scope));
+        }
+        if name != "generate_series" {
+            return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")));
         }
         if !(2..=3).contains(&bound.len()) {
             return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "function generate_series needs 2 or 3 arguments"));
@@ -554,11 +570,6 @@ impl Planner<'_> {
         let start = it.next().transpose()?.ok_or_else(|| SqlError::internal("missing argument"))?;
         let stop = it.next().transpose()?.ok_or_else(|| SqlError::internal("missing argument"))?;
         let step = it.next().transpose()?;
-        let qualifier = alias.map(|a| ident_name(&a.name)).unwrap_or_else(|| "generate_series".into());
-        let col_name = alias
-            .and_then(|a| a.columns.first().map(|c| ident_name(&c.name)))
-            .or_else(|| alias.map(|a| ident_name(&a.name)))
-            .unwrap_or_else(|| "generate_series".into());
         let scope = Scope::new(vec![ScopeColumn { qualifier: Some(qualifier), name: col_name, ty: ty.clone(), table_oid: 0, attnum: 0, hidden: false }]);
         Ok((Plan::Series { start, stop, step, ty }, scope))
     }

@@ -80,6 +80,32 @@ impl Session {
         result
     }
 
+    /// TRUNCATE: deletes every row and index entry in the transaction.
+    pub(crate) async fn truncate(&mut self, t: &ast::Truncate) -> SqlResult<QueryResult> {
+        let database = self.state.database.oid;
+        let mut tables = Vec::new();
+        for target in &t.table_names {
+            let (schema, name) = split_name(&target.name)?;
+            check_schema(&schema)?;
+            let table = Catalog::new(&*self.txn()).table(database, SCHEMA, &name)?.ok_or_else(|| SqlError::undefined_table(&name))?;
+            if !self.state.is_admin && table.owner != self.state.user && !table.acl.get(&self.state.user).is_some_and(|p| p.contains(&crate::catalog::Privilege::Delete)) {
+                return Err(SqlError::insufficient_privilege(format!("permission denied for table {name}")));
+            }
+            tables.push(table);
+        }
+        let control = self.control_for_ddl();
+        let txn = self.txn();
+        for table in &tables {
+            // Concurrent TRUNCATEs of one table serialize on this lock.
+            txn.lock(&table_rows_prefix(table.oid), &control).await?;
+            delete_prefix(txn, table_rows_prefix(table.oid))?;
+            for index in &table.indexes {
+                delete_prefix(txn, index_prefix(index.oid))?;
+            }
+        }
+        Ok(tag("TRUNCATE TABLE"))
+    }
+
     fn control_for_ddl(&self) -> duet_storage::StatementControl {
         duet_storage::StatementControl { interrupt: self.state.interrupt.clone(), deadline: None }
     }

@@ -97,6 +97,24 @@ impl SessionInfo for SessionState {
         let (schema, rel) = name.split_once('.').unwrap_or(("public", name));
         Catalog::new(&txn).relation_oid(self.database.oid, schema, rel.trim_matches('"'))
     }
+    fn describe_object(&self, kind: &str, oid: u32) -> SqlResult<Option<String>> {
+        let txn = self.db.begin(Isolation::ReadCommitted);
+        for rel in Catalog::new(&txn).relations()? {
+            let crate::catalog::Relation::Table(t) = rel else { continue };
+            for ix in t.all_indexes() {
+                let cols = ix.columns.iter().map(|&c| t.columns[c].name.clone()).collect::<Vec<_>>().join(", ");
+                if kind == "index" && ix.oid == oid {
+                    let unique = if ix.unique { "UNIQUE " } else { "" };
+                    return Ok(Some(format!("CREATE {unique}INDEX {} ON {}.{} USING btree ({cols})", ix.name, t.schema, t.name)));
+                }
+                if kind == "constraint" && ix.oid + 1_000_000 == oid {
+                    let what = if ix.primary { "PRIMARY KEY" } else { "UNIQUE" };
+                    return Ok(Some(format!("{what} ({cols})")));
+                }
+            }
+        }
+        Ok(None)
+    }
     fn role_name(&self, oid: u32) -> Option<String> {
         let txn = self.db.begin(Isolation::ReadCommitted);
         Catalog::new(&txn).roles().ok()?.into_iter().find(|r| r.oid == oid).map(|r| r.name)
@@ -267,6 +285,12 @@ impl Session {
 
     /// Describes a statement without running it.
     pub fn describe(&mut self, stmt: &Statement, param_types: &[DataType]) -> SqlResult<Describe> {
+        if self.block == Block::Failed && !is_transaction_end(&stmt.inner.parsed) {
+            return Err(SqlError::new(
+                SqlState::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
         let had_txn = self.txn.is_some();
         let tz = self.time_zone().clone();
         self.txn();
@@ -345,6 +369,14 @@ impl Session {
             }
             Ast::CreateRole(_) => self.create_role(ast, false).await,
             Ast::AlterRole { .. } | Ast::Grant(_) | Ast::Revoke(_) => self.role_statement(ast).await,
+            Ast::Reset(r) => self.reset(&r.reset),
+            Ast::Truncate(t) => {
+                self.check_writable(ast)?;
+                self.truncate(t).await
+            }
+            // Maintenance statements have nothing to do on an LSM tree.
+            Ast::Vacuum(_) => Ok(tag("VACUUM")),
+            Ast::Analyze(_) => Ok(tag("ANALYZE")),
             Ast::Discard { .. } => Ok(tag("DISCARD ALL")),
             other => Err(SqlError::unsupported(format!("statement not supported yet: {}", statement_kind(other)))),
         }

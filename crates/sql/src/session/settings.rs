@@ -282,6 +282,30 @@ impl Session {
         }
     }
 
+    pub(crate) fn reset(&mut self, reset: &ast::Reset) -> SqlResult<QueryResult> {
+        match reset {
+            ast::Reset::ConfigurationParameter(name) => {
+                let (n, v) = self.state.settings.reset(&name.to_string())?;
+                self.after_set(&n, &v);
+            }
+            _ => {
+                let reported_before = self.state.settings.reported();
+                let keep: Vec<(&'static str, String)> =
+                    ["is_superuser", "session_authorization"].iter().filter_map(|k| self.state.settings.get(k).map(|v| (*k, v))).collect();
+                self.state.settings = Settings::default();
+                for (k, v) in keep {
+                    self.state.settings.set_internal(k, &v);
+                }
+                for (k, v) in self.state.settings.reported() {
+                    if !reported_before.contains(&(k.clone(), v.clone())) {
+                        self.parameter_changed(&k, &v);
+                    }
+                }
+            }
+        }
+        Ok(tag("RESET"))
+    }
+
     pub(crate) fn show(&mut self, variable: &[ast::Ident]) -> SqlResult<QueryResult> {
         let col = show_name(variable);
         if col == "name" {

@@ -266,9 +266,9 @@ impl Value {
             DataType::InternalChar => Value::Text(s.chars().take(1).collect()),
             DataType::Bytea => Value::Bytea(parse_bytea(s)?),
             DataType::Date => Value::Date(parse_date(s)?),
-            DataType::Timestamp => Value::Timestamp(parse_timestamp(s, tz)?.0),
+            DataType::Timestamp => Value::Timestamp(parse_timestamp(s, "timestamp")?.0),
             DataType::TimestampTz => {
-                let (local, offset) = parse_timestamp(s, tz)?;
+                let (local, offset) = parse_timestamp(s, "timestamp with time zone")?;
                 let utc = match offset {
                     Some(secs) => local - chrono::Duration::seconds(secs as i64),
                     None => tz.to_utc(&local),
@@ -589,14 +589,14 @@ pub fn parse_date(s: &str) -> SqlResult<NaiveDate> {
                     format!("date/time field value out of range: \"{s}\""),
                 )
             } else {
-                SqlError::invalid_text("date", s)
+                invalid_datetime("date", s)
             }
         })
 }
 
 /// Parses a timestamp; returns the local date-time and, if the input named
 /// one, its UTC offset in seconds.
-fn parse_timestamp(s: &str, _tz: &TimeZone) -> SqlResult<(NaiveDateTime, Option<i32>)> {
+fn parse_timestamp(s: &str, type_name: &str) -> SqlResult<(NaiveDateTime, Option<i32>)> {
     let t = s.trim();
     let lower = t.to_ascii_lowercase();
     match lower.as_str() {
@@ -605,12 +605,12 @@ fn parse_timestamp(s: &str, _tz: &TimeZone) -> SqlResult<(NaiveDateTime, Option<
         "today" | "tomorrow" | "yesterday" => return Ok((date_start(&parse_date(t)?), None)),
         _ => {}
     }
-    let err = || SqlError::invalid_text("timestamp", s);
+    let err = || invalid_datetime(type_name, s);
     let (date_str, rest) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim()),
         None => (t, ""),
     };
-    let date = parse_date(date_str)?;
+    let date = parse_date(date_str).map_err(|e| if e.state == SqlState::INVALID_DATETIME_FORMAT { err() } else { e })?;
     if rest.is_empty() {
         return Ok((date_start(&date), None));
     }
@@ -620,6 +620,11 @@ fn parse_timestamp(s: &str, _tz: &TimeZone) -> SqlResult<(NaiveDateTime, Option<
         .or_else(|_| NaiveTime::parse_from_str(time_str, "%H:%M"))
         .map_err(|_| err())?;
     Ok((date.and_time(time), offset))
+}
+
+/// Malformed date/time input is 22007, not 22P02, in PostgreSQL.
+fn invalid_datetime(type_name: &str, input: &str) -> SqlError {
+    SqlError::new(SqlState::INVALID_DATETIME_FORMAT, format!("invalid input syntax for type {type_name}: \"{input}\""))
 }
 
 fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {

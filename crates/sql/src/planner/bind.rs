@@ -318,6 +318,12 @@ impl Planner<'_> {
         if *ty == DataType::Unknown {
             return Ok(e);
         }
+        // Length limits are checked on assignment (22001), not here.
+        let ty = &match ty {
+            DataType::Varchar(Some(_)) => DataType::Varchar(None),
+            DataType::Char(_) => DataType::Text,
+            other => other.clone(),
+        };
         Ok(match e {
             Expr::Literal(Value::Null, DataType::Unknown) => Expr::Literal(Value::Null, ty.clone()),
             Expr::Literal(v, DataType::Unknown) => Expr::Literal(cast(v, ty, &self.tz, true)?, ty.clone()),

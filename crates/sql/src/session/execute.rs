@@ -170,6 +170,8 @@ pub struct Session {
     notices: Vec<Notice>,
     param_changes: Vec<(String, String)>,
     savepoints: Vec<(String, BTreeMap<Vec<u8>, Option<Vec<u8>>>)>,
+    /// Settings as they were at BEGIN: SET is undone by ROLLBACK.
+    settings_at_begin: Option<Settings>,
 }
 
 impl Session {
@@ -203,6 +205,7 @@ impl Session {
             notices: Vec::new(),
             param_changes: Vec::new(),
             savepoints: Vec::new(),
+            settings_at_begin: None,
         })
     }
 
@@ -389,6 +392,7 @@ impl Session {
         }
         self.block = Block::InBlock;
         self.savepoints.clear();
+        self.settings_at_begin = Some(self.state.settings.clone());
         let isolation = modes.iter().find_map(|m| match m {
             ast::TransactionMode::IsolationLevel(l) => Some(match l {
                 ast::TransactionIsolationLevel::RepeatableRead => Isolation::RepeatableRead,
@@ -414,8 +418,11 @@ impl Session {
             Block::InBlock => {
                 self.block = Block::Autocommit;
                 self.savepoints.clear();
+                self.end_transaction_settings(true);
                 if let Some(t) = self.txn.take() {
-                    t.commit().await?;
+                    if let Err(e) = t.commit().await {
+                        return Err(e.into());
+                    }
                 }
                 Ok(tag("COMMIT"))
             }
@@ -428,10 +435,29 @@ impl Session {
         }
         self.block = Block::Autocommit;
         self.savepoints.clear();
+        self.end_transaction_settings(false);
         if let Some(t) = self.txn.take() {
             t.rollback();
         }
         tag("ROLLBACK")
+    }
+
+    /// At transaction end: transaction-scoped settings reset, and on
+    /// rollback every SET made in the block is undone.
+    fn end_transaction_settings(&mut self, committed: bool) {
+        let saved = self.settings_at_begin.take();
+        let before = self.state.settings.reported();
+        if let (false, Some(saved)) = (committed, saved) {
+            self.state.settings = saved;
+        }
+        for name in ["transaction_read_only", "transaction_isolation"] {
+            let _ = self.state.settings.reset(name);
+        }
+        for (k, v) in self.state.settings.reported() {
+            if !before.contains(&(k.clone(), v.clone())) {
+                self.parameter_changed(&k, &v);
+            }
+        }
     }
 
     fn savepoint(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {

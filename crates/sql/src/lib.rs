@@ -8,6 +8,7 @@ mod cast;
 pub mod catalog;
 pub mod error;
 mod exec;
+mod explain;
 mod expr;
 mod functions;
 mod parser;

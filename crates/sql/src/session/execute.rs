@@ -308,6 +308,7 @@ impl Session {
                     Ast::Update(u) => planner.plan_update(u)?.returning.map(|r| r.columns),
                     Ast::Delete(d) => planner.plan_delete(d)?.returning.map(|r| r.columns),
                     Ast::ShowVariable { variable } => Some(vec![text_column(&super::settings::show_name(variable))]),
+                    Ast::Explain { .. } => Some(vec![text_column("QUERY PLAN")]),
                     _ => None,
                 },
                 Parsed::CreateUser(_) => None,
@@ -363,6 +364,7 @@ impl Session {
             Ast::Savepoint { name } => self.savepoint(name),
             Ast::ReleaseSavepoint { name } => self.release(name),
             Ast::Query(q) => self.query(q, params),
+            Ast::Explain { statement, analyze: false, .. } => self.explain(statement, params),
             Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_) => self.dml(ast, params).await,
             Ast::Set(set) => self.set(set),
             Ast::ShowVariable { variable } => self.show(variable),
@@ -515,6 +517,27 @@ impl Session {
         let env = EvalEnv { subqueries: Some(&exec), ..self.env(&params, &control) };
         let rows = exec::collect_rows(exec::run_plan(&qp.plan, &exec, &env)?)?;
         Ok(QueryResult { tag: format!("SELECT {}", rows.len()), columns: Some(qp.columns), rows })
+    }
+
+    fn explain(&mut self, statement: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
+        let tz = self.time_zone().clone();
+        self.txn().begin_statement();
+        let txn = self.txn.as_ref().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let view = CatalogView { state: &self.state, txn };
+        let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
+        let mut planner = Planner::new(&view, types, tz);
+        let lines = match statement {
+            Ast::Query(q) => crate::explain::explain_plan(&planner.plan_query(q)?.plan),
+            Ast::Update(u) => crate::explain::explain_update(&planner.plan_update(u)?),
+            Ast::Delete(d) => crate::explain::explain_delete(&planner.plan_delete(d)?),
+            Ast::Insert(i) => vec![format!("Insert on {}", planner.plan_insert(i)?.table.name)],
+            other => return Err(SqlError::unsupported(format!("EXPLAIN of {} is not supported", statement_kind(other)))),
+        };
+        Ok(QueryResult {
+            tag: "EXPLAIN".into(),
+            columns: Some(vec![text_column("QUERY PLAN")]),
+            rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+        })
     }
 
     async fn dml(&mut self, ast: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {

@@ -179,7 +179,8 @@ pub fn resolve(
     config.root_password = match &args.root_password_file {
         Some(path) => Some(read_password(path)?),
         None => env("DUET_ROOT_PASSWORD"),
-    };
+    }
+    .map(duet_server::config::Secret);
 
     if LogFormat::from_str(&config.log_format, true).is_err() {
         return Err(ConfigError::LogFormat(config.log_format));
@@ -515,6 +516,7 @@ method = "scram-sha-256"
             resolve(&args(&[]), &env)
                 .expect("config")
                 .root_password
+                .map(|s| s.0)
                 .as_deref(),
             Some("from-env")
         );
@@ -524,6 +526,7 @@ method = "scram-sha-256"
             resolve(&flags, &env)
                 .expect("config")
                 .root_password
+                .map(|s| s.0)
                 .as_deref(),
             Some("from file")
         );

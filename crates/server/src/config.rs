@@ -32,7 +32,17 @@ pub struct Config {
     /// bootstrapped. Never read from the config file: it comes from
     /// `DUET_ROOT_PASSWORD` or `--root-password-file`.
     #[serde(skip)]
-    pub root_password: Option<String>,
+    pub root_password: Option<Secret>,
+}
+
+/// A value that never appears in Debug output or logs.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"********\"")
+    }
 }
 
 impl Default for Config {
@@ -106,4 +116,17 @@ pub struct HbaRule {
 
 fn all() -> String {
     "all".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_root_password() {
+        let config = Config { root_password: Some(Secret("hunter2".into())), ..Config::default() };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("********"), "{shown}");
+    }
 }

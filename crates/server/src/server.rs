@@ -210,7 +210,7 @@ impl Server {
         let db = Database::open(
             &config.data_dir,
             DatabaseOptions {
-                root_password: config.root_password.clone(),
+                root_password: config.root_password.as_ref().map(|s| s.0.clone()),
             },
         )
         .map_err(|cause| ServerError::Database {

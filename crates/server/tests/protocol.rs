@@ -477,7 +477,7 @@ async fn extended_messages_without_describe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scram_authentication() {
     let server = TestServer::start_with(|c| {
-        c.root_password = Some("s3cret".into());
+        c.root_password = Some(duet_server::config::Secret("s3cret".into()));
         c.hba = vec![HbaRule {
             conn_type: ConnType::Host,
             database: "all".into(),

@@ -82,7 +82,7 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             certs_dir: certs,
             insecure: false,
-            root_password: Some("s3cret".into()),
+            root_password: Some(duet_server::config::Secret("s3cret".into())),
             ..Config::default()
         };
         tweak(&mut config);

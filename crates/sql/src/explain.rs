@@ -31,7 +31,7 @@ pub fn explain_plan(plan: &Plan) -> Vec<String> {
 }
 
 fn push_node(out: &mut Vec<String>, depth: usize, lines: Vec<String>) {
-    let indent = if depth == 0 { String::new() } else { format!("{}->  ", "      ".repeat(depth - 1)) };
+    let indent = if depth == 0 { String::new() } else { format!("  {}->  ", "      ".repeat(depth - 1)) };
     let detail_indent = " ".repeat(indent.len());
     for (i, l) in lines.into_iter().enumerate() {
         out.push(if i == 0 { format!("{indent}{l}") } else { format!("{detail_indent}{l}") });
@@ -50,7 +50,7 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             // Shown as a detail of the node it filters, as PostgreSQL does.
             let start = out.len();
             render(input, depth, out);
-            let indent = if depth == 0 { 2 } else { 6 * (depth - 1) + 6 };
+            let indent = if depth == 0 { 2 } else { 6 * (depth - 1) + 8 };
             out.insert((start + 1).min(out.len()), format!("{}Filter: (...)", " ".repeat(indent)));
         }
         Plan::Project { input, .. } | Plan::Truncate { input, .. } => render(input, depth, out),

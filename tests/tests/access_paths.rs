@@ -5,7 +5,10 @@
 use duet_tests::TestServer;
 
 async fn plan(client: &tokio_postgres::Client, sql: &str) -> String {
-    let rows = client.simple_query(&format!("EXPLAIN {sql}")).await.expect("EXPLAIN failed");
+    let rows = client
+        .simple_query(&format!("EXPLAIN {sql}"))
+        .await
+        .expect("EXPLAIN failed");
     rows.iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
@@ -32,14 +35,30 @@ async fn key_predicates_use_indexes() {
     assert!(point.starts_with("Index Scan using t_pkey on t"), "{point}");
     assert!(point.contains("a = ? AND b = ?"), "{point}");
 
-    let prefix_range = plan(&client, "SELECT * FROM t WHERE a = 3 AND b > 100 AND b <= 200").await;
-    assert!(prefix_range.contains("Index Scan using t_pkey on t"), "{prefix_range}");
-    assert!(prefix_range.contains("a = ? AND b > ? AND b <= ?"), "{prefix_range}");
+    let prefix_range = plan(
+        &client,
+        "SELECT * FROM t WHERE a = 3 AND b > 100 AND b <= 200",
+    )
+    .await;
+    assert!(
+        prefix_range.contains("Index Scan using t_pkey on t"),
+        "{prefix_range}"
+    );
+    assert!(
+        prefix_range.contains("a = ? AND b > ? AND b <= ?"),
+        "{prefix_range}"
+    );
 
     let secondary = plan(&client, "SELECT a FROM t WHERE v = 'v3'").await;
-    assert!(secondary.contains("Index Scan using t_v_idx on t"), "{secondary}");
+    assert!(
+        secondary.contains("Index Scan using t_v_idx on t"),
+        "{secondary}"
+    );
 
-    let prepared = client.prepare("SELECT v FROM t WHERE a = $1 AND b = $2").await.unwrap();
+    let prepared = client
+        .prepare("SELECT v FROM t WHERE a = $1 AND b = $2")
+        .await
+        .unwrap();
     let row = client.query_one(&prepared, &[&3i32, &13i32]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "v6");
 
@@ -51,12 +70,33 @@ async fn key_predicates_use_indexes() {
 
     // The index paths return exactly what a full scan with the same filter does.
     for (indexed, scanned) in [
-        ("SELECT b FROM t WHERE a = 3 AND b > 100 AND b <= 200 ORDER BY b", "SELECT b FROM t WHERE a + 0 = 3 AND b + 0 > 100 AND b + 0 <= 200 ORDER BY b"),
-        ("SELECT b FROM t WHERE v = 'v3' ORDER BY b", "SELECT b FROM t WHERE v || '' = 'v3' ORDER BY b"),
-        ("SELECT b FROM t WHERE a >= 8 ORDER BY b", "SELECT b FROM t WHERE a + 0 >= 8 ORDER BY b"),
+        (
+            "SELECT b FROM t WHERE a = 3 AND b > 100 AND b <= 200 ORDER BY b",
+            "SELECT b FROM t WHERE a + 0 = 3 AND b + 0 > 100 AND b + 0 <= 200 ORDER BY b",
+        ),
+        (
+            "SELECT b FROM t WHERE v = 'v3' ORDER BY b",
+            "SELECT b FROM t WHERE v || '' = 'v3' ORDER BY b",
+        ),
+        (
+            "SELECT b FROM t WHERE a >= 8 ORDER BY b",
+            "SELECT b FROM t WHERE a + 0 >= 8 ORDER BY b",
+        ),
     ] {
-        let a: Vec<i32> = client.query(indexed, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
-        let b: Vec<i32> = client.query(scanned, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        let a: Vec<i32> = client
+            .query(indexed, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let b: Vec<i32> = client
+            .query(scanned, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         assert!(!a.is_empty(), "{indexed} returned nothing");
         assert_eq!(a, b, "{indexed}");
     }

@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_root_password() {
-        let config = Config { root_password: Some(Secret("hunter2".into())), ..Config::default() };
+        let config = Config {
+            root_password: Some(Secret("hunter2".into())),
+            ..Config::default()
+        };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("********"), "{shown}");

@@ -33,8 +33,18 @@ pub fn cast(v: Value, to: &DataType, tz: &TimeZone, explicit: bool) -> SqlResult
             v => v,
         },
         (v, T::Text | T::Name) => Value::Text(v.to_text(&type_of(&v), tz).unwrap_or_default()),
-        (v, T::Varchar(n)) => Value::Text(fit_length(v.to_text(&type_of(&v), tz).unwrap_or_default(), *n, to, explicit)?),
-        (v, T::Char(n)) => Value::Text(fit_length(v.to_text(&type_of(&v), tz).unwrap_or_default(), Some(*n), to, explicit)?),
+        (v, T::Varchar(n)) => Value::Text(fit_length(
+            v.to_text(&type_of(&v), tz).unwrap_or_default(),
+            *n,
+            to,
+            explicit,
+        )?),
+        (v, T::Char(n)) => Value::Text(fit_length(
+            v.to_text(&type_of(&v), tz).unwrap_or_default(),
+            Some(*n),
+            to,
+            explicit,
+        )?),
         (Value::Int(i), T::Int2 | T::Int4 | T::Int8 | T::Oid) => int_in_range(i, to)?,
         (Value::Int(i), T::Float4 | T::Float8) => Value::Float(i as f64),
         (Value::Int(i), T::Numeric(ps)) => Value::Numeric(fit_numeric(Decimal::from(i), ps)?),
@@ -52,21 +62,31 @@ pub fn cast(v: Value, to: &DataType, tz: &TimeZone, explicit: bool) -> SqlResult
         }
         (Value::Float(f), T::Float4) => {
             if f.is_finite() && (f as f32).is_infinite() {
-                return Err(SqlError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow"));
+                return Err(SqlError::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value out of range: overflow",
+                ));
             }
             Value::Float(f as f32 as f64)
         }
         (Value::Float(f), T::Float8) => Value::Float(f),
         (Value::Float(f), T::Numeric(ps)) => {
             if f.is_nan() || f.is_infinite() {
-                return Err(SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, "cannot convert NaN or infinity to numeric"));
+                return Err(SqlError::new(
+                    SqlState::FEATURE_NOT_SUPPORTED,
+                    "cannot convert NaN or infinity to numeric",
+                ));
             }
             let d = Decimal::from_f64(f).ok_or_else(|| SqlError::out_of_range("numeric"))?;
             Value::Numeric(fit_numeric(d, ps)?)
         }
         (Value::Numeric(d), T::Int2 | T::Int4 | T::Int8) => {
             let r = d.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
-            int_in_range(r.to_i64().ok_or_else(|| SqlError::out_of_range(&to.type_name()))?, to)?
+            int_in_range(
+                r.to_i64()
+                    .ok_or_else(|| SqlError::out_of_range(&to.type_name()))?,
+                to,
+            )?
         }
         (Value::Numeric(d), T::Float4 | T::Float8) => Value::Float(d.to_f64().unwrap_or(f64::NAN)),
         (Value::Numeric(d), T::Numeric(ps)) => Value::Numeric(fit_numeric(d, ps)?),
@@ -75,7 +95,9 @@ pub fn cast(v: Value, to: &DataType, tz: &TimeZone, explicit: bool) -> SqlResult
         (Value::Bytea(b), T::Bytea) => Value::Bytea(b),
         (Value::Date(d), T::Date) => Value::Date(d),
         (Value::Date(d), T::Timestamp) => Value::Timestamp(d.and_time(chrono::NaiveTime::MIN)),
-        (Value::Date(d), T::TimestampTz) => Value::TimestampTz(tz.to_utc(&d.and_time(chrono::NaiveTime::MIN)).and_utc()),
+        (Value::Date(d), T::TimestampTz) => {
+            Value::TimestampTz(tz.to_utc(&d.and_time(chrono::NaiveTime::MIN)).and_utc())
+        }
         (Value::Timestamp(t), T::Timestamp) => Value::Timestamp(t),
         (Value::Timestamp(t), T::Date) => Value::Date(t.date()),
         (Value::Timestamp(t), T::TimestampTz) => Value::TimestampTz(tz.to_utc(&t).and_utc()),
@@ -86,13 +108,20 @@ pub fn cast(v: Value, to: &DataType, tz: &TimeZone, explicit: bool) -> SqlResult
         (Value::TimestampTz(t), T::Date) => {
             Value::Date((t.naive_utc() + chrono::Duration::seconds(tz.offset_secs as i64)).date())
         }
-        (Value::Array(items), T::Array(elem)) => {
-            Value::Array(items.into_iter().map(|i| cast(i, elem, tz, explicit)).collect::<SqlResult<_>>()?)
-        }
+        (Value::Array(items), T::Array(elem)) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| cast(i, elem, tz, explicit))
+                .collect::<SqlResult<_>>()?,
+        ),
         (v, to) => {
             return Err(SqlError::new(
                 SqlState::DATATYPE_MISMATCH,
-                format!("cannot cast type {} to {}", type_of(&v).type_name(), to.sql_name()),
+                format!(
+                    "cannot cast type {} to {}",
+                    type_of(&v).type_name(),
+                    to.sql_name()
+                ),
             ))
         }
     })
@@ -151,7 +180,9 @@ fn fit_length(s: String, limit: Option<u32>, to: &DataType, explicit: bool) -> S
 }
 
 fn fit_numeric(d: Decimal, ps: &Option<(u32, u32)>) -> SqlResult<Decimal> {
-    let Some((precision, scale)) = *ps else { return Ok(d) };
+    let Some((precision, scale)) = *ps else {
+        return Ok(d);
+    };
     let mut r = d.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
     r.rescale(scale);
     let int_digits = r.trunc().abs().to_string().trim_start_matches('0').len() as u32;
@@ -171,13 +202,46 @@ mod tests {
     #[test]
     fn assignment_casts_check_lengths_and_ranges() {
         let tz = TimeZone::default();
-        assert!(cast(Value::Text("abcdef".into()), &DataType::Varchar(Some(3)), &tz, false).is_err());
-        assert_eq!(cast(Value::Text("abcdef".into()), &DataType::Varchar(Some(3)), &tz, true).unwrap(), Value::Text("abc".into()));
+        assert!(cast(
+            Value::Text("abcdef".into()),
+            &DataType::Varchar(Some(3)),
+            &tz,
+            false
+        )
+        .is_err());
+        assert_eq!(
+            cast(
+                Value::Text("abcdef".into()),
+                &DataType::Varchar(Some(3)),
+                &tz,
+                true
+            )
+            .unwrap(),
+            Value::Text("abc".into())
+        );
         assert!(cast(Value::Int(70000), &DataType::Int2, &tz, false).is_err());
-        assert_eq!(cast(Value::Float(2.5), &DataType::Int4, &tz, false).unwrap(), Value::Int(2));
-        assert_eq!(cast(Value::Float(3.5), &DataType::Int4, &tz, false).unwrap(), Value::Int(4));
-        let n = cast(Value::Text("12.345".into()), &DataType::Numeric(Some((5, 2))), &tz, false).unwrap();
+        assert_eq!(
+            cast(Value::Float(2.5), &DataType::Int4, &tz, false).unwrap(),
+            Value::Int(2)
+        );
+        assert_eq!(
+            cast(Value::Float(3.5), &DataType::Int4, &tz, false).unwrap(),
+            Value::Int(4)
+        );
+        let n = cast(
+            Value::Text("12.345".into()),
+            &DataType::Numeric(Some((5, 2))),
+            &tz,
+            false,
+        )
+        .unwrap();
         assert_eq!(n, Value::Numeric("12.35".parse().unwrap()));
-        assert!(cast(Value::Text("1234.5".into()), &DataType::Numeric(Some((5, 2))), &tz, false).is_err());
+        assert!(cast(
+            Value::Text("1234.5".into()),
+            &DataType::Numeric(Some((5, 2))),
+            &tz,
+            false
+        )
+        .is_err());
     }
 }

@@ -114,7 +114,12 @@ impl Privilege {
         }
     }
 
-    pub const ALL: [Privilege; 4] = [Privilege::Select, Privilege::Insert, Privilege::Update, Privilege::Delete];
+    pub const ALL: [Privilege; 4] = [
+        Privilege::Select,
+        Privilege::Insert,
+        Privilege::Update,
+        Privilege::Delete,
+    ];
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -170,7 +175,9 @@ pub enum Relation {
     Table(TableDef),
     Sequence(SequenceDef),
     /// Indexes live inside their table's definition; this points there.
-    Index { table: u32 },
+    Index {
+        table: u32,
+    },
 }
 
 // ---- keys ----------------------------------------------------------------
@@ -242,11 +249,13 @@ fn kind_range(kind: u8) -> (Vec<u8>, Vec<u8>) {
 // ---- access --------------------------------------------------------------
 
 fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> SqlResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| SqlError::internal(format!("corrupt catalog entry: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| SqlError::internal(format!("corrupt catalog entry: {e}")))
 }
 
 fn encode<T: Serialize>(value: &T) -> SqlResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| SqlError::internal(format!("cannot encode catalog entry: {e}")))
+    serde_json::to_vec(value)
+        .map_err(|e| SqlError::internal(format!("cannot encode catalog entry: {e}")))
 }
 
 /// Catalog reads (through `&Transaction`) and writes (through
@@ -265,27 +274,33 @@ impl<T: Borrow<Transaction>> Catalog<T> {
     }
 
     pub fn database(&self, name: &str) -> SqlResult<Option<DatabaseDef>> {
-        self.t().get(&database_key(name))?.map(|b| decode(&b)).transpose()
+        self.t()
+            .get(&database_key(name))?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     pub fn databases(&self) -> SqlResult<Vec<DatabaseDef>> {
         self.list(kind::DATABASE)
     }
 
-
     pub fn role(&self, name: &str) -> SqlResult<Option<RoleDef>> {
-        self.t().get(&role_key(name))?.map(|b| decode(&b)).transpose()
+        self.t()
+            .get(&role_key(name))?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
     pub fn roles(&self) -> SqlResult<Vec<RoleDef>> {
         self.list(kind::ROLE)
     }
 
-
-
     fn list<U: for<'de> Deserialize<'de>>(&self, kind: u8) -> SqlResult<Vec<U>> {
         let (start, end) = kind_range(kind);
-        let mut scan = self.t().scan(std::ops::Bound::Included(start), std::ops::Bound::Excluded(end));
+        let mut scan = self.t().scan(
+            std::ops::Bound::Included(start),
+            std::ops::Bound::Excluded(end),
+        );
         let mut out = Vec::new();
         while let Some((_, v)) = scan.next_entry()? {
             out.push(decode(&v)?);
@@ -295,14 +310,25 @@ impl<T: Borrow<Transaction>> Catalog<T> {
 
     /// Looks up a relation's OID by name.
     pub fn relation_oid(&self, database: u32, schema: &str, name: &str) -> SqlResult<Option<u32>> {
-        Ok(self.t().get(&name_key(database, schema, name))?.and_then(|b| b.try_into().ok().map(u32::from_be_bytes)))
+        Ok(self
+            .t()
+            .get(&name_key(database, schema, name))?
+            .and_then(|b| b.try_into().ok().map(u32::from_be_bytes)))
     }
 
     pub fn relation(&self, oid: u32) -> SqlResult<Option<Relation>> {
-        self.t().get(&object_key(oid))?.map(|b| decode(&b)).transpose()
+        self.t()
+            .get(&object_key(oid))?
+            .map(|b| decode(&b))
+            .transpose()
     }
 
-    pub fn relation_by_name(&self, database: u32, schema: &str, name: &str) -> SqlResult<Option<Relation>> {
+    pub fn relation_by_name(
+        &self,
+        database: u32,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<Relation>> {
         match self.relation_oid(database, schema, name)? {
             Some(oid) => self.relation(oid),
             None => Ok(None),
@@ -350,23 +376,47 @@ impl<T: BorrowMut<Transaction>> Catalog<T> {
     }
 
     pub fn put_table(&mut self, table: &TableDef) -> SqlResult<()> {
-        self.tm().put(name_key(table.database, &table.schema, &table.name), table.oid.to_be_bytes().to_vec());
+        self.tm().put(
+            name_key(table.database, &table.schema, &table.name),
+            table.oid.to_be_bytes().to_vec(),
+        );
         for index in table.all_indexes() {
-            self.tm().put(name_key(table.database, &table.schema, &index.name), index.oid.to_be_bytes().to_vec());
-            self.tm().put(object_key(index.oid), encode(&Relation::Index { table: table.oid })?);
+            self.tm().put(
+                name_key(table.database, &table.schema, &index.name),
+                index.oid.to_be_bytes().to_vec(),
+            );
+            self.tm().put(
+                object_key(index.oid),
+                encode(&Relation::Index { table: table.oid })?,
+            );
         }
-        self.tm().put(object_key(table.oid), encode(&Relation::Table(table.clone()))?);
+        self.tm().put(
+            object_key(table.oid),
+            encode(&Relation::Table(table.clone()))?,
+        );
         self.bump_version()
     }
 
     pub fn put_sequence(&mut self, seq: &SequenceDef) -> SqlResult<()> {
-        self.tm().put(name_key(seq.database, &seq.schema, &seq.name), seq.oid.to_be_bytes().to_vec());
-        self.tm().put(object_key(seq.oid), encode(&Relation::Sequence(seq.clone()))?);
+        self.tm().put(
+            name_key(seq.database, &seq.schema, &seq.name),
+            seq.oid.to_be_bytes().to_vec(),
+        );
+        self.tm().put(
+            object_key(seq.oid),
+            encode(&Relation::Sequence(seq.clone()))?,
+        );
         self.bump_version()
     }
 
     /// Removes a relation's catalog entries (not its data).
-    pub fn delete_relation(&mut self, database: u32, schema: &str, name: &str, oid: u32) -> SqlResult<()> {
+    pub fn delete_relation(
+        &mut self,
+        database: u32,
+        schema: &str,
+        name: &str,
+        oid: u32,
+    ) -> SqlResult<()> {
         self.tm().delete(name_key(database, schema, name));
         self.tm().delete(object_key(oid));
         self.bump_version()
@@ -376,7 +426,10 @@ impl<T: BorrowMut<Transaction>> Catalog<T> {
     pub fn next_oid(&mut self) -> SqlResult<u32> {
         let key = catalog_key(kind::OID_COUNTER);
         let current = match self.t().get_latest(&key)? {
-            Some(b) => u32::from_be_bytes(b.try_into().map_err(|_| SqlError::internal("corrupt OID counter"))?),
+            Some(b) => u32::from_be_bytes(
+                b.try_into()
+                    .map_err(|_| SqlError::internal("corrupt OID counter"))?,
+            ),
             None => FIRST_USER_OID,
         };
         self.tm().put(key, (current + 1).to_be_bytes().to_vec());
@@ -396,5 +449,8 @@ impl<T: BorrowMut<Transaction>> Catalog<T> {
 
 /// Error for a missing relation.
 pub fn no_relation(name: &str) -> SqlError {
-    SqlError::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+    SqlError::new(
+        SqlState::UNDEFINED_TABLE,
+        format!("relation \"{name}\" does not exist"),
+    )
 }

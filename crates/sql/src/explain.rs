@@ -5,13 +5,25 @@ use crate::catalog::TableDef;
 use crate::plan::{JoinKind, KeyRange, Plan};
 use crate::planner::{DeletePlan, UpdatePlan};
 
-fn scan_lines(table: &TableDef, index: Option<&crate::catalog::IndexDef>, range: &KeyRange) -> Vec<String> {
+fn scan_lines(
+    table: &TableDef,
+    index: Option<&crate::catalog::IndexDef>,
+    range: &KeyRange,
+) -> Vec<String> {
     if range.is_full() {
         return vec![format!("Seq Scan on {}", table.name)];
     }
     let ix = index.unwrap_or(&table.primary);
-    let names: Vec<&str> = ix.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
-    let mut cond: Vec<String> = names.iter().take(range.eq.len()).map(|n| format!("{n} = ?")).collect();
+    let names: Vec<&str> = ix
+        .columns
+        .iter()
+        .map(|&c| table.columns[c].name.as_str())
+        .collect();
+    let mut cond: Vec<String> = names
+        .iter()
+        .take(range.eq.len())
+        .map(|n| format!("{n} = ?"))
+        .collect();
     if let Some(col) = names.get(range.eq.len()) {
         if let Some((_, inclusive)) = &range.lower {
             cond.push(format!("{col} {} ?", if *inclusive { ">=" } else { ">" }));
@@ -20,7 +32,10 @@ fn scan_lines(table: &TableDef, index: Option<&crate::catalog::IndexDef>, range:
             cond.push(format!("{col} {} ?", if *inclusive { "<=" } else { "<" }));
         }
     }
-    vec![format!("Index Scan using {} on {}", ix.name, table.name), format!("  Index Cond: ({})", cond.join(" AND "))]
+    vec![
+        format!("Index Scan using {} on {}", ix.name, table.name),
+        format!("  Index Cond: ({})", cond.join(" AND ")),
+    ]
 }
 
 /// Renders a plan; `depth` 0 is the top node.
@@ -31,19 +46,37 @@ pub fn explain_plan(plan: &Plan) -> Vec<String> {
 }
 
 fn push_node(out: &mut Vec<String>, depth: usize, lines: Vec<String>) {
-    let indent = if depth == 0 { String::new() } else { format!("  {}->  ", "      ".repeat(depth - 1)) };
+    let indent = if depth == 0 {
+        String::new()
+    } else {
+        format!("  {}->  ", "      ".repeat(depth - 1))
+    };
     let detail_indent = " ".repeat(indent.len());
     for (i, l) in lines.into_iter().enumerate() {
-        out.push(if i == 0 { format!("{indent}{l}") } else { format!("{detail_indent}{l}") });
+        out.push(if i == 0 {
+            format!("{indent}{l}")
+        } else {
+            format!("{detail_indent}{l}")
+        });
     }
 }
 
 fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
     match plan {
         Plan::Empty => push_node(out, depth, vec!["Result".into()]),
-        Plan::Values { rows, .. } => push_node(out, depth, vec![format!("Values Scan ({} rows)", rows.len())]),
-        Plan::Scan { table, index, range } => push_node(out, depth, scan_lines(table, index.as_ref(), range)),
-        Plan::Series { .. } => push_node(out, depth, vec!["Function Scan on generate_series".into()]),
+        Plan::Values { rows, .. } => push_node(
+            out,
+            depth,
+            vec![format!("Values Scan ({} rows)", rows.len())],
+        ),
+        Plan::Scan {
+            table,
+            index,
+            range,
+        } => push_node(out, depth, scan_lines(table, index.as_ref(), range)),
+        Plan::Series { .. } => {
+            push_node(out, depth, vec!["Function Scan on generate_series".into()])
+        }
         Plan::Unnest { .. } => push_node(out, depth, vec!["Function Scan on unnest".into()]),
         Plan::Virtual(vt) => push_node(out, depth, vec![format!("Seq Scan on {}", vt.name)]),
         Plan::Filter { input, .. } => {
@@ -51,10 +84,15 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             let start = out.len();
             render(input, depth, out);
             let indent = if depth == 0 { 2 } else { 6 * (depth - 1) + 8 };
-            out.insert((start + 1).min(out.len()), format!("{}Filter: (...)", " ".repeat(indent)));
+            out.insert(
+                (start + 1).min(out.len()),
+                format!("{}Filter: (...)", " ".repeat(indent)),
+            );
         }
         Plan::Project { input, .. } | Plan::Truncate { input, .. } => render(input, depth, out),
-        Plan::Join { left, right, kind, .. } => {
+        Plan::Join {
+            left, right, kind, ..
+        } => {
             let name = match kind {
                 JoinKind::Inner => "Nested Loop",
                 JoinKind::Left => "Nested Loop Left Join",
@@ -63,8 +101,19 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             render(left, depth + 1, out);
             render(right, depth + 1, out);
         }
-        Plan::Aggregate { input, group_by, .. } => {
-            push_node(out, depth, vec![if group_by.is_empty() { "Aggregate" } else { "HashAggregate" }.into()]);
+        Plan::Aggregate {
+            input, group_by, ..
+        } => {
+            push_node(
+                out,
+                depth,
+                vec![if group_by.is_empty() {
+                    "Aggregate"
+                } else {
+                    "HashAggregate"
+                }
+                .into()],
+            );
             render(input, depth + 1, out);
         }
         Plan::Sort { input, .. } => {
@@ -99,6 +148,11 @@ pub fn explain_delete(p: &DeletePlan) -> Vec<String> {
     out
 }
 
-fn push_child_scan(out: &mut Vec<String>, table: &TableDef, index: Option<&crate::catalog::IndexDef>, range: &KeyRange) {
+fn push_child_scan(
+    out: &mut Vec<String>,
+    table: &TableDef,
+    index: Option<&crate::catalog::IndexDef>,
+    range: &KeyRange,
+) {
     push_node(out, 1, scan_lines(table, index, range));
 }

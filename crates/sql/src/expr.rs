@@ -4,7 +4,6 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::cast::cast;
@@ -30,12 +29,18 @@ pub enum BinOp {
     Or,
     Concat,
     /// PostgreSQL's regular-expression match `~` (and `!~`, `~*`, `!~*`).
-    RegexMatch { case_insensitive: bool, negated: bool },
+    RegexMatch {
+        case_insensitive: bool,
+        negated: bool,
+    },
 }
 
 impl BinOp {
     pub fn is_comparison(&self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq)
+        matches!(
+            self,
+            BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
+        )
     }
 
     pub fn symbol(&self) -> &'static str {
@@ -99,26 +104,76 @@ pub enum Expr {
     Column(usize, DataType),
     /// A bind parameter ($1 is index 0).
     Param(usize, DataType),
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: DataType },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        ty: DataType,
+    },
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    IsNull { expr: Box<Expr>, negated: bool },
+    IsNull {
+        expr: Box<Expr>,
+        negated: bool,
+    },
     /// IS [NOT] TRUE / FALSE.
-    IsBool { expr: Box<Expr>, value: bool, negated: bool },
+    IsBool {
+        expr: Box<Expr>,
+        value: bool,
+        negated: bool,
+    },
     /// IS [NOT] DISTINCT FROM.
-    IsDistinct { left: Box<Expr>, right: Box<Expr>, negated: bool },
-    Cast { expr: Box<Expr>, ty: DataType },
-    Func { func: Func, args: Vec<Expr>, ty: DataType },
-    Case { operand: Option<Box<Expr>>, whens: Vec<(Expr, Expr)>, else_: Option<Box<Expr>>, ty: DataType },
-    InList { expr: Box<Expr>, list: Vec<Expr>, negated: bool },
+    IsDistinct {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
+    Cast {
+        expr: Box<Expr>,
+        ty: DataType,
+    },
+    Func {
+        func: Func,
+        args: Vec<Expr>,
+        ty: DataType,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        else_: Option<Box<Expr>>,
+        ty: DataType,
+    },
+    InList {
+        expr: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
     /// `x op ANY (array)` / `x op ALL (array)`.
-    AnyAll { left: Box<Expr>, op: BinOp, array: Box<Expr>, all: bool },
-    Like { expr: Box<Expr>, pattern: Box<Expr>, negated: bool, case_insensitive: bool },
+    AnyAll {
+        left: Box<Expr>,
+        op: BinOp,
+        array: Box<Expr>,
+        all: bool,
+    },
+    Like {
+        expr: Box<Expr>,
+        pattern: Box<Expr>,
+        negated: bool,
+        case_insensitive: bool,
+    },
     /// A column of an enclosing query's row (correlated subquery):
     /// `depth` 1 is the immediately enclosing query.
-    OuterColumn { depth: usize, index: usize, ty: DataType },
+    OuterColumn {
+        depth: usize,
+        index: usize,
+        ty: DataType,
+    },
     /// A subquery used as an expression.
-    Subquery { kind: SubqueryKind, plan: Box<crate::plan::Plan>, ty: DataType },
+    Subquery {
+        kind: SubqueryKind,
+        plan: Box<crate::plan::Plan>,
+        ty: DataType,
+    },
     /// Only during binding: replaced by a column of the aggregate's output.
     Aggregate(Box<AggCall>),
 }
@@ -138,7 +193,12 @@ pub enum SubqueryKind {
 /// Runs subquery plans for expression evaluation.
 pub trait SubqueryRunner: Send + Sync {
     /// Executes `plan` with `outer` as the enclosing rows (innermost last).
-    fn run(&self, plan: &crate::plan::Plan, outer: &[Vec<Value>], env: &EvalEnv) -> SqlResult<Vec<Vec<Value>>>;
+    fn run(
+        &self,
+        plan: &crate::plan::Plan,
+        outer: &[Vec<Value>],
+        env: &EvalEnv,
+    ) -> SqlResult<Vec<Vec<Value>>>;
 }
 
 /// What expression evaluation may need from the session.
@@ -183,7 +243,10 @@ impl Expr {
         match self {
             Expr::Literal(_, ty) | Expr::Column(_, ty) | Expr::Param(_, ty) => ty.clone(),
             Expr::OuterColumn { ty, .. } | Expr::Subquery { ty, .. } => ty.clone(),
-            Expr::Binary { ty, .. } | Expr::Func { ty, .. } | Expr::Case { ty, .. } | Expr::Cast { ty, .. } => ty.clone(),
+            Expr::Binary { ty, .. }
+            | Expr::Func { ty, .. }
+            | Expr::Case { ty, .. }
+            | Expr::Cast { ty, .. } => ty.clone(),
             Expr::Neg(e) => e.data_type(),
             Expr::Aggregate(a) => a.ty.clone(),
             Expr::Not(_)
@@ -218,7 +281,13 @@ impl Expr {
     pub fn is_constant(&self) -> bool {
         let mut constant = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column(..) | Expr::Aggregate(_) | Expr::OuterColumn { .. } | Expr::Subquery { .. }) {
+            if matches!(
+                e,
+                Expr::Column(..)
+                    | Expr::Aggregate(_)
+                    | Expr::OuterColumn { .. }
+                    | Expr::Subquery { .. }
+            ) {
                 constant = false;
             }
             if let Expr::Func { func, .. } = e {
@@ -238,11 +307,18 @@ impl Expr {
                 left.walk(f);
                 right.walk(f);
             }
-            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull { expr: e, .. } | Expr::IsBool { expr: e, .. } | Expr::Cast { expr: e, .. } => {
-                e.walk(f)
-            }
+            Expr::Not(e)
+            | Expr::Neg(e)
+            | Expr::IsNull { expr: e, .. }
+            | Expr::IsBool { expr: e, .. }
+            | Expr::Cast { expr: e, .. } => e.walk(f),
             Expr::Func { args, .. } => args.iter().for_each(|a| a.walk(f)),
-            Expr::Case { operand, whens, else_, .. } => {
+            Expr::Case {
+                operand,
+                whens,
+                else_,
+                ..
+            } => {
                 if let Some(o) = operand {
                     o.walk(f);
                 }
@@ -267,8 +343,15 @@ impl Expr {
                 array.walk(f);
             }
             Expr::Aggregate(a) => a.args.iter().for_each(|x| x.walk(f)),
-            Expr::Subquery { kind: SubqueryKind::In { expr, .. }, .. } => expr.walk(f),
-            Expr::Literal(..) | Expr::Column(..) | Expr::Param(..) | Expr::OuterColumn { .. } | Expr::Subquery { .. } => {}
+            Expr::Subquery {
+                kind: SubqueryKind::In { expr, .. },
+                ..
+            } => expr.walk(f),
+            Expr::Literal(..)
+            | Expr::Column(..)
+            | Expr::Param(..)
+            | Expr::OuterColumn { .. }
+            | Expr::Subquery { .. } => {}
         }
     }
 
@@ -282,39 +365,126 @@ impl Expr {
     pub fn map_children(self, f: &mut dyn FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
         let mut boxed = |e: Box<Expr>| -> SqlResult<Box<Expr>> { Ok(Box::new(f(*e)?)) };
         Ok(match self {
-            Expr::Binary { op, left, right, ty } => Expr::Binary { op, left: boxed(left)?, right: boxed(right)?, ty },
-            Expr::IsDistinct { left, right, negated } => Expr::IsDistinct { left: boxed(left)?, right: boxed(right)?, negated },
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => Expr::Binary {
+                op,
+                left: boxed(left)?,
+                right: boxed(right)?,
+                ty,
+            },
+            Expr::IsDistinct {
+                left,
+                right,
+                negated,
+            } => Expr::IsDistinct {
+                left: boxed(left)?,
+                right: boxed(right)?,
+                negated,
+            },
             Expr::Not(e) => Expr::Not(boxed(e)?),
             Expr::Neg(e) => Expr::Neg(boxed(e)?),
-            Expr::IsNull { expr, negated } => Expr::IsNull { expr: boxed(expr)?, negated },
-            Expr::IsBool { expr, value, negated } => Expr::IsBool { expr: boxed(expr)?, value, negated },
-            Expr::Cast { expr, ty } => Expr::Cast { expr: boxed(expr)?, ty },
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
-                Expr::Like { expr: boxed(expr)?, pattern: boxed(pattern)?, negated, case_insensitive }
-            }
-            Expr::AnyAll { left, op, array, all } => Expr::AnyAll { left: boxed(left)?, op, array: boxed(array)?, all },
-            Expr::Func { func, args, ty } => Expr::Func { func, args: args.into_iter().map(&mut *f).collect::<SqlResult<_>>()?, ty },
-            Expr::Case { operand, whens, else_, ty } => {
+            Expr::IsNull { expr, negated } => Expr::IsNull {
+                expr: boxed(expr)?,
+                negated,
+            },
+            Expr::IsBool {
+                expr,
+                value,
+                negated,
+            } => Expr::IsBool {
+                expr: boxed(expr)?,
+                value,
+                negated,
+            },
+            Expr::Cast { expr, ty } => Expr::Cast {
+                expr: boxed(expr)?,
+                ty,
+            },
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => Expr::Like {
+                expr: boxed(expr)?,
+                pattern: boxed(pattern)?,
+                negated,
+                case_insensitive,
+            },
+            Expr::AnyAll {
+                left,
+                op,
+                array,
+                all,
+            } => Expr::AnyAll {
+                left: boxed(left)?,
+                op,
+                array: boxed(array)?,
+                all,
+            },
+            Expr::Func { func, args, ty } => Expr::Func {
+                func,
+                args: args.into_iter().map(&mut *f).collect::<SqlResult<_>>()?,
+                ty,
+            },
+            Expr::Case {
+                operand,
+                whens,
+                else_,
+                ty,
+            } => {
                 let operand = match operand {
                     Some(o) => Some(Box::new(f(*o)?)),
                     None => None,
                 };
-                let whens = whens.into_iter().map(|(w, t)| Ok((f(w)?, f(t)?))).collect::<SqlResult<_>>()?;
+                let whens = whens
+                    .into_iter()
+                    .map(|(w, t)| Ok((f(w)?, f(t)?)))
+                    .collect::<SqlResult<_>>()?;
                 let else_ = match else_ {
                     Some(e) => Some(Box::new(f(*e)?)),
                     None => None,
                 };
-                Expr::Case { operand, whens, else_, ty }
+                Expr::Case {
+                    operand,
+                    whens,
+                    else_,
+                    ty,
+                }
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let expr = Box::new(f(*expr)?);
-                Expr::InList { expr, list: list.into_iter().map(&mut *f).collect::<SqlResult<_>>()?, negated }
+                Expr::InList {
+                    expr,
+                    list: list.into_iter().map(&mut *f).collect::<SqlResult<_>>()?,
+                    negated,
+                }
             }
-            Expr::Subquery { kind: SubqueryKind::In { expr, negated }, plan, ty } => {
-                Expr::Subquery { kind: SubqueryKind::In { expr: Box::new(f(*expr)?), negated }, plan, ty }
-            }
+            Expr::Subquery {
+                kind: SubqueryKind::In { expr, negated },
+                plan,
+                ty,
+            } => Expr::Subquery {
+                kind: SubqueryKind::In {
+                    expr: Box::new(f(*expr)?),
+                    negated,
+                },
+                plan,
+                ty,
+            },
             Expr::Aggregate(mut a) => {
-                a.args = std::mem::take(&mut a.args).into_iter().map(&mut *f).collect::<SqlResult<_>>()?;
+                a.args = std::mem::take(&mut a.args)
+                    .into_iter()
+                    .map(&mut *f)
+                    .collect::<SqlResult<_>>()?;
                 Expr::Aggregate(a)
             }
             other => other,
@@ -325,14 +495,22 @@ impl Expr {
     pub fn eval(&self, row: &[Value], env: &EvalEnv) -> SqlResult<Value> {
         match self {
             Expr::Literal(v, _) => Ok(v.clone()),
-            Expr::Column(i, _) => row.get(*i).cloned().ok_or_else(|| SqlError::internal("column index out of range")),
+            Expr::Column(i, _) => row
+                .get(*i)
+                .cloned()
+                .ok_or_else(|| SqlError::internal("column index out of range")),
             Expr::Param(i, ty) => {
                 let v = env.params.get(*i).cloned().ok_or_else(|| {
-                    SqlError::new(SqlState::UNDEFINED_PARAMETER, format!("there is no parameter ${}", i + 1))
+                    SqlError::new(
+                        SqlState::UNDEFINED_PARAMETER,
+                        format!("there is no parameter ${}", i + 1),
+                    )
                 })?;
                 // Text-format parameters of inferred types arrive typed; be lenient otherwise.
                 match (&v, ty) {
-                    (Value::Text(s), ty) if !ty.is_string() && *ty != DataType::Unknown => Value::from_text(ty, s, env.tz),
+                    (Value::Text(s), ty) if !ty.is_string() && *ty != DataType::Unknown => {
+                        Value::from_text(ty, s, env.tz)
+                    }
                     _ => Ok(v),
                 }
             }
@@ -345,7 +523,12 @@ impl Expr {
                 .cloned()
                 .ok_or_else(|| SqlError::internal("outer column out of range")),
             Expr::Subquery { kind, plan, .. } => eval_subquery(kind, plan, row, env),
-            Expr::Binary { op, left, right, ty } => {
+            Expr::Binary {
+                op,
+                left,
+                right,
+                ty,
+            } => {
                 let l = left.eval(row, env)?;
                 // Short-circuit AND/OR with SQL's three-valued logic.
                 match op {
@@ -382,7 +565,10 @@ impl Expr {
             }),
             Expr::Neg(e) => match e.eval(row, env)? {
                 Value::Null => Ok(Value::Null),
-                Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| SqlError::out_of_range(&e.data_type().type_name())),
+                Value::Int(i) => i
+                    .checked_neg()
+                    .map(Value::Int)
+                    .ok_or_else(|| SqlError::out_of_range(&e.data_type().type_name())),
                 Value::Float(f) => Ok(Value::Float(-f)),
                 Value::Numeric(d) => Ok(Value::Numeric(-d)),
                 other => Err(SqlError::new(
@@ -390,12 +576,22 @@ impl Expr {
                     format!("operator does not exist: - {}", type_of_value(&other)),
                 )),
             },
-            Expr::IsNull { expr, negated } => Ok(Value::Bool(expr.eval(row, env)?.is_null() != *negated)),
-            Expr::IsBool { expr, value, negated } => {
+            Expr::IsNull { expr, negated } => {
+                Ok(Value::Bool(expr.eval(row, env)?.is_null() != *negated))
+            }
+            Expr::IsBool {
+                expr,
+                value,
+                negated,
+            } => {
                 let v = expr.eval(row, env)?;
                 Ok(Value::Bool((v == Value::Bool(*value)) != *negated))
             }
-            Expr::IsDistinct { left, right, negated } => {
+            Expr::IsDistinct {
+                left,
+                right,
+                negated,
+            } => {
                 let (l, r) = (left.eval(row, env)?, right.eval(row, env)?);
                 let distinct = match (&l, &r) {
                     (Value::Null, Value::Null) => false,
@@ -406,10 +602,18 @@ impl Expr {
             }
             Expr::Cast { expr, ty } => cast(expr.eval(row, env)?, ty, env.tz, true),
             Expr::Func { func, args, ty } => {
-                let vals = args.iter().map(|a| a.eval(row, env)).collect::<SqlResult<Vec<_>>>()?;
+                let vals = args
+                    .iter()
+                    .map(|a| a.eval(row, env))
+                    .collect::<SqlResult<Vec<_>>>()?;
                 func.eval(vals, ty, env)
             }
-            Expr::Case { operand, whens, else_, ty } => {
+            Expr::Case {
+                operand,
+                whens,
+                else_,
+                ty,
+            } => {
                 let op = operand.as_ref().map(|o| o.eval(row, env)).transpose()?;
                 for (w, then) in whens {
                     let hit = match &op {
@@ -428,7 +632,11 @@ impl Expr {
                     None => Ok(Value::Null),
                 }
             }
-            Expr::InList { expr, list, negated } => {
+            Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let v = expr.eval(row, env)?;
                 if v.is_null() {
                     return Ok(Value::Null);
@@ -442,9 +650,18 @@ impl Expr {
                         return Ok(Value::Bool(!negated));
                     }
                 }
-                Ok(if saw_null { Value::Null } else { Value::Bool(*negated) })
+                Ok(if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                })
             }
-            Expr::AnyAll { left, op, array, all } => {
+            Expr::AnyAll {
+                left,
+                op,
+                array,
+                all,
+            } => {
                 let l = left.eval(row, env)?;
                 let items = match array.eval(row, env)? {
                     Value::Array(items) => items,
@@ -454,44 +671,91 @@ impl Expr {
                 // Three-valued: ANY is true if one is true, NULL if none is but one was NULL.
                 let mut saw_null = false;
                 for item in items {
-                    match binary_op(*op, l.clone(), item, &DataType::Bool, &left.data_type(), &DataType::Unknown, env)? {
+                    match binary_op(
+                        *op,
+                        l.clone(),
+                        item,
+                        &DataType::Bool,
+                        &left.data_type(),
+                        &DataType::Unknown,
+                        env,
+                    )? {
                         Value::Bool(b) if b != *all => return Ok(Value::Bool(b)),
                         Value::Null => saw_null = true,
                         _ => {}
                     }
                 }
-                Ok(if saw_null { Value::Null } else { Value::Bool(*all) })
+                Ok(if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*all)
+                })
             }
-            Expr::Like { expr, pattern, negated, case_insensitive } => {
+            Expr::Like {
+                expr,
+                pattern,
+                negated,
+                case_insensitive,
+            } => {
                 let (v, p) = (expr.eval(row, env)?, pattern.eval(row, env)?);
                 match (v, p) {
-                    (Value::Text(s), Value::Text(p)) => Ok(Value::Bool(like(&s, &p, *case_insensitive) != *negated)),
+                    (Value::Text(s), Value::Text(p)) => {
+                        Ok(Value::Bool(like(&s, &p, *case_insensitive) != *negated))
+                    }
                     (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
-                    _ => Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "operator does not exist for LIKE")),
+                    _ => Err(SqlError::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        "operator does not exist for LIKE",
+                    )),
                 }
             }
-            Expr::Aggregate(_) => Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed here")),
+            Expr::Aggregate(_) => Err(SqlError::new(
+                SqlState::GROUPING_ERROR,
+                "aggregate functions are not allowed here",
+            )),
         }
     }
 }
 
-fn eval_subquery(kind: &SubqueryKind, plan: &crate::plan::Plan, row: &[Value], env: &EvalEnv) -> SqlResult<Value> {
-    let runner = env.subqueries.ok_or_else(|| SqlError::unsupported("subqueries are not supported here"))?;
+fn eval_subquery(
+    kind: &SubqueryKind,
+    plan: &crate::plan::Plan,
+    row: &[Value],
+    env: &EvalEnv,
+) -> SqlResult<Value> {
+    let runner = env
+        .subqueries
+        .ok_or_else(|| SqlError::unsupported("subqueries are not supported here"))?;
     let mut outer = env.outer.to_vec();
     outer.push(row.to_vec());
     let rows = runner.run(plan, &outer, env)?;
     match kind {
         SubqueryKind::Scalar => match rows.len() {
             0 => Ok(Value::Null),
-            1 => Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or(Value::Null)),
-            _ => Err(SqlError::new(SqlState::CARDINALITY_VIOLATION, "more than one row returned by a subquery used as an expression")),
+            1 => Ok(rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next())
+                .unwrap_or(Value::Null)),
+            _ => Err(SqlError::new(
+                SqlState::CARDINALITY_VIOLATION,
+                "more than one row returned by a subquery used as an expression",
+            )),
         },
         SubqueryKind::Exists { negated } => Ok(Value::Bool(rows.is_empty() == *negated)),
-        SubqueryKind::Array => Ok(Value::Array(rows.into_iter().filter_map(|r| r.into_iter().next()).collect())),
+        SubqueryKind::Array => Ok(Value::Array(
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next())
+                .collect(),
+        )),
         SubqueryKind::In { expr, negated } => {
             let v = expr.eval(row, env)?;
             if v.is_null() {
-                return Ok(if rows.is_empty() { Value::Bool(*negated) } else { Value::Null });
+                return Ok(if rows.is_empty() {
+                    Value::Bool(*negated)
+                } else {
+                    Value::Null
+                });
             }
             let mut saw_null = false;
             for r in rows {
@@ -504,7 +768,11 @@ fn eval_subquery(kind: &SubqueryKind, plan: &crate::plan::Plan, row: &[Value], e
                     }
                 }
             }
-            Ok(if saw_null { Value::Null } else { Value::Bool(*negated) })
+            Ok(if saw_null {
+                Value::Null
+            } else {
+                Value::Bool(*negated)
+            })
         }
     }
 }
@@ -543,8 +811,12 @@ pub fn compare(l: &Value, r: &Value, tz: &TimeZone) -> SqlResult<Ordering> {
         Value::from_text(&ty, text, tz)
     };
     match (l, r) {
-        (Value::Text(s), other) if !matches!(other, Value::Text(_)) => Ok(coerce(s, other)?.total_cmp(other)),
-        (other, Value::Text(s)) if !matches!(other, Value::Text(_)) => Ok(other.total_cmp(&coerce(s, other)?)),
+        (Value::Text(s), other) if !matches!(other, Value::Text(_)) => {
+            Ok(coerce(s, other)?.total_cmp(other))
+        }
+        (other, Value::Text(s)) if !matches!(other, Value::Text(_)) => {
+            Ok(other.total_cmp(&coerce(s, other)?))
+        }
         _ => Ok(l.total_cmp(r)),
     }
 }
@@ -583,9 +855,21 @@ fn to_f64(v: &Value) -> Option<f64> {
     }
 }
 
-fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &DataType, env: &EvalEnv) -> SqlResult<Value> {
+fn binary_op(
+    op: BinOp,
+    l: Value,
+    r: Value,
+    ty: &DataType,
+    lt: &DataType,
+    rt: &DataType,
+    env: &EvalEnv,
+) -> SqlResult<Value> {
     // Array concatenation treats a NULL array as empty, like array_cat.
-    if op == BinOp::Concat && (matches!(ty, DataType::Array(_)) || matches!(l, Value::Array(_)) || matches!(r, Value::Array(_))) {
+    if op == BinOp::Concat
+        && (matches!(ty, DataType::Array(_))
+            || matches!(l, Value::Array(_))
+            || matches!(r, Value::Array(_)))
+    {
         let mut items = match l {
             Value::Array(a) => a,
             Value::Null => vec![],
@@ -618,20 +902,36 @@ fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &D
             let s = |v: &Value, t: &DataType| v.to_text(t, tz).unwrap_or_default();
             return Ok(Value::Text(s(&l, lt) + &s(&r, rt)));
         }
-        BinOp::RegexMatch { case_insensitive, negated } => {
+        BinOp::RegexMatch {
+            case_insensitive,
+            negated,
+        } => {
             let (Value::Text(s), Value::Text(p)) = (&l, &r) else {
-                return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "operator does not exist: ~"));
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    "operator does not exist: ~",
+                ));
             };
-            return Ok(Value::Bool(crate::functions::regex_match(s, p, case_insensitive)? != negated));
+            return Ok(Value::Bool(
+                crate::functions::regex_match(s, p, case_insensitive)? != negated,
+            ));
         }
         _ => {}
     }
     // Date/time arithmetic: date + int, date - date, timestamp - timestamp.
     match (&l, &r, op) {
-        (Value::Date(d), Value::Int(n), BinOp::Add) => return Ok(Value::Date(*d + chrono::Duration::days(*n))),
-        (Value::Int(n), Value::Date(d), BinOp::Add) => return Ok(Value::Date(*d + chrono::Duration::days(*n))),
-        (Value::Date(d), Value::Int(n), BinOp::Sub) => return Ok(Value::Date(*d - chrono::Duration::days(*n))),
-        (Value::Date(a), Value::Date(b), BinOp::Sub) => return Ok(Value::Int((*a - *b).num_days())),
+        (Value::Date(d), Value::Int(n), BinOp::Add) => {
+            return Ok(Value::Date(*d + chrono::Duration::days(*n)))
+        }
+        (Value::Int(n), Value::Date(d), BinOp::Add) => {
+            return Ok(Value::Date(*d + chrono::Duration::days(*n)))
+        }
+        (Value::Date(d), Value::Int(n), BinOp::Sub) => {
+            return Ok(Value::Date(*d - chrono::Duration::days(*n)))
+        }
+        (Value::Date(a), Value::Date(b), BinOp::Sub) => {
+            return Ok(Value::Int((*a - *b).num_days()))
+        }
         _ => {}
     }
     match ty {
@@ -679,7 +979,10 @@ fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &D
                 _ => return Err(op_error(op, &l, &r)),
             };
             if v.is_infinite() && a.is_finite() && b.is_finite() {
-                return Err(SqlError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value out of range: overflow"));
+                return Err(SqlError::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value out of range: overflow",
+                ));
             }
             Ok(Value::Float(v))
         }
@@ -706,8 +1009,12 @@ fn binary_op(op: BinOp, l: Value, r: Value, ty: &DataType, lt: &DataType, rt: &D
                 }
                 _ => return Err(op_error(op, &l, &r)),
             };
-            v.map(Value::Numeric)
-                .ok_or_else(|| SqlError::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "value overflows numeric format"))
+            v.map(Value::Numeric).ok_or_else(|| {
+                SqlError::new(
+                    SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                    "value overflows numeric format",
+                )
+            })
         }
         _ => Err(op_error(op, &l, &r)),
     }
@@ -736,7 +1043,10 @@ pub fn numeric_div_scale(q: Decimal, a: &Decimal, b: &Decimal) -> Decimal {
         (Some((w1, f1)), Some((w2, f2))) => w1 - w2 - i64::from(f1 < f2),
         _ => 0,
     };
-    let scale = (16 - qweight * 4).max(a.scale() as i64).max(b.scale() as i64).clamp(0, 28) as u32;
+    let scale = (16 - qweight * 4)
+        .max(a.scale() as i64)
+        .max(b.scale() as i64)
+        .clamp(0, 28) as u32;
     q.round_dp(scale).normalize_to(scale)
 }
 
@@ -762,7 +1072,10 @@ fn op_error(op: BinOp, l: &Value, r: &Value) -> SqlError {
 /// SQL LIKE with % and _ and backslash escapes.
 pub fn like(s: &str, pattern: &str, case_insensitive: bool) -> bool {
     let (s, p): (Vec<char>, Vec<char>) = if case_insensitive {
-        (s.to_lowercase().chars().collect(), pattern.to_lowercase().chars().collect())
+        (
+            s.to_lowercase().chars().collect(),
+            pattern.to_lowercase().chars().collect(),
+        )
     } else {
         (s.chars().collect(), pattern.chars().collect())
     };
@@ -795,9 +1108,21 @@ mod tests {
     #[test]
     fn numeric_division_scale_matches_postgres() {
         let d = |s: &str| s.parse::<Decimal>().unwrap();
-        assert_eq!(numeric_div_scale(d("1") / d("3"), &d("1"), &d("3")).to_string(), "0.33333333333333333333");
-        assert_eq!(numeric_div_scale(d("10") / d("4"), &d("10"), &d("4")).to_string(), "2.5000000000000000");
-        assert_eq!(numeric_div_scale(d("10.0") / d("4"), &d("10.0"), &d("4")).to_string(), "2.5000000000000000");
-        assert_eq!(numeric_div_scale(d("100000") / d("3"), &d("100000"), &d("3")).to_string(), "33333.333333333333");
+        assert_eq!(
+            numeric_div_scale(d("1") / d("3"), &d("1"), &d("3")).to_string(),
+            "0.33333333333333333333"
+        );
+        assert_eq!(
+            numeric_div_scale(d("10") / d("4"), &d("10"), &d("4")).to_string(),
+            "2.5000000000000000"
+        );
+        assert_eq!(
+            numeric_div_scale(d("10.0") / d("4"), &d("10.0"), &d("4")).to_string(),
+            "2.5000000000000000"
+        );
+        assert_eq!(
+            numeric_div_scale(d("100000") / d("3"), &d("100000"), &d("3")).to_string(),
+            "33333.333333333333"
+        );
     }
 }

@@ -79,7 +79,10 @@ pub enum Func {
 impl Func {
     /// Functions whose value changes between rows (never constant-folded).
     pub fn is_volatile(&self) -> bool {
-        matches!(self, Func::NextVal | Func::SetVal | Func::Random | Func::ClockTimestamp | Func::PgSleep)
+        matches!(
+            self,
+            Func::NextVal | Func::SetVal | Func::Random | Func::ClockTimestamp | Func::PgSleep
+        )
     }
 
     /// Resolves a function by name and argument types; returns the result type.
@@ -93,13 +96,17 @@ impl Func {
         };
         let common = || common_type(args);
         let f = match (name, n) {
-            ("now" | "transaction_timestamp" | "statement_timestamp" | "current_timestamp", 0) => (Func::Now, T::TimestampTz),
+            ("now" | "transaction_timestamp" | "statement_timestamp" | "current_timestamp", 0) => {
+                (Func::Now, T::TimestampTz)
+            }
             ("localtimestamp", 0) => (Func::LocalTimestamp, T::Timestamp),
             ("clock_timestamp", 0) => (Func::ClockTimestamp, T::TimestampTz),
             ("current_date", 0) => (Func::CurrentDate, T::Date),
             ("version", 0) => (Func::Version, T::Text),
             ("current_database" | "current_catalog", 0) => (Func::CurrentDatabase, T::Name),
-            ("current_user" | "user" | "session_user" | "current_role", 0) => (Func::CurrentUser, T::Name),
+            ("current_user" | "user" | "session_user" | "current_role", 0) => {
+                (Func::CurrentUser, T::Name)
+            }
             ("current_schema", 0) => (Func::CurrentSchema, T::Name),
             ("current_setting", 1 | 2) => (Func::CurrentSetting, T::Text),
             ("pg_backend_pid", 0) => (Func::BackendPid, T::Int4),
@@ -115,11 +122,32 @@ impl Func {
             ("upper", 1) => (Func::Upper, T::Text),
             ("length" | "char_length" | "character_length", 1) => (Func::Length, T::Int4),
             ("octet_length", 1) => (Func::OctetLength, T::Int4),
-            ("abs", 1) => (Func::Abs, if first == T::Unknown { T::Float8 } else { first }),
-            ("round", 1 | 2) => (Func::Round, if n == 2 { T::Numeric(None) } else { numeric_result(&first) }),
+            ("abs", 1) => (
+                Func::Abs,
+                if first == T::Unknown {
+                    T::Float8
+                } else {
+                    first
+                },
+            ),
+            ("round", 1 | 2) => (
+                Func::Round,
+                if n == 2 {
+                    T::Numeric(None)
+                } else {
+                    numeric_result(&first)
+                },
+            ),
             ("floor", 1) => (Func::Floor, numeric_result(&first)),
             ("ceil" | "ceiling", 1) => (Func::Ceil, numeric_result(&first)),
-            ("trunc", 1 | 2) => (Func::Trunc, if n == 2 { T::Numeric(None) } else { numeric_result(&first) }),
+            ("trunc", 1 | 2) => (
+                Func::Trunc,
+                if n == 2 {
+                    T::Numeric(None)
+                } else {
+                    numeric_result(&first)
+                },
+            ),
             ("mod", 2) => (Func::Mod, common()?),
             ("power" | "pow", 2) => (Func::Power, numeric_result(&common()?)),
             ("sqrt", 1) => (Func::Sqrt, numeric_result(&first)),
@@ -139,13 +167,29 @@ impl Func {
             ("pg_sleep", 1) => (Func::PgSleep, T::Unknown),
             ("format_type", 2) => (Func::FormatType, T::Text),
             ("pg_table_is_visible", 1) => (Func::TableIsVisible, T::Bool),
-            ("obj_description" | "col_description" | "shobj_description", 1 | 2) => (Func::ObjDescription, T::Text),
+            ("obj_description" | "col_description" | "shobj_description", 1 | 2) => {
+                (Func::ObjDescription, T::Text)
+            }
             // Introspection of objects duet does not have: always NULL.
-            ("pg_get_statisticsobjdef_columns" | "pg_get_partkeydef" | "pg_get_triggerdef" | "pg_get_viewdef" | "pg_get_ruledef", _) => (Func::ObjDescription, T::Text),
+            (
+                "pg_get_statisticsobjdef_columns"
+                | "pg_get_partkeydef"
+                | "pg_get_triggerdef"
+                | "pg_get_viewdef"
+                | "pg_get_ruledef",
+                _,
+            ) => (Func::ObjDescription, T::Text),
             ("pg_get_userbyid", 1) => (Func::GetUserById, T::Name),
             ("md5", 1) => (Func::Md5, T::Text),
             ("date_part", 2) => (Func::DatePart, T::Float8),
-            ("date_trunc", 2) => (Func::DateTrunc, if args.get(1) == Some(&T::Timestamp) { T::Timestamp } else { T::TimestampTz }),
+            ("date_trunc", 2) => (
+                Func::DateTrunc,
+                if args.get(1) == Some(&T::Timestamp) {
+                    T::Timestamp
+                } else {
+                    T::TimestampTz
+                },
+            ),
             ("to_regclass", 1) => (Func::ToRegclass, T::Oid),
             ("array_to_string", 2 | 3) => (Func::ArrayToString, T::Text),
             ("pg_get_expr", 2 | 3) => (Func::GetExpr, T::Text),
@@ -156,7 +200,9 @@ impl Func {
             ("pg_get_indexdef", 1 | 3) => (Func::GetIndexDef, T::Text),
             ("pg_get_constraintdef", 1 | 2) => (Func::GetConstraintDef, T::Text),
             ("pg_relation_is_publishable", 1) => (Func::RelationIsPublishable, T::Bool),
-            ("has_table_privilege" | "has_schema_privilege" | "has_database_privilege", 2 | 3) => (Func::HasPrivilege, T::Bool),
+            ("has_table_privilege" | "has_schema_privilege" | "has_database_privilege", 2 | 3) => {
+                (Func::HasPrivilege, T::Bool)
+            }
             _ => {
                 let types: Vec<String> = args.iter().map(|t| t.sql_name()).collect();
                 return Err(SqlError::new(
@@ -174,7 +220,13 @@ impl Func {
         // Most functions are strict: NULL in, NULL out.
         let strict = !matches!(
             self,
-            Func::Coalesce | Func::Concat | Func::Greatest | Func::Least | Func::NullIf | Func::CurrentSetting | Func::ObjDescription
+            Func::Coalesce
+                | Func::Concat
+                | Func::Greatest
+                | Func::Least
+                | Func::NullIf
+                | Func::CurrentSetting
+                | Func::ObjDescription
         );
         if strict && args.iter().any(Value::is_null) {
             return Ok(V::Null);
@@ -182,14 +234,19 @@ impl Func {
         let text = |i: usize| -> String {
             match args.get(i) {
                 Some(V::Text(s)) => s.clone(),
-                Some(v) => v.to_text(&crate::cast::type_of(v), env.tz).unwrap_or_default(),
+                Some(v) => v
+                    .to_text(&crate::cast::type_of(v), env.tz)
+                    .unwrap_or_default(),
                 None => String::new(),
             }
         };
         let int = |i: usize| -> SqlResult<i64> {
             match args.get(i) {
                 Some(V::Int(n)) => Ok(*n),
-                Some(V::Text(s)) => s.trim().parse().map_err(|_| SqlError::invalid_text("integer", s)),
+                Some(V::Text(s)) => s
+                    .trim()
+                    .parse()
+                    .map_err(|_| SqlError::invalid_text("integer", s)),
                 Some(V::Float(f)) => Ok(*f as i64),
                 Some(V::Numeric(d)) => d.to_i64().ok_or_else(|| SqlError::out_of_range("integer")),
                 _ => Err(SqlError::internal("integer argument expected")),
@@ -198,7 +255,12 @@ impl Func {
         Ok(match self {
             Func::Now => V::TimestampTz(env.txn_time),
             Func::ClockTimestamp => V::TimestampTz(chrono::Utc::now()),
-            Func::LocalTimestamp => cast(V::TimestampTz(env.txn_time), &DataType::Timestamp, env.tz, true)?,
+            Func::LocalTimestamp => cast(
+                V::TimestampTz(env.txn_time),
+                &DataType::Timestamp,
+                env.tz,
+                true,
+            )?,
             Func::CurrentDate => cast(V::TimestampTz(env.txn_time), &DataType::Date, env.tz, true)?,
             Func::Version => V::Text(crate::session::version_string()),
             Func::CurrentDatabase => V::Text(env.session.current_database().to_string()),
@@ -223,14 +285,20 @@ impl Func {
             Func::CurrVal => V::Int(env.session.currval(&sequence_name(&args[0], env)?)?),
             Func::SetVal => {
                 let called = !matches!(args.get(2), Some(V::Bool(false)));
-                V::Int(env.session.setval(&sequence_name(&args[0], env)?, int(1)?, called)?)
+                V::Int(
+                    env.session
+                        .setval(&sequence_name(&args[0], env)?, int(1)?, called)?,
+                )
             }
             Func::Coalesce => {
                 let v = args.into_iter().find(|v| !v.is_null()).unwrap_or(V::Null);
                 cast(v, ty, env.tz, false)?
             }
             Func::NullIf => {
-                if !args[0].is_null() && !args[1].is_null() && crate::expr::compare(&args[0], &args[1], env.tz)?.is_eq() {
+                if !args[0].is_null()
+                    && !args[1].is_null()
+                    && crate::expr::compare(&args[0], &args[1], env.tz)?.is_eq()
+                {
                     V::Null
                 } else {
                     args[0].clone()
@@ -244,7 +312,11 @@ impl Func {
                         None => v,
                         Some(b) => {
                             let o = v.total_cmp(&b);
-                            if (*self == Func::Greatest) == o.is_gt() { v } else { b }
+                            if (*self == Func::Greatest) == o.is_gt() {
+                                v
+                            } else {
+                                b
+                            }
                         }
                     });
                 }
@@ -261,17 +333,28 @@ impl Func {
                 _ => V::Int(text(0).len() as i64),
             },
             Func::Abs => match &args[0] {
-                V::Int(i) => V::Int(i.checked_abs().ok_or_else(|| SqlError::out_of_range(&ty.type_name()))?),
+                V::Int(i) => V::Int(
+                    i.checked_abs()
+                        .ok_or_else(|| SqlError::out_of_range(&ty.type_name()))?,
+                ),
                 V::Float(f) => V::Float(f.abs()),
                 V::Numeric(d) => V::Numeric(d.abs()),
                 other => return Err(bad_arg("abs", other)),
             },
             Func::Round | Func::Trunc => {
                 let places = if args.len() == 2 { int(1)? } else { 0 };
-                let strategy = if *self == Func::Round { RoundingStrategy::MidpointAwayFromZero } else { RoundingStrategy::ToZero };
+                let strategy = if *self == Func::Round {
+                    RoundingStrategy::MidpointAwayFromZero
+                } else {
+                    RoundingStrategy::ToZero
+                };
                 match (&args[0], ty) {
                     (V::Float(f), DataType::Float8) if args.len() == 1 => {
-                        V::Float(if *self == Func::Round { f.round_ties_even() } else { f.trunc() })
+                        V::Float(if *self == Func::Round {
+                            f.round_ties_even()
+                        } else {
+                            f.trunc()
+                        })
                     }
                     (v, _) => {
                         let d = to_decimal(v)?;
@@ -289,10 +372,18 @@ impl Func {
                 }
             }
             Func::Floor | Func::Ceil => match &args[0] {
-                V::Float(f) => V::Float(if *self == Func::Floor { f.floor() } else { f.ceil() }),
+                V::Float(f) => V::Float(if *self == Func::Floor {
+                    f.floor()
+                } else {
+                    f.ceil()
+                }),
                 v => {
                     let d = to_decimal(v)?;
-                    V::Numeric(if *self == Func::Floor { d.floor() } else { d.ceil() })
+                    V::Numeric(if *self == Func::Floor {
+                        d.floor()
+                    } else {
+                        d.ceil()
+                    })
                 }
             },
             Func::Mod => {
@@ -309,25 +400,35 @@ impl Func {
                 let (a, b) = (to_f64(&args[0])?, to_f64(&args[1])?);
                 let r = a.powf(b);
                 match ty {
-                    DataType::Numeric(_) => V::Numeric(Decimal::from_f64(r).ok_or_else(|| SqlError::out_of_range("numeric"))?),
+                    DataType::Numeric(_) => V::Numeric(
+                        Decimal::from_f64(r).ok_or_else(|| SqlError::out_of_range("numeric"))?,
+                    ),
                     _ => V::Float(r),
                 }
             }
             Func::Sqrt => {
                 let a = to_f64(&args[0])?;
                 if a < 0.0 {
-                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "cannot take square root of a negative number")
-                        .with_hint(""));
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        "cannot take square root of a negative number",
+                    )
+                    .with_hint(""));
                 }
                 match ty {
-                    DataType::Numeric(_) => V::Numeric(Decimal::from_f64(a.sqrt()).unwrap_or_default()),
+                    DataType::Numeric(_) => {
+                        V::Numeric(Decimal::from_f64(a.sqrt()).unwrap_or_default())
+                    }
                     _ => V::Float(a.sqrt()),
                 }
             }
             Func::Concat => V::Text(
                 args.iter()
                     .filter(|v| !v.is_null())
-                    .map(|v| v.to_text(&crate::cast::type_of(v), env.tz).unwrap_or_default())
+                    .map(|v| {
+                        v.to_text(&crate::cast::type_of(v), env.tz)
+                            .unwrap_or_default()
+                    })
                     .collect(),
             ),
             Func::Substr => {
@@ -336,7 +437,10 @@ impl Func {
                 let (from, to) = if args.len() == 3 {
                     let len = int(2)?;
                     if len < 0 {
-                        return Err(SqlError::new(SqlState::SUBSTRING_ERROR, "negative substring length not allowed"));
+                        return Err(SqlError::new(
+                            SqlState::SUBSTRING_ERROR,
+                            "negative substring length not allowed",
+                        ));
                     }
                     (start, start.saturating_add(len))
                 } else {
@@ -344,11 +448,19 @@ impl Func {
                 };
                 let from = (from.max(1) - 1) as usize;
                 let to = (to.max(1) - 1).min(s.len() as i64) as usize;
-                V::Text(if from < to { s[from..to].iter().collect() } else { String::new() })
+                V::Text(if from < to {
+                    s[from..to].iter().collect()
+                } else {
+                    String::new()
+                })
             }
             Func::Trim | Func::LTrim | Func::RTrim => {
                 let s = text(0);
-                let chars: Vec<char> = if args.len() == 2 { text(1).chars().collect() } else { vec![' '] };
+                let chars: Vec<char> = if args.len() == 2 {
+                    text(1).chars().collect()
+                } else {
+                    vec![' ']
+                };
                 let f = |c: char| chars.contains(&c);
                 V::Text(match self {
                     Func::Trim => s.trim_matches(f).to_string(),
@@ -366,19 +478,31 @@ impl Func {
             }
             Func::StrPos => {
                 let s = text(0);
-                V::Int(s.find(&text(1)).map(|i| s[..i].chars().count() as i64 + 1).unwrap_or(0))
+                V::Int(
+                    s.find(&text(1))
+                        .map(|i| s[..i].chars().count() as i64 + 1)
+                        .unwrap_or(0),
+                )
             }
             Func::Left | Func::Right => {
                 let s: Vec<char> = text(0).chars().collect();
                 let n = int(1)?;
                 let len = s.len() as i64;
                 let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
-                V::Text(if *self == Func::Left { s[..keep].iter().collect() } else { s[s.len() - keep..].iter().collect() })
+                V::Text(if *self == Func::Left {
+                    s[..keep].iter().collect()
+                } else {
+                    s[s.len() - keep..].iter().collect()
+                })
             }
             Func::Lpad | Func::Rpad => {
                 let s: Vec<char> = text(0).chars().collect();
                 let n = int(1)?.max(0) as usize;
-                let fill: Vec<char> = if args.len() == 3 { text(2).chars().collect() } else { vec![' '] };
+                let fill: Vec<char> = if args.len() == 3 {
+                    text(2).chars().collect()
+                } else {
+                    vec![' ']
+                };
                 if s.len() >= n {
                     V::Text(s[..n].iter().collect())
                 } else if fill.is_empty() {
@@ -386,7 +510,11 @@ impl Func {
                 } else {
                     let pad: String = fill.iter().cycle().take(n - s.len()).collect();
                     let body: String = s.iter().collect();
-                    V::Text(if *self == Func::Lpad { pad + &body } else { body + &pad })
+                    V::Text(if *self == Func::Lpad {
+                        pad + &body
+                    } else {
+                        body + &pad
+                    })
                 }
             }
             Func::Repeat => V::Text(text(0).repeat(int(1)?.clamp(0, 1 << 20) as usize)),
@@ -394,10 +522,13 @@ impl Func {
             Func::PgSleep => {
                 // Sleeps in small steps so cancel and statement_timeout apply.
                 let secs = to_f64(&args[0])?;
-                let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e6));
+                let end = std::time::Instant::now()
+                    + std::time::Duration::from_secs_f64(secs.clamp(0.0, 1e6));
                 while std::time::Instant::now() < end {
                     env.check_interrupt()?;
-                    std::thread::sleep(std::time::Duration::from_millis(5).min(end - std::time::Instant::now()));
+                    std::thread::sleep(
+                        std::time::Duration::from_millis(5).min(end - std::time::Instant::now()),
+                    );
                 }
                 V::Null
             }
@@ -408,7 +539,11 @@ impl Func {
             }
             Func::TableIsVisible => V::Bool(true),
             Func::ObjDescription => V::Null,
-            Func::GetUserById => V::Text(env.session.role_name(int(0)? as u32).unwrap_or_else(|| format!("unknown (OID={})", int(0).unwrap_or(0)))),
+            Func::GetUserById => V::Text(
+                env.session
+                    .role_name(int(0)? as u32)
+                    .unwrap_or_else(|| format!("unknown (OID={})", int(0).unwrap_or(0))),
+            ),
             Func::Md5 => V::Text(md5_hex(text(0).as_bytes())),
             Func::DatePart => V::Float(date_part(&text(0), &args[1], env)?),
             Func::DateTrunc => date_trunc(&text(0), &args[1], env)?,
@@ -426,12 +561,24 @@ impl Func {
             Func::Subscript => match &args[0] {
                 V::Array(items) => {
                     let i = int(1)?;
-                    if i >= 1 { items.get(i as usize - 1).cloned().unwrap_or(V::Null) } else { V::Null }
+                    if i >= 1 {
+                        items.get(i as usize - 1).cloned().unwrap_or(V::Null)
+                    } else {
+                        V::Null
+                    }
                 }
                 other => return Err(bad_arg("subscript", other)),
             },
-            Func::GetIndexDef => env.session.describe_object("index", int(0)? as u32)?.map(V::Text).unwrap_or(V::Null),
-            Func::GetConstraintDef => env.session.describe_object("constraint", int(0)? as u32)?.map(V::Text).unwrap_or(V::Null),
+            Func::GetIndexDef => env
+                .session
+                .describe_object("index", int(0)? as u32)?
+                .map(V::Text)
+                .unwrap_or(V::Null),
+            Func::GetConstraintDef => env
+                .session
+                .describe_object("constraint", int(0)? as u32)?
+                .map(V::Text)
+                .unwrap_or(V::Null),
             Func::RelationIsPublishable => V::Bool(false),
             Func::HasPrivilege => V::Bool(true),
             Func::ArrayToString => match &args[0] {
@@ -456,7 +603,10 @@ impl Func {
 fn bad_arg(name: &str, v: &Value) -> SqlError {
     SqlError::new(
         SqlState::UNDEFINED_FUNCTION,
-        format!("function {name}({}) does not exist", crate::expr::type_of_value(v)),
+        format!(
+            "function {name}({}) does not exist",
+            crate::expr::type_of_value(v)
+        ),
     )
 }
 
@@ -465,7 +615,10 @@ fn to_decimal(v: &Value) -> SqlResult<Decimal> {
         Value::Int(i) => Ok(Decimal::from(*i)),
         Value::Numeric(d) => Ok(*d),
         Value::Float(f) => Decimal::from_f64(*f).ok_or_else(|| SqlError::out_of_range("numeric")),
-        Value::Text(s) => s.trim().parse().map_err(|_| SqlError::invalid_text("numeric", s)),
+        Value::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| SqlError::invalid_text("numeric", s)),
         other => Err(bad_arg("numeric", other)),
     }
 }
@@ -475,7 +628,10 @@ fn to_f64(v: &Value) -> SqlResult<f64> {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
         Value::Numeric(d) => Ok(decimal_to_f64(d)),
-        Value::Text(s) => s.trim().parse().map_err(|_| SqlError::invalid_text("double precision", s)),
+        Value::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| SqlError::invalid_text("double precision", s)),
         other => Err(bad_arg("float8", other)),
     }
 }
@@ -498,21 +654,37 @@ pub fn common_type(types: &[DataType]) -> SqlResult<DataType> {
                     T::Float4 => 4,
                     _ => 5,
                 };
-                if rank(a) >= rank(b) { a.clone() } else { b.clone() }
+                if rank(a) >= rank(b) {
+                    a.clone()
+                } else {
+                    b.clone()
+                }
             }
             (a, b) if a.is_string() && b.is_string() => T::Text,
             (a, b) if a.is_temporal() && b.is_temporal() => {
-                if *a == T::TimestampTz || *b == T::TimestampTz { T::TimestampTz } else { T::Timestamp }
+                if *a == T::TimestampTz || *b == T::TimestampTz {
+                    T::TimestampTz
+                } else {
+                    T::Timestamp
+                }
             }
             (a, b) => {
                 return Err(SqlError::new(
                     SqlState::DATATYPE_MISMATCH,
-                    format!("types {} and {} cannot be matched", a.sql_name(), b.sql_name()),
+                    format!(
+                        "types {} and {} cannot be matched",
+                        a.sql_name(),
+                        b.sql_name()
+                    ),
                 ))
             }
         };
     }
-    Ok(if result == T::Unknown { T::Text } else { result })
+    Ok(if result == T::Unknown {
+        T::Text
+    } else {
+        result
+    })
 }
 
 /// The sequence named by a nextval() argument (text or regclass).
@@ -526,9 +698,17 @@ fn sequence_name(v: &Value, _env: &EvalEnv) -> SqlResult<String> {
 
 /// PostgreSQL's format_type(oid, typmod).
 pub fn format_type(oid: u32, typmod: i64) -> String {
-    let Some(mut ty) = DataType::from_oid(oid) else { return "???".into() };
+    let Some(mut ty) = DataType::from_oid(oid) else {
+        return "???".into();
+    };
     match &mut ty {
-        DataType::Varchar(n) => *n = if typmod >= 4 { Some((typmod - 4) as u32) } else { None },
+        DataType::Varchar(n) => {
+            *n = if typmod >= 4 {
+                Some((typmod - 4) as u32)
+            } else {
+                None
+            }
+        }
         DataType::Char(n) => *n = if typmod >= 4 { (typmod - 4) as u32 } else { 1 },
         DataType::Numeric(ps) => {
             *ps = if typmod >= 4 {
@@ -547,7 +727,12 @@ pub fn regex_match(s: &str, pattern: &str, case_insensitive: bool) -> SqlResult<
     let re = regex::RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .build()
-        .map_err(|e| SqlError::new(SqlState::INVALID_REGULAR_EXPRESSION, format!("invalid regular expression: {e}")))?;
+        .map_err(|e| {
+            SqlError::new(
+                SqlState::INVALID_REGULAR_EXPRESSION,
+                format!("invalid regular expression: {e}"),
+            )
+        })?;
     Ok(re.is_match(s))
 }
 
@@ -559,7 +744,9 @@ fn timestamp_parts(v: &Value, env: &EvalEnv) -> SqlResult<chrono::NaiveDateTime>
     Ok(match v {
         Value::Date(d) => d.and_time(chrono::NaiveTime::MIN),
         Value::Timestamp(t) => *t,
-        Value::TimestampTz(t) => t.naive_utc() + chrono::Duration::seconds(env.tz.offset_secs as i64),
+        Value::TimestampTz(t) => {
+            t.naive_utc() + chrono::Duration::seconds(env.tz.offset_secs as i64)
+        }
         Value::Text(s) => match Value::from_text(&DataType::Timestamp, s, env.tz)? {
             Value::Timestamp(t) => t,
             _ => return Err(SqlError::internal("timestamp expected")),
@@ -599,8 +786,11 @@ fn date_trunc(field: &str, v: &Value, env: &EvalEnv) -> SqlResult<Value> {
     let t = timestamp_parts(v, env)?;
     let d = t.date();
     let truncated = match field.to_ascii_lowercase().as_str() {
-        "year" => NaiveDate::from_ymd_opt(d.year(), 1, 1).map(|d| d.and_time(chrono::NaiveTime::MIN)),
-        "month" => NaiveDate::from_ymd_opt(d.year(), d.month(), 1).map(|d| d.and_time(chrono::NaiveTime::MIN)),
+        "year" => {
+            NaiveDate::from_ymd_opt(d.year(), 1, 1).map(|d| d.and_time(chrono::NaiveTime::MIN))
+        }
+        "month" => NaiveDate::from_ymd_opt(d.year(), d.month(), 1)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN)),
         "day" => Some(d.and_time(chrono::NaiveTime::MIN)),
         "hour" => d.and_hms_opt(t.hour(), 0, 0),
         "minute" => d.and_hms_opt(t.hour(), t.minute(), 0),

@@ -22,8 +22,8 @@ pub mod value;
 
 pub use error::{SqlError, SqlResult, SqlState};
 pub use session::{
-    Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo,
-    Session, SessionContext, Statement, TransactionState,
+    Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
+    SessionContext, Statement, TransactionState,
 };
 pub use types::DataType;
 pub use value::{TimeZone, Value};

@@ -21,12 +21,20 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
     let dialect = PostgreSqlDialect {};
     let mut out = Vec::new();
     // Most queries are one statement: skip the splitting pass for them.
-    let texts = if sql.contains(';') { split_statements(sql)? } else { vec![sql.to_string()] };
+    let texts = if sql.contains(';') {
+        split_statements(sql)?
+    } else {
+        vec![sql.to_string()]
+    };
     for text in texts {
         let (text, is_user) = rewrite_create_user(&text);
         let statements = Parser::parse_sql(&dialect, &text).map_err(syntax_error)?;
         for s in statements {
-            out.push(if is_user { Parsed::CreateUser(Box::new(s)) } else { Parsed::Sql(Box::new(s)) });
+            out.push(if is_user {
+                Parsed::CreateUser(Box::new(s))
+            } else {
+                Parsed::Sql(Box::new(s))
+            });
         }
     }
     Ok(out)
@@ -36,7 +44,9 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
 /// semicolons are kept), dropping empty statements.
 fn split_statements(sql: &str) -> SqlResult<Vec<String>> {
     let dialect = PostgreSqlDialect {};
-    let tokens = Tokenizer::new(&dialect, sql).tokenize().map_err(|e| SqlError::syntax(e.to_string()))?;
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
     let mut parts = Vec::new();
     let mut cur = String::new();
     let mut meaningful = false;
@@ -77,13 +87,24 @@ fn rewrite_create_user(text: &str) -> (String, bool) {
     }
     let is_user = words[0].eq_ignore_ascii_case("create") && words[1].eq_ignore_ascii_case("user");
     let dialect = PostgreSqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else { return (text.to_string(), false) };
+    let Ok(tokens) = Tokenizer::new(&dialect, text).tokenize() else {
+        return (text.to_string(), false);
+    };
     let mut out = String::new();
     let mut seen_user = false;
     for t in tokens {
         match &t {
-            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("encrypted") => continue,
-            Token::Word(w) if is_user && !seen_user && w.quote_style.is_none() && w.value.eq_ignore_ascii_case("user") => {
+            Token::Word(w)
+                if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("encrypted") =>
+            {
+                continue
+            }
+            Token::Word(w)
+                if is_user
+                    && !seen_user
+                    && w.quote_style.is_none()
+                    && w.value.eq_ignore_ascii_case("user") =>
+            {
                 seen_user = true;
                 out.push_str("ROLE");
             }
@@ -95,11 +116,17 @@ fn rewrite_create_user(text: &str) -> (String, bool) {
 
 fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {
     let msg = match e {
-        sqlparser::parser::ParserError::ParserError(m) | sqlparser::parser::ParserError::TokenizerError(m) => m,
-        sqlparser::parser::ParserError::RecursionLimitExceeded => "statement is too deeply nested".into(),
+        sqlparser::parser::ParserError::ParserError(m)
+        | sqlparser::parser::ParserError::TokenizerError(m) => m,
+        sqlparser::parser::ParserError::RecursionLimitExceeded => {
+            "statement is too deeply nested".into()
+        }
     };
     // PostgreSQL words it as: syntax error at or near "x"
-    let near = msg.split("found: ").nth(1).map(|f| f.split(" at Line").next().unwrap_or(f).to_string());
+    let near = msg
+        .split("found: ")
+        .nth(1)
+        .map(|f| f.split(" at Line").next().unwrap_or(f).to_string());
     match near {
         Some(tok) if tok != "EOF" => SqlError::syntax(format!("syntax error at or near \"{tok}\"")),
         Some(_) => SqlError::syntax("syntax error at end of input"),
@@ -121,7 +148,8 @@ mod tests {
 
     #[test]
     fn create_user_becomes_create_role() {
-        let p = parse("CREATE USER replicator REPLICATION LOGIN ENCRYPTED PASSWORD 'password'").unwrap();
+        let p = parse("CREATE USER replicator REPLICATION LOGIN ENCRYPTED PASSWORD 'password'")
+            .unwrap();
         assert!(matches!(p[0], Parsed::CreateUser(_)));
     }
 

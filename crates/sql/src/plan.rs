@@ -21,7 +21,12 @@ pub struct KeyRange {
 
 impl KeyRange {
     pub fn full() -> Self {
-        KeyRange { eq: vec![], lower: None, upper: None, key_types: vec![] }
+        KeyRange {
+            eq: vec![],
+            lower: None,
+            upper: None,
+            key_types: vec![],
+        }
     }
 
     pub fn is_full(&self) -> bool {
@@ -53,27 +58,74 @@ pub struct VirtualTable {
 pub enum Plan {
     /// One row with no columns: SELECT without FROM.
     Empty,
-    Values { rows: Vec<Vec<Expr>>, width: usize },
+    Values {
+        rows: Vec<Vec<Expr>>,
+        width: usize,
+    },
     /// Rows of a table through its primary index (`index` None) or a
     /// secondary index.
-    Scan { table: Arc<TableDef>, index: Option<IndexDef>, range: KeyRange },
+    Scan {
+        table: Arc<TableDef>,
+        index: Option<IndexDef>,
+        range: KeyRange,
+    },
     /// generate_series(start, stop[, step]).
-    Series { start: Expr, stop: Expr, step: Option<Expr>, ty: DataType },
+    Series {
+        start: Expr,
+        stop: Expr,
+        step: Option<Expr>,
+        ty: DataType,
+    },
     Virtual(VirtualTable),
     /// unnest(array): one row per element.
-    Unnest { array: Expr },
-    Filter { input: Box<Plan>, predicate: Expr },
-    Project { input: Box<Plan>, exprs: Vec<Expr> },
+    Unnest {
+        array: Expr,
+    },
+    Filter {
+        input: Box<Plan>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<Plan>,
+        exprs: Vec<Expr>,
+    },
     /// Nested-loop join; the right side is materialized once.
-    Join { left: Box<Plan>, right: Box<Plan>, kind: JoinKind, on: Option<Expr>, right_width: usize },
+    Join {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        kind: JoinKind,
+        on: Option<Expr>,
+        right_width: usize,
+    },
     /// Output: group-by values, then aggregate results.
-    Aggregate { input: Box<Plan>, group_by: Vec<Expr>, aggs: Vec<AggCall> },
-    Sort { input: Box<Plan>, keys: Vec<SortKey> },
-    Limit { input: Box<Plan>, limit: Option<Expr>, offset: Option<Expr> },
-    Distinct { input: Box<Plan> },
+    Aggregate {
+        input: Box<Plan>,
+        group_by: Vec<Expr>,
+        aggs: Vec<AggCall>,
+    },
+    Sort {
+        input: Box<Plan>,
+        keys: Vec<SortKey>,
+    },
+    Limit {
+        input: Box<Plan>,
+        limit: Option<Expr>,
+        offset: Option<Expr>,
+    },
+    Distinct {
+        input: Box<Plan>,
+    },
     /// Drops trailing helper columns (ORDER BY expressions not selected).
-    Truncate { input: Box<Plan>, width: usize },
-    SetOp { left: Box<Plan>, right: Box<Plan>, op: SetOpKind, all: bool },
+    Truncate {
+        input: Box<Plan>,
+        width: usize,
+    },
+    SetOp {
+        left: Box<Plan>,
+        right: Box<Plan>,
+        op: SetOpKind,
+        all: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,7 +73,11 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Date(d) => {
             out.push(vtag::DATE);
-            out.extend_from_slice(&d.signed_duration_since(NaiveDate::default()).num_days().to_be_bytes());
+            out.extend_from_slice(
+                &d.signed_duration_since(NaiveDate::default())
+                    .num_days()
+                    .to_be_bytes(),
+            );
         }
         Value::Timestamp(t) => {
             out.push(vtag::TIMESTAMP);
@@ -100,7 +104,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> SqlResult<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(corrupt)?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(corrupt)?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -111,7 +119,9 @@ impl<'a> Reader<'a> {
     }
 
     fn i64(&mut self) -> SqlResult<i64> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().map_err(|_| corrupt())?))
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().map_err(|_| corrupt())?,
+        ))
     }
 
     fn len(&mut self) -> SqlResult<usize> {
@@ -140,7 +150,9 @@ fn decode_value(r: &mut Reader) -> SqlResult<Value> {
         vtag::TRUE => Value::Bool(true),
         vtag::INT => Value::Int(r.i64()?),
         vtag::FLOAT => Value::Float(f64::from_bits(r.i64()? as u64)),
-        vtag::NUMERIC => Value::Numeric(Decimal::deserialize(r.take(16)?.try_into().map_err(|_| corrupt())?)),
+        vtag::NUMERIC => Value::Numeric(Decimal::deserialize(
+            r.take(16)?.try_into().map_err(|_| corrupt())?,
+        )),
         vtag::TEXT => {
             let n = r.len()?;
             Value::Text(String::from_utf8(r.take(n)?.to_vec()).map_err(|_| corrupt())?)
@@ -151,9 +163,13 @@ fn decode_value(r: &mut Reader) -> SqlResult<Value> {
         }
         vtag::DATE => Value::Date(NaiveDate::default() + chrono::Duration::days(r.i64()?)),
         vtag::TIMESTAMP => Value::Timestamp(
-            DateTime::from_timestamp_micros(r.i64()?).ok_or_else(corrupt)?.naive_utc(),
+            DateTime::from_timestamp_micros(r.i64()?)
+                .ok_or_else(corrupt)?
+                .naive_utc(),
         ),
-        vtag::TIMESTAMPTZ => Value::TimestampTz(DateTime::from_timestamp_micros(r.i64()?).ok_or_else(corrupt)?),
+        vtag::TIMESTAMPTZ => {
+            Value::TimestampTz(DateTime::from_timestamp_micros(r.i64()?).ok_or_else(corrupt)?)
+        }
         vtag::ARRAY => {
             let n = r.len()?;
             let mut items = Vec::with_capacity(n.min(1024));
@@ -244,15 +260,6 @@ pub fn row_key(table: &TableDef, row: &[Value]) -> Vec<u8> {
     k
 }
 
-/// The row key for given primary key values.
-pub fn row_key_for_values(table: &TableDef, values: &[Value]) -> Vec<u8> {
-    let mut k = table_rows_prefix(table.oid);
-    for v in values {
-        encode_key_value(&mut k, v);
-    }
-    k
-}
-
 /// A secondary index entry key: prefix, indexed values, primary key.
 pub fn index_entry_key(index: &IndexDef, row: &[Value], pk_suffix: &[u8]) -> Vec<u8> {
     let mut k = index_prefix(index.oid);
@@ -284,13 +291,23 @@ mod tests {
             Value::Text("héllo".into()),
             Value::Bytea(vec![0, 1, 255]),
             Value::Date(NaiveDate::from_ymd_opt(2024, 2, 29).unwrap()),
-            Value::Timestamp(NaiveDate::from_ymd_opt(1999, 12, 31).unwrap().and_hms_micro_opt(23, 59, 59, 123456).unwrap()),
+            Value::Timestamp(
+                NaiveDate::from_ymd_opt(1999, 12, 31)
+                    .unwrap()
+                    .and_hms_micro_opt(23, 59, 59, 123456)
+                    .unwrap(),
+            ),
             Value::TimestampTz(DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap()),
             Value::Array(vec![Value::Int(1), Value::Null]),
         ];
         let back = decode_row(&encode_row(&row)).unwrap();
         assert_eq!(back, row);
-        assert_eq!(back[4].to_text(&crate::types::DataType::Numeric(None), &Default::default()).unwrap(), "123.450");
+        assert_eq!(
+            back[4]
+                .to_text(&crate::types::DataType::Numeric(None), &Default::default())
+                .unwrap(),
+            "123.450"
+        );
     }
 
     #[test]
@@ -308,7 +325,21 @@ mod tests {
             encode_key_value(&mut o, &Value::Numeric(v.parse().unwrap()));
             o
         };
-        let vals = ["-1000", "-12.5", "-12.25", "-0.001", "0", "0.001", "0.0011", "1", "1.5", "12", "12.3", "100", "1000.0001"];
+        let vals = [
+            "-1000",
+            "-12.5",
+            "-12.25",
+            "-0.001",
+            "0",
+            "0.001",
+            "0.0011",
+            "1",
+            "1.5",
+            "12",
+            "12.3",
+            "100",
+            "1000.0001",
+        ];
         for w in vals.windows(2) {
             assert!(enc(w[0]) < enc(w[1]), "{} < {}", w[0], w[1]);
         }

@@ -54,7 +54,9 @@ pub fn parse_verifier(v: &str) -> Option<(u32, Vec<u8>, Vec<u8>, Vec<u8>)> {
 /// Checks a cleartext password against a verifier (for `password` auth).
 pub fn check_password(verifier: &str, password: &str) -> bool {
     match parse_verifier(verifier) {
-        Some((iterations, salt, _, _)) => verifier_with_salt(password, &salt, iterations) == verifier,
+        Some((iterations, salt, _, _)) => {
+            verifier_with_salt(password, &salt, iterations) == verifier
+        }
         None => false,
     }
 }
@@ -68,7 +70,10 @@ mod tests {
         let v = make_verifier("secret");
         assert!(v.starts_with("SCRAM-SHA-256$4096:"));
         let (iters, salt, stored, server) = parse_verifier(&v).unwrap();
-        assert_eq!((iters, salt.len(), stored.len(), server.len()), (4096, 16, 32, 32));
+        assert_eq!(
+            (iters, salt.len(), stored.len(), server.len()),
+            (4096, 16, 32, 32)
+        );
         assert!(check_password(&v, "secret"));
         assert!(!check_password(&v, "Secret"));
     }
@@ -76,7 +81,11 @@ mod tests {
     #[test]
     fn known_vector() {
         // Computed with PostgreSQL's algorithm (RFC 7677 parameters).
-        let v = verifier_with_salt("pencil", &STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap(), 4096);
+        let v = verifier_with_salt(
+            "pencil",
+            &STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap(),
+            4096,
+        );
         assert_eq!(
             v,
             "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="

@@ -172,22 +172,36 @@ impl DataType {
     }
 
     pub fn is_integer(&self) -> bool {
-        matches!(self, DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid)
+        matches!(
+            self,
+            DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid
+        )
     }
 
     pub fn is_numeric(&self) -> bool {
-        self.is_integer() || matches!(self, DataType::Float4 | DataType::Float8 | DataType::Numeric(_))
+        self.is_integer()
+            || matches!(
+                self,
+                DataType::Float4 | DataType::Float8 | DataType::Numeric(_)
+            )
     }
 
     pub fn is_string(&self) -> bool {
         matches!(
             self,
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Name | DataType::Unknown
+            DataType::Text
+                | DataType::Varchar(_)
+                | DataType::Char(_)
+                | DataType::Name
+                | DataType::Unknown
         )
     }
 
     pub fn is_temporal(&self) -> bool {
-        matches!(self, DataType::Date | DataType::Timestamp | DataType::TimestampTz)
+        matches!(
+            self,
+            DataType::Date | DataType::Timestamp | DataType::TimestampTz
+        )
     }
 
     /// Type category letter as in pg_type.typcategory.

@@ -237,9 +237,15 @@ impl Value {
     pub fn from_text(ty: &DataType, s: &str, tz: &TimeZone) -> SqlResult<Value> {
         let name = ty.type_name();
         Ok(match ty {
-            DataType::Bool => Value::Bool(parse_bool(s).ok_or_else(|| SqlError::invalid_text("boolean", s))?),
-            DataType::Int2 => Value::Int(parse_int(s, i16::MIN as i64, i16::MAX as i64, "smallint")?),
-            DataType::Int4 => Value::Int(parse_int(s, i32::MIN as i64, i32::MAX as i64, "integer")?),
+            DataType::Bool => {
+                Value::Bool(parse_bool(s).ok_or_else(|| SqlError::invalid_text("boolean", s))?)
+            }
+            DataType::Int2 => {
+                Value::Int(parse_int(s, i16::MIN as i64, i16::MAX as i64, "smallint")?)
+            }
+            DataType::Int4 => {
+                Value::Int(parse_int(s, i32::MIN as i64, i32::MAX as i64, "integer")?)
+            }
             DataType::Int8 => Value::Int(parse_int(s, i64::MIN, i64::MAX, "bigint")?),
             DataType::Oid => Value::Int(parse_int(s, 0, u32::MAX as i64, "oid")?),
             DataType::Float4 | DataType::Float8 => {
@@ -260,9 +266,11 @@ impl Value {
                     .map_err(|_| SqlError::invalid_text("numeric", s))?;
                 Value::Numeric(d)
             }
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) | DataType::Name | DataType::Unknown => {
-                Value::Text(s.to_string())
-            }
+            DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Char(_)
+            | DataType::Name
+            | DataType::Unknown => Value::Text(s.to_string()),
             DataType::InternalChar => Value::Text(s.chars().take(1).collect()),
             DataType::Bytea => Value::Bytea(parse_bytea(s)?),
             DataType::Date => Value::Date(parse_date(s)?),
@@ -300,9 +308,13 @@ impl Value {
             (Value::Text(s), DataType::InternalChar) => s.bytes().take(1).collect(),
             (Value::Text(s), _) => s.as_bytes().to_vec(),
             (Value::Bytea(b), _) => b.clone(),
-            (Value::Date(d), _) => ((*d - pg_epoch_date()).num_days() as i32).to_be_bytes().to_vec(),
+            (Value::Date(d), _) => ((*d - pg_epoch_date()).num_days() as i32)
+                .to_be_bytes()
+                .to_vec(),
             (Value::Timestamp(t), _) => micros_since_pg_epoch(t).to_be_bytes().to_vec(),
-            (Value::TimestampTz(t), _) => micros_since_pg_epoch(&t.naive_utc()).to_be_bytes().to_vec(),
+            (Value::TimestampTz(t), _) => {
+                micros_since_pg_epoch(&t.naive_utc()).to_be_bytes().to_vec()
+            }
             (Value::Array(items), ty) => {
                 let elem_ty = match ty {
                     DataType::Array(e) => (**e).clone(),
@@ -336,18 +348,39 @@ impl Value {
         let bad = || {
             SqlError::new(
                 SqlState::INVALID_BINARY_REPRESENTATION,
-                format!("incorrect binary data format in bind parameter of type {}", ty.type_name()),
+                format!(
+                    "incorrect binary data format in bind parameter of type {}",
+                    ty.type_name()
+                ),
             )
         };
-        let fixed = |n: usize| -> SqlResult<&[u8]> { if b.len() == n { Ok(b) } else { Err(bad()) } };
+        let fixed = |n: usize| -> SqlResult<&[u8]> {
+            if b.len() == n {
+                Ok(b)
+            } else {
+                Err(bad())
+            }
+        };
         Ok(match ty {
             DataType::Bool => Value::Bool(fixed(1)?[0] != 0),
-            DataType::Int2 => Value::Int(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| bad())?) as i64),
-            DataType::Int4 => Value::Int(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64),
-            DataType::Oid => Value::Int(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64),
-            DataType::Int8 => Value::Int(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
-            DataType::Float4 => Value::Float(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as f64),
-            DataType::Float8 => Value::Float(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?)),
+            DataType::Int2 => {
+                Value::Int(i16::from_be_bytes(fixed(2)?.try_into().map_err(|_| bad())?) as i64)
+            }
+            DataType::Int4 => {
+                Value::Int(i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64)
+            }
+            DataType::Oid => {
+                Value::Int(u32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64)
+            }
+            DataType::Int8 => {
+                Value::Int(i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?))
+            }
+            DataType::Float4 => {
+                Value::Float(f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as f64)
+            }
+            DataType::Float8 => {
+                Value::Float(f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?))
+            }
             DataType::Numeric(_) => Value::Numeric(numeric_from_binary(b).ok_or_else(bad)?),
             DataType::Bytea => Value::Bytea(b.to_vec()),
             DataType::Date => {
@@ -363,7 +396,11 @@ impl Value {
                     Value::TimestampTz(t.and_utc())
                 }
             }
-            DataType::Array(_) => return Err(SqlError::unsupported("binary array parameters are not supported")),
+            DataType::Array(_) => {
+                return Err(SqlError::unsupported(
+                    "binary array parameters are not supported",
+                ))
+            }
             _ => Value::Text(String::from_utf8(b.to_vec()).map_err(|_| bad())?),
         })
     }
@@ -407,7 +444,11 @@ pub fn format_float(f: f64, is_float4: bool) -> String {
     if f == 0.0 {
         return if f.is_sign_negative() { "-0" } else { "0" }.into();
     }
-    let sci = if is_float4 { format!("{:e}", f as f32) } else { format!("{f:e}") };
+    let sci = if is_float4 {
+        format!("{:e}", f as f32)
+    } else {
+        format!("{f:e}")
+    };
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let max_exp = if is_float4 { 6 } else { 15 };
@@ -473,7 +514,8 @@ pub fn format_timestamp(t: &NaiveDateTime) -> String {
 fn quote_array_element(s: &str) -> String {
     let needs_quotes = s.is_empty()
         || s.eq_ignore_ascii_case("null")
-        || s.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+        || s.chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
     if !needs_quotes {
         return s.to_string();
     }
@@ -496,7 +538,11 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         return None;
     }
     let matches = |word: &str| word.starts_with(t.as_str());
-    if t == "1" || (t.len() >= 2 && t.starts_with("on") && matches("on")) || matches("true") || matches("yes") {
+    if t == "1"
+        || (t.len() >= 2 && t.starts_with("on") && matches("on"))
+        || matches("true")
+        || matches("yes")
+    {
         Some(true)
     } else if t == "0" || (t.len() >= 2 && matches("off")) || matches("false") || matches("no") {
         Some(false)
@@ -507,7 +553,9 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 fn parse_int(s: &str, min: i64, max: i64, type_name: &str) -> SqlResult<i64> {
     let t = s.trim();
-    let v: i128 = t.parse().map_err(|_| SqlError::invalid_text(type_name, s))?;
+    let v: i128 = t
+        .parse()
+        .map_err(|_| SqlError::invalid_text(type_name, s))?;
     if v < min as i128 || v > max as i128 {
         return Err(SqlError::new(
             SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
@@ -552,8 +600,14 @@ fn parse_bytea(s: &str) -> SqlResult<Vec<u8>> {
                 if bytes.get(i + 1) == Some(&b'\\') {
                     out.push(b'\\');
                     i += 2;
-                } else if i + 3 < bytes.len() + 0 && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-                    let v = (bytes[i + 1] - b'0') as u32 * 64 + (bytes[i + 2] - b'0') as u32 * 8 + (bytes[i + 3] - b'0') as u32;
+                } else if i + 3 < bytes.len() + 0
+                    && bytes[i + 1..i + 4]
+                        .iter()
+                        .all(|b| (b'0'..=b'7').contains(b))
+                {
+                    let v = (bytes[i + 1] - b'0') as u32 * 64
+                        + (bytes[i + 2] - b'0') as u32 * 8
+                        + (bytes[i + 3] - b'0') as u32;
                     out.push(v as u8);
                     i += 4;
                 } else {
@@ -583,7 +637,9 @@ pub fn parse_date(s: &str) -> SqlResult<NaiveDate> {
     NaiveDate::parse_from_str(date_part, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(date_part, "%Y%m%d"))
         .map_err(|_| {
-            if date_part.split('-').count() == 3 && date_part.split('-').all(|p| p.parse::<u32>().is_ok()) {
+            if date_part.split('-').count() == 3
+                && date_part.split('-').all(|p| p.parse::<u32>().is_ok())
+            {
                 SqlError::new(
                     SqlState::DATETIME_FIELD_OVERFLOW,
                     format!("date/time field value out of range: \"{s}\""),
@@ -601,7 +657,14 @@ fn parse_timestamp(s: &str, type_name: &str) -> SqlResult<(NaiveDateTime, Option
     let lower = t.to_ascii_lowercase();
     match lower.as_str() {
         "now" => return Ok((Utc::now().naive_utc(), Some(0))),
-        "epoch" => return Ok((NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid").and_time(NaiveTime::MIN), Some(0))),
+        "epoch" => {
+            return Ok((
+                NaiveDate::from_ymd_opt(1970, 1, 1)
+                    .expect("valid")
+                    .and_time(NaiveTime::MIN),
+                Some(0),
+            ))
+        }
         "today" | "tomorrow" | "yesterday" => return Ok((date_start(&parse_date(t)?), None)),
         _ => {}
     }
@@ -610,7 +673,13 @@ fn parse_timestamp(s: &str, type_name: &str) -> SqlResult<(NaiveDateTime, Option
         Some(i) => (&t[..i], t[i + 1..].trim()),
         None => (t, ""),
     };
-    let date = parse_date(date_str).map_err(|e| if e.state == SqlState::INVALID_DATETIME_FORMAT { err() } else { e })?;
+    let date = parse_date(date_str).map_err(|e| {
+        if e.state == SqlState::INVALID_DATETIME_FORMAT {
+            err()
+        } else {
+            e
+        }
+    })?;
     if rest.is_empty() {
         return Ok((date_start(&date), None));
     }
@@ -624,13 +693,18 @@ fn parse_timestamp(s: &str, type_name: &str) -> SqlResult<(NaiveDateTime, Option
 
 /// Malformed date/time input is 22007, not 22P02, in PostgreSQL.
 fn invalid_datetime(type_name: &str, input: &str) -> SqlError {
-    SqlError::new(SqlState::INVALID_DATETIME_FORMAT, format!("invalid input syntax for type {type_name}: \"{input}\""))
+    SqlError::new(
+        SqlState::INVALID_DATETIME_FORMAT,
+        format!("invalid input syntax for type {type_name}: \"{input}\""),
+    )
 }
 
 fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {
     let rest = rest.trim();
     for suffix in ["z", "utc", "gmt"] {
-        if rest.len() >= suffix.len() && rest[rest.len() - suffix.len()..].eq_ignore_ascii_case(suffix) {
+        if rest.len() >= suffix.len()
+            && rest[rest.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        {
             return Some((rest[..rest.len() - suffix.len()].trim(), Some(0)));
         }
     }
@@ -653,7 +727,12 @@ fn parse_array(s: &str, elem: &DataType, tz: &TimeZone) -> SqlResult<Value> {
     let inner = t
         .strip_prefix('{')
         .and_then(|x| x.strip_suffix('}'))
-        .ok_or_else(|| SqlError::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("malformed array literal: \"{s}\"")))?;
+        .ok_or_else(|| {
+            SqlError::new(
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                format!("malformed array literal: \"{s}\""),
+            )
+        })?;
     let mut items = Vec::new();
     if inner.trim().is_empty() {
         return Ok(Value::Array(items));
@@ -662,8 +741,12 @@ fn parse_array(s: &str, elem: &DataType, tz: &TimeZone) -> SqlResult<Value> {
     let mut quoted = false;
     let mut was_quoted = false;
     let mut chars = inner.chars();
-    let mut push = |cur: &mut String, was_quoted: bool, items: &mut Vec<Value>| -> SqlResult<()> {
-        let text = if was_quoted { cur.clone() } else { cur.trim().to_string() };
+    let push = |cur: &mut String, was_quoted: bool, items: &mut Vec<Value>| -> SqlResult<()> {
+        let text = if was_quoted {
+            cur.clone()
+        } else {
+            cur.trim().to_string()
+        };
         if !was_quoted && text.eq_ignore_ascii_case("null") {
             items.push(Value::Null);
         } else {
@@ -706,10 +789,20 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     let digits_str = mantissa.to_string();
     // Split into integer and fractional decimal digit strings.
     let (int_part, frac_part) = if (scale as usize) >= digits_str.len() {
-        (String::new(), format!("{}{}", "0".repeat(scale as usize - digits_str.len()), digits_str))
+        (
+            String::new(),
+            format!(
+                "{}{}",
+                "0".repeat(scale as usize - digits_str.len()),
+                digits_str
+            ),
+        )
     } else {
         let split = digits_str.len() - scale as usize;
-        (digits_str[..split].to_string(), digits_str[split..].to_string())
+        (
+            digits_str[..split].to_string(),
+            digits_str[split..].to_string(),
+        )
     };
     let int_part = int_part.trim_start_matches('0').to_string();
     // Group into base-10000 digits aligned at the decimal point.
@@ -719,11 +812,21 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     let frac_padded = format!("{}{}", frac_part, "0".repeat(frac_pad));
     let mut groups: Vec<i16> = Vec::new();
     for chunk in int_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).ok().and_then(|c| c.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+        );
     }
     let int_groups = groups.len() as i16;
     for chunk in frac_padded.as_bytes().chunks(4) {
-        groups.push(std::str::from_utf8(chunk).ok().and_then(|c| c.parse().ok()).unwrap_or(0));
+        groups.push(
+            std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0),
+        );
     }
     let mut weight = int_groups - 1;
     // Strip leading zero groups (adjusting weight) and trailing zero groups.
@@ -740,7 +843,11 @@ fn numeric_to_binary(d: &Decimal) -> Vec<u8> {
     if digits.is_empty() {
         weight = 0;
     }
-    let sign = if d.is_sign_negative() && !digits.is_empty() { NUMERIC_NEG } else { NUMERIC_POS };
+    let sign = if d.is_sign_negative() && !digits.is_empty() {
+        NUMERIC_NEG
+    } else {
+        NUMERIC_POS
+    };
     let mut out = Vec::with_capacity(8 + digits.len() * 2);
     out.extend_from_slice(&(digits.len() as i16).to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
@@ -797,7 +904,10 @@ pub struct TimeZone {
 
 impl Default for TimeZone {
     fn default() -> Self {
-        TimeZone { name: "UTC".into(), offset_secs: 0 }
+        TimeZone {
+            name: "UTC".into(),
+            offset_secs: 0,
+        }
     }
 }
 
@@ -806,8 +916,14 @@ impl TimeZone {
     pub fn parse(s: &str) -> Option<TimeZone> {
         let t = s.trim().trim_matches('\'');
         let lower = t.to_ascii_lowercase();
-        if matches!(lower.as_str(), "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "etc/universal") {
-            return Some(TimeZone { name: t.to_string(), offset_secs: 0 });
+        if matches!(
+            lower.as_str(),
+            "utc" | "etc/utc" | "gmt" | "etc/gmt" | "z" | "zulu" | "universal" | "etc/universal"
+        ) {
+            return Some(TimeZone {
+                name: t.to_string(),
+                offset_secs: 0,
+            });
         }
         // POSIX-style numeric offsets: SET TIME ZONE '+02', '-05:30', or an interval number.
         let (sign, digits) = match t.chars().next()? {
@@ -823,7 +939,10 @@ impl TimeZone {
         if h > 15 {
             return None;
         }
-        Some(TimeZone { name: t.to_string(), offset_secs: sign * (h * 3600 + m * 60) })
+        Some(TimeZone {
+            name: t.to_string(),
+            offset_secs: sign * (h * 3600 + m * 60),
+        })
     }
 
     pub fn to_utc(&self, local: &NaiveDateTime) -> NaiveDateTime {
@@ -860,7 +979,17 @@ mod tests {
 
     #[test]
     fn numeric_binary_round_trips() {
-        for s in ["0", "1", "-1", "12345.678", "0.0001", "10000", "99999999.99", "-0.5", "1.50"] {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "12345.678",
+            "0.0001",
+            "10000",
+            "99999999.99",
+            "-0.5",
+            "1.50",
+        ] {
             let d: Decimal = s.parse().unwrap();
             let back = numeric_from_binary(&numeric_to_binary(&d)).unwrap();
             assert_eq!(back, d, "{s}");
@@ -872,9 +1001,15 @@ mod tests {
     fn parses_timestamps_with_zones() {
         let tz = TimeZone::default();
         let v = Value::from_text(&DataType::TimestampTz, "2024-01-02 03:04:05.5+02", &tz).unwrap();
-        assert_eq!(v.to_text(&DataType::TimestampTz, &tz).unwrap(), "2024-01-02 01:04:05.5+00");
+        assert_eq!(
+            v.to_text(&DataType::TimestampTz, &tz).unwrap(),
+            "2024-01-02 01:04:05.5+00"
+        );
         let v = Value::from_text(&DataType::Timestamp, "2024-01-02T03:04:05", &tz).unwrap();
-        assert_eq!(v.to_text(&DataType::Timestamp, &tz).unwrap(), "2024-01-02 03:04:05");
+        assert_eq!(
+            v.to_text(&DataType::Timestamp, &tz).unwrap(),
+            "2024-01-02 03:04:05"
+        );
     }
 
     #[test]

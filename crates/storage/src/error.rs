@@ -25,7 +25,9 @@ impl From<rocksdb::Error> for StorageError {
         let msg = e.into_string();
         if msg.contains("No space left") {
             StorageError::DiskFull(msg)
-        } else if msg.contains("lock hold by current process") || msg.contains("LOCK: Resource temporarily unavailable") {
+        } else if msg.contains("lock hold by current process")
+            || msg.contains("LOCK: Resource temporarily unavailable")
+        {
             StorageError::Locked { path: msg }
         } else {
             StorageError::Engine(msg)

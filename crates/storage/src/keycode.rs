@@ -38,9 +38,19 @@ pub fn put_i64(out: &mut Vec<u8>, v: i64) {
 /// are fully inverted, so the IEEE bit pattern sorts numerically.
 pub fn put_f64(out: &mut Vec<u8>, v: f64) {
     // PostgreSQL treats all NaNs as equal and above every number.
-    let v = if v.is_nan() { f64::NAN } else if v == 0.0 { 0.0 } else { v };
+    let v = if v.is_nan() {
+        f64::NAN
+    } else if v == 0.0 {
+        0.0
+    } else {
+        v
+    };
     let bits = v.to_bits();
-    let ordered = if bits >> 63 == 0 { bits | (1 << 63) } else { !bits };
+    let ordered = if bits >> 63 == 0 {
+        bits | (1 << 63)
+    } else {
+        !bits
+    };
     out.push(tag::FLOAT);
     out.extend_from_slice(&ordered.to_be_bytes());
 }
@@ -68,7 +78,11 @@ pub fn put_escaped(out: &mut Vec<u8>, v: &[u8]) {
 }
 
 pub fn put_null(out: &mut Vec<u8>, nulls_first: bool) {
-    out.push(if nulls_first { tag::NULL_FIRST } else { tag::NULL_LAST });
+    out.push(if nulls_first {
+        tag::NULL_FIRST
+    } else {
+        tag::NULL_LAST
+    });
 }
 
 /// Inverts the bytes appended since `start`, for DESC index columns.
@@ -123,7 +137,17 @@ mod tests {
 
     #[test]
     fn floats_sort_numerically() {
-        let vals = [f64::NEG_INFINITY, -1e10, -1.5, -0.0, 1e-300, 1.5, 1e10, f64::INFINITY, f64::NAN];
+        let vals = [
+            f64::NEG_INFINITY,
+            -1e10,
+            -1.5,
+            -0.0,
+            1e-300,
+            1.5,
+            1e10,
+            f64::INFINITY,
+            f64::NAN,
+        ];
         for w in vals.windows(2) {
             assert!(enc_f(w[0]) <= enc_f(w[1]), "{} <= {}", w[0], w[1]);
         }

@@ -32,7 +32,12 @@ pub struct LockManager {
 impl LockManager {
     /// Acquires the lock on `key` for `txn`, waiting for another holder to
     /// finish. Returns true if newly acquired, false if already held.
-    pub async fn lock(&self, txn: TxnId, key: &[u8], ctl: &StatementControl) -> StorageResult<bool> {
+    pub async fn lock(
+        &self,
+        txn: TxnId,
+        key: &[u8],
+        ctl: &StatementControl,
+    ) -> StorageResult<bool> {
         loop {
             let released = {
                 let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
@@ -40,7 +45,10 @@ impl LockManager {
                     None => {
                         t.locks.insert(
                             key.to_vec(),
-                            LockEntry { holder: txn, released: Arc::new(Notify::new()) },
+                            LockEntry {
+                                holder: txn,
+                                released: Arc::new(Notify::new()),
+                            },
                         );
                         return Ok(true);
                     }
@@ -71,13 +79,25 @@ impl LockManager {
                 let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
                 matches!(t.locks.get(key), Some(e) if e.holder != txn && Arc::ptr_eq(&e.released, &released))
             };
-            let outcome = if still_held { self.wait(notified, ctl).await } else { Ok(()) };
-            self.table.lock().unwrap_or_else(|e| e.into_inner()).waits_for.remove(&txn);
+            let outcome = if still_held {
+                self.wait(notified, ctl).await
+            } else {
+                Ok(())
+            };
+            self.table
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .waits_for
+                .remove(&txn);
             outcome?;
         }
     }
 
-    async fn wait(&self, notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>, ctl: &StatementControl) -> StorageResult<()> {
+    async fn wait(
+        &self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        ctl: &StatementControl,
+    ) -> StorageResult<()> {
         // Register for cancellation before checking the flag, so a cancel
         // arriving in between is not missed.
         let canceled = ctl.interrupt.notify().notified();
@@ -122,7 +142,8 @@ mod tests {
         assert!(lm.lock(1, b"k", &ctl).await.unwrap());
         assert!(!lm.lock(1, b"k", &ctl).await.unwrap());
         let lm2 = lm.clone();
-        let waiter = tokio::spawn(async move { lm2.lock(2, b"k", &StatementControl::default()).await });
+        let waiter =
+            tokio::spawn(async move { lm2.lock(2, b"k", &StatementControl::default()).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
         lm.release_all(1, [&b"k".to_vec()]);
@@ -153,7 +174,9 @@ mod tests {
     #[tokio::test]
     async fn cancel_interrupts_a_wait() {
         let lm = Arc::new(LockManager::default());
-        lm.lock(1, b"k", &StatementControl::default()).await.unwrap();
+        lm.lock(1, b"k", &StatementControl::default())
+            .await
+            .unwrap();
         let ctl = StatementControl::default();
         let interrupt = ctl.interrupt.clone();
         let lm2 = lm.clone();

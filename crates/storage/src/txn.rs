@@ -35,8 +35,12 @@ impl OwnedSnapshot {
         let snapshot = db.snapshot();
         // SAFETY: the snapshot borrows the DB, which lives in an Arc held by
         // this struct and dropped only after the snapshot (field order).
-        let snapshot: SnapshotWithThreadMode<'static, DB> = unsafe { std::mem::transmute(snapshot) };
-        OwnedSnapshot { snapshot, _db: db.clone() }
+        let snapshot: SnapshotWithThreadMode<'static, DB> =
+            unsafe { std::mem::transmute(snapshot) };
+        OwnedSnapshot {
+            snapshot,
+            _db: db.clone(),
+        }
     }
 }
 
@@ -52,7 +56,14 @@ pub struct Transaction {
 impl Transaction {
     pub(crate) fn new(engine: Arc<Engine>, id: TxnId, isolation: Isolation) -> Self {
         let snapshot = Arc::new(OwnedSnapshot::new(&engine.db));
-        Transaction { engine, id, isolation, snapshot, writes: BTreeMap::new(), locked: Vec::new() }
+        Transaction {
+            engine,
+            id,
+            isolation,
+            snapshot,
+            writes: BTreeMap::new(),
+            locked: Vec::new(),
+        }
     }
 
     pub fn id(&self) -> TxnId {
@@ -236,13 +247,19 @@ impl Scan {
         }
         // SAFETY: the iterator borrows the DB and (through ReadOptions) the
         // snapshot; both are kept alive by the Arcs stored alongside it.
-        let iter: rocksdb::DBRawIteratorWithThreadMode<'static, DB> = unsafe { std::mem::transmute(iter) };
+        let iter: rocksdb::DBRawIteratorWithThreadMode<'static, DB> =
+            unsafe { std::mem::transmute(iter) };
         let pending = txn
             .writes
             .range((start, end))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        Scan { iter, _snapshot: txn.snapshot.clone(), _db: txn.engine.db.clone(), pending }
+        Scan {
+            iter,
+            _snapshot: txn.snapshot.clone(),
+            _db: txn.engine.db.clone(),
+            pending,
+        }
     }
 
     /// The next live (key, value) pair.
@@ -251,7 +268,11 @@ impl Scan {
             if !self.iter.valid() {
                 self.iter.status()?;
             }
-            let db_key = if self.iter.valid() { self.iter.key() } else { None };
+            let db_key = if self.iter.valid() {
+                self.iter.key()
+            } else {
+                None
+            };
             let take_pending = match (db_key, self.pending.front()) {
                 (None, None) => return Ok(None),
                 (None, Some(_)) => true,
@@ -259,7 +280,9 @@ impl Scan {
                 (Some(k), Some((pk, _))) => pk.as_slice() <= k,
             };
             if take_pending {
-                let Some((pk, pv)) = self.pending.pop_front() else { return Ok(None) };
+                let Some((pk, pv)) = self.pending.pop_front() else {
+                    return Ok(None);
+                };
                 // The write set shadows the stored version of the same key.
                 if self.iter.valid() && self.iter.key() == Some(pk.as_slice()) {
                     self.iter.next();

@@ -21,7 +21,12 @@ struct AggState {
 
 impl AggState {
     fn new(call: &AggCall) -> Self {
-        AggState { count: 0, value: None, text: None, seen: call.distinct.then(HashSet::new) }
+        AggState {
+            count: 0,
+            value: None,
+            text: None,
+            seen: call.distinct.then(HashSet::new),
+        }
     }
 
     fn add(&mut self, call: &AggCall, args: Vec<Value>) -> SqlResult<()> {
@@ -47,12 +52,17 @@ impl AggState {
                 self.value = Some(match (self.value.take(), v) {
                     (None, Value::Int(i)) => Value::Numeric(Decimal::from(i)),
                     (None, v) => v,
-                    (Some(Value::Numeric(a)), Value::Int(i)) => Value::Numeric(a + Decimal::from(i)),
-                    (Some(Value::Numeric(a)), Value::Numeric(b)) => {
-                        Value::Numeric(a.checked_add(b).ok_or_else(|| SqlError::out_of_range("numeric"))?)
+                    (Some(Value::Numeric(a)), Value::Int(i)) => {
+                        Value::Numeric(a + Decimal::from(i))
                     }
+                    (Some(Value::Numeric(a)), Value::Numeric(b)) => Value::Numeric(
+                        a.checked_add(b)
+                            .ok_or_else(|| SqlError::out_of_range("numeric"))?,
+                    ),
                     (Some(Value::Float(a)), Value::Float(b)) => Value::Float(a + b),
-                    (Some(a), b) => return Err(SqlError::internal(format!("cannot sum {a:?} and {b:?}"))),
+                    (Some(a), b) => {
+                        return Err(SqlError::internal(format!("cannot sum {a:?} and {b:?}")))
+                    }
                 });
             }
             AggFunc::Min | AggFunc::Max => {
@@ -60,7 +70,11 @@ impl AggState {
                     None => true,
                     Some(cur) => {
                         let o = crate::expr::compare(&v, cur, &crate::value::TimeZone::default())?;
-                        if call.func == AggFunc::Min { o.is_lt() } else { o.is_gt() }
+                        if call.func == AggFunc::Min {
+                            o.is_lt()
+                        } else {
+                            o.is_gt()
+                        }
                     }
                 };
                 if replace {
@@ -112,12 +126,16 @@ impl AggState {
                 Some(Value::Float(f)) => Value::Float(f / self.count as f64),
                 Some(Value::Numeric(d)) => {
                     let n = Decimal::from(self.count);
-                    let q = d.checked_div(n).ok_or_else(|| SqlError::out_of_range("numeric"))?;
+                    let q = d
+                        .checked_div(n)
+                        .ok_or_else(|| SqlError::out_of_range("numeric"))?;
                     Value::Numeric(crate::expr::numeric_div_scale(q, &d, &n))
                 }
                 Some(other) => other,
             },
-            AggFunc::Min | AggFunc::Max | AggFunc::BoolAnd | AggFunc::BoolOr => self.value.unwrap_or(Value::Null),
+            AggFunc::Min | AggFunc::Max | AggFunc::BoolAnd | AggFunc::BoolOr => {
+                self.value.unwrap_or(Value::Null)
+            }
             AggFunc::StringAgg => self.text.map(Value::Text).unwrap_or(Value::Null),
         })
     }
@@ -125,12 +143,20 @@ impl AggState {
 
 /// Groups the input and computes the aggregates. Output rows: the group-by
 /// values followed by the aggregate results, in first-seen group order.
-pub fn aggregate(input: RowIter, group_by: &[Expr], aggs: &[AggCall], env: &EvalEnv) -> SqlResult<Vec<Row>> {
+pub fn aggregate(
+    input: RowIter,
+    group_by: &[Expr],
+    aggs: &[AggCall],
+    env: &EvalEnv,
+) -> SqlResult<Vec<Row>> {
     let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut groups: Vec<(Row, Vec<AggState>)> = Vec::new();
     for row in input {
         let row = row?;
-        let keys = group_by.iter().map(|g| g.eval(&row, env)).collect::<SqlResult<Vec<_>>>()?;
+        let keys = group_by
+            .iter()
+            .map(|g| g.eval(&row, env))
+            .collect::<SqlResult<Vec<_>>>()?;
         let mut k = Vec::new();
         for v in &keys {
             v.group_key(&mut k);
@@ -144,7 +170,11 @@ pub fn aggregate(input: RowIter, group_by: &[Expr], aggs: &[AggCall], env: &Eval
             }
         };
         for (state, call) in groups[gi].1.iter_mut().zip(aggs) {
-            let args = call.args.iter().map(|a| a.eval(&row, env)).collect::<SqlResult<Vec<_>>>()?;
+            let args = call
+                .args
+                .iter()
+                .map(|a| a.eval(&row, env))
+                .collect::<SqlResult<Vec<_>>>()?;
             state.add(call, args)?;
         }
     }

@@ -10,7 +10,9 @@ use crate::catalog::{IndexDef, TableDef};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::EvalEnv;
 use crate::planner::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
-use crate::row::{encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row};
+use crate::row::{
+    encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row,
+};
 use crate::value::Value;
 
 /// Rows affected and RETURNING rows.
@@ -19,9 +21,19 @@ pub struct DmlResult {
     pub returning: Vec<Row>,
 }
 
-fn returning_row(returning: &Option<Returning>, row: &Row, env: &EvalEnv, out: &mut Vec<Row>) -> SqlResult<()> {
+fn returning_row(
+    returning: &Option<Returning>,
+    row: &Row,
+    env: &EvalEnv,
+    out: &mut Vec<Row>,
+) -> SqlResult<()> {
     if let Some(r) = returning {
-        out.push(r.exprs.iter().map(|e| e.eval(row, env)).collect::<SqlResult<_>>()?);
+        out.push(
+            r.exprs
+                .iter()
+                .map(|e| e.eval(row, env))
+                .collect::<SqlResult<_>>()?,
+        );
     }
     Ok(())
 }
@@ -43,19 +55,34 @@ fn check_row(table: &TableDef, row: Row, env: &EvalEnv) -> SqlResult<Row> {
 }
 
 fn key_detail(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> String {
-    let names: Vec<&str> = index.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
+    let names: Vec<&str> = index
+        .columns
+        .iter()
+        .map(|&c| table.columns[c].name.as_str())
+        .collect();
     let values: Vec<String> = index
         .columns
         .iter()
-        .map(|&c| row[c].to_text(&table.columns[c].data_type, env.tz).unwrap_or_else(|| "null".into()))
+        .map(|&c| {
+            row[c]
+                .to_text(&table.columns[c].data_type, env.tz)
+                .unwrap_or_else(|| "null".into())
+        })
         .collect();
-    format!("Key ({})=({}) already exists.", names.join(", "), values.join(", "))
+    format!(
+        "Key ({})=({}) already exists.",
+        names.join(", "),
+        values.join(", ")
+    )
 }
 
 fn unique_violation(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> SqlError {
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
-        format!("duplicate key value violates unique constraint \"{}\"", index.name),
+        format!(
+            "duplicate key value violates unique constraint \"{}\"",
+            index.name
+        ),
     )
     .with_detail(key_detail(table, index, row, env))
 }
@@ -63,7 +90,13 @@ fn unique_violation(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv
 /// Checks unique secondary indexes for `row` (ignoring the row's own
 /// entries) after locking the indexed values, so concurrent inserts of the
 /// same value serialize.
-async fn check_unique_indexes(txn: &mut Transaction, table: &TableDef, row: &Row, own_pk: &[u8], env: &EvalEnv<'_>) -> SqlResult<()> {
+async fn check_unique_indexes(
+    txn: &mut Transaction,
+    table: &TableDef,
+    row: &Row,
+    own_pk: &[u8],
+    env: &EvalEnv<'_>,
+) -> SqlResult<()> {
     for index in table.indexes.iter().filter(|i| i.unique) {
         if index.columns.iter().any(|&c| row[c].is_null()) {
             continue; // NULLs are distinct
@@ -73,7 +106,8 @@ async fn check_unique_indexes(txn: &mut Transaction, table: &TableDef, row: &Row
         let end = duet_storage::keycode::prefix_end(&prefix);
         let mut scan = txn.scan_latest(
             std::ops::Bound::Included(prefix.clone()),
-            end.map(std::ops::Bound::Excluded).unwrap_or(std::ops::Bound::Unbounded),
+            end.map(std::ops::Bound::Excluded)
+                .unwrap_or(std::ops::Bound::Unbounded),
         );
         while let Some((_, pk)) = scan.next_entry()? {
             if pk != own_pk {
@@ -96,22 +130,39 @@ fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: 
     }
 }
 
-pub async fn execute_insert(plan: &InsertPlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+pub async fn execute_insert(
+    plan: &InsertPlan,
+    txn: &mut Transaction,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv<'_>,
+) -> SqlResult<DmlResult> {
     let table = &plan.table;
     // Source rows first: INSERT ... SELECT reads before it writes.
     let source: Vec<Vec<Option<Value>>> = match &plan.source {
         InsertSource::Values(rows) => rows
             .iter()
-            .map(|r| r.iter().map(|c| c.as_ref().map(|e| e.eval(&[], env)).transpose()).collect())
+            .map(|r| {
+                r.iter()
+                    .map(|c| c.as_ref().map(|e| e.eval(&[], env)).transpose())
+                    .collect()
+            })
             .collect::<SqlResult<_>>()?,
         InsertSource::Query(qp) => {
             let exec = Executor { txn, virtual_rows };
-            let exec_env = EvalEnv { subqueries: Some(&exec), ..env.clone() };
+            let exec_env = EvalEnv {
+                subqueries: Some(&exec),
+                ..env.clone()
+            };
             let rows = collect_rows(run_plan(&qp.plan, &exec, &exec_env)?)?;
-            rows.into_iter().map(|r| r.into_iter().map(Some).collect()).collect()
+            rows.into_iter()
+                .map(|r| r.into_iter().map(Some).collect())
+                .collect()
         }
     };
-    let mut result = DmlResult { count: 0, returning: Vec::new() };
+    let mut result = DmlResult {
+        count: 0,
+        returning: Vec::new(),
+    };
     for src in source {
         env.check_interrupt()?;
         let mut row: Row = vec![Value::Null; table.columns.len()];
@@ -160,11 +211,18 @@ fn candidates(
     env: &EvalEnv,
 ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
     let exec = Executor { txn, virtual_rows };
-    let env = EvalEnv { subqueries: Some(&exec), ..env.clone() };
+    let env = EvalEnv {
+        subqueries: Some(&exec),
+        ..env.clone()
+    };
     let mut scan = TableScan::new(txn, table, index, range, &env)?;
     let mut out = Vec::new();
     while let Some((k, row)) = scan.next_row()? {
-        if filter.map(|f| f.eval(&row, &env)).transpose()?.is_none_or(|v| v.is_true()) {
+        if filter
+            .map(|f| f.eval(&row, &env))
+            .transpose()?
+            .is_none_or(|v| v.is_true())
+        {
             out.push((k, row));
         }
     }
@@ -186,7 +244,9 @@ async fn lock_latest(
     if txn.isolation() != Isolation::ReadCommitted && txn.changed_since_snapshot(key)? {
         return Err(duet_storage::StorageError::SerializationFailure.into());
     }
-    let Some(bytes) = txn.get_latest(key)? else { return Ok(None) };
+    let Some(bytes) = txn.get_latest(key)? else {
+        return Ok(None);
+    };
     let row = decode_table_row(table, &bytes)?;
     if let Some(f) = filter {
         if !f.eval(&row, env)?.is_true() {
@@ -196,14 +256,37 @@ async fn lock_latest(
     Ok(Some(row))
 }
 
-pub async fn execute_update(plan: &UpdatePlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+pub async fn execute_update(
+    plan: &UpdatePlan,
+    txn: &mut Transaction,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv<'_>,
+) -> SqlResult<DmlResult> {
     let table = &plan.table;
-    let rows = candidates(txn, table, plan.index.as_ref(), &plan.range, plan.filter.as_ref(), virtual_rows, env)?;
-    let mut result = DmlResult { count: 0, returning: Vec::new() };
-    let pk_columns_changed = plan.assignments.iter().any(|a| table.primary.columns.contains(&a.column));
+    let rows = candidates(
+        txn,
+        table,
+        plan.index.as_ref(),
+        &plan.range,
+        plan.filter.as_ref(),
+        virtual_rows,
+        env,
+    )?;
+    let mut result = DmlResult {
+        count: 0,
+        returning: Vec::new(),
+    };
+    let pk_columns_changed = plan
+        .assignments
+        .iter()
+        .any(|a| table.primary.columns.contains(&a.column));
     for (key, _) in rows {
         env.check_interrupt()?;
-        let Some(old) = lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await? else { continue };
+        let Some(old) =
+            lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await?
+        else {
+            continue;
+        };
         let mut new = old.clone();
         for a in &plan.assignments {
             new[a.column] = a.value.eval(&old, env)?;
@@ -229,13 +312,33 @@ pub async fn execute_update(plan: &UpdatePlan, txn: &mut Transaction, virtual_ro
     Ok(result)
 }
 
-pub async fn execute_delete(plan: &DeletePlan, txn: &mut Transaction, virtual_rows: &dyn VirtualRows, env: &EvalEnv<'_>) -> SqlResult<DmlResult> {
+pub async fn execute_delete(
+    plan: &DeletePlan,
+    txn: &mut Transaction,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv<'_>,
+) -> SqlResult<DmlResult> {
     let table = &plan.table;
-    let rows = candidates(txn, table, plan.index.as_ref(), &plan.range, plan.filter.as_ref(), virtual_rows, env)?;
-    let mut result = DmlResult { count: 0, returning: Vec::new() };
+    let rows = candidates(
+        txn,
+        table,
+        plan.index.as_ref(),
+        &plan.range,
+        plan.filter.as_ref(),
+        virtual_rows,
+        env,
+    )?;
+    let mut result = DmlResult {
+        count: 0,
+        returning: Vec::new(),
+    };
     for (key, _) in rows {
         env.check_interrupt()?;
-        let Some(old) = lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await? else { continue };
+        let Some(old) =
+            lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await?
+        else {
+            continue;
+        };
         let pk = primary_key_suffix(table, &old);
         delete_index_entries(txn, table, &old, &pk);
         txn.delete(key);

@@ -27,7 +27,10 @@ pub struct Executor<'a> {
 
 impl SubqueryRunner for Executor<'_> {
     fn run(&self, plan: &Plan, outer: &[Vec<Value>], env: &EvalEnv) -> SqlResult<Vec<Row>> {
-        let inner = EvalEnv { outer, ..env.clone() };
+        let inner = EvalEnv {
+            outer,
+            ..env.clone()
+        };
         let rows = collect_rows(run_plan(plan, self, &inner)?)?;
         Ok(rows)
     }
@@ -38,15 +41,30 @@ pub fn collect_rows(iter: RowIter) -> SqlResult<Vec<Row>> {
 }
 
 /// Builds the row iterator for a plan.
-pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>) -> SqlResult<RowIter<'a>> {
+pub fn run_plan<'a>(
+    plan: &'a Plan,
+    exec: &'a Executor<'a>,
+    env: &'a EvalEnv<'a>,
+) -> SqlResult<RowIter<'a>> {
     Ok(match plan {
         Plan::Empty => Box::new(std::iter::once(Ok(vec![]))),
-        Plan::Values { rows, .. } => Box::new(rows.iter().map(move |r| r.iter().map(|e| e.eval(&[], env)).collect())),
-        Plan::Scan { table, index, range } => {
+        Plan::Values { rows, .. } => Box::new(
+            rows.iter()
+                .map(move |r| r.iter().map(|e| e.eval(&[], env)).collect()),
+        ),
+        Plan::Scan {
+            table,
+            index,
+            range,
+        } => {
             let mut scan = TableScan::new(exec.txn, table, index.as_ref(), range, env)?;
-            Box::new(std::iter::from_fn(move || scan.next_row().transpose().map(|r| r.map(|(_, row)| row))))
+            Box::new(std::iter::from_fn(move || {
+                scan.next_row().transpose().map(|r| r.map(|(_, row)| row))
+            }))
         }
-        Plan::Series { start, stop, step, .. } => series(start, stop, step.as_ref(), env)?,
+        Plan::Series {
+            start, stop, step, ..
+        } => series(start, stop, step.as_ref(), env)?,
         Plan::Unnest { array } => match array.eval(&[], env)? {
             Value::Array(items) => Box::new(items.into_iter().map(|v| Ok(vec![v]))),
             _ => Box::new(std::iter::empty()),
@@ -65,9 +83,19 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
         }
         Plan::Project { input, exprs } => {
             let input = run_plan(input, exec, env)?;
-            Box::new(input.map(move |r| r.and_then(|row| exprs.iter().map(|e| e.eval(&row, env)).collect())))
+            Box::new(
+                input.map(move |r| {
+                    r.and_then(|row| exprs.iter().map(|e| e.eval(&row, env)).collect())
+                }),
+            )
         }
-        Plan::Join { left, right, kind, on, right_width } => {
+        Plan::Join {
+            left,
+            right,
+            kind,
+            on,
+            right_width,
+        } => {
             let right_rows = collect_rows(run_plan(right, exec, env)?)?;
             let left = run_plan(left, exec, env)?;
             let (kind, width) = (*kind, *right_width);
@@ -94,7 +122,11 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
                 out
             }))
         }
-        Plan::Aggregate { input, group_by, aggs } => {
+        Plan::Aggregate {
+            input,
+            group_by,
+            aggs,
+        } => {
             let input = run_plan(input, exec, env)?;
             Box::new(aggregate(input, group_by, aggs, env)?.into_iter().map(Ok))
         }
@@ -102,7 +134,11 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
             let rows = collect_rows(run_plan(input, exec, env)?)?;
             Box::new(sort_rows(rows, keys, env)?.into_iter().map(Ok))
         }
-        Plan::Limit { input, limit, offset } => {
+        Plan::Limit {
+            input,
+            limit,
+            offset,
+        } => {
             let count = |e: &Option<crate::expr::Expr>, what: &str| -> SqlResult<Option<usize>> {
                 match e.as_ref().map(|e| e.eval(&[], env)).transpose()? {
                     None | Some(Value::Null) => Ok(None),
@@ -111,7 +147,10 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
                         SqlState("2201W"),
                         format!("{what} must not be negative"),
                     )),
-                    Some(other) => Err(SqlError::new(SqlState::DATATYPE_MISMATCH, format!("invalid {what}: {other:?}"))),
+                    Some(other) => Err(SqlError::new(
+                        SqlState::DATATYPE_MISMATCH,
+                        format!("invalid {what}: {other:?}"),
+                    )),
                 }
             };
             let limit = count(limit, "LIMIT")?;
@@ -139,7 +178,12 @@ pub fn run_plan<'a>(plan: &'a Plan, exec: &'a Executor<'a>, env: &'a EvalEnv<'a>
                 })
             }))
         }
-        Plan::SetOp { left, right, op, all } => {
+        Plan::SetOp {
+            left,
+            right,
+            op,
+            all,
+        } => {
             let l = collect_rows(run_plan(left, exec, env)?)?;
             let r = collect_rows(run_plan(right, exec, env)?)?;
             Box::new(set_op(l, r, *op, *all).into_iter().map(Ok))
@@ -209,18 +253,41 @@ fn set_op(left: Vec<Row>, right: Vec<Row>, op: SetOpKind, all: bool) -> Vec<Row>
 pub fn sort_rows(rows: Vec<Row>, keys: &[SortKey], env: &EvalEnv) -> SqlResult<Vec<Row>> {
     let mut keyed: Vec<(Vec<Value>, Row)> = rows
         .into_iter()
-        .map(|r| Ok((keys.iter().map(|k| k.expr.eval(&r, env)).collect::<SqlResult<Vec<_>>>()?, r)))
+        .map(|r| {
+            Ok((
+                keys.iter()
+                    .map(|k| k.expr.eval(&r, env))
+                    .collect::<SqlResult<Vec<_>>>()?,
+                r,
+            ))
+        })
         .collect::<SqlResult<_>>()?;
     keyed.sort_by(|(a, _), (b, _)| {
         for (i, k) in keys.iter().enumerate() {
             let (x, y) = (&a[i], &b[i]);
             let o = match (x.is_null(), y.is_null()) {
                 (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => if k.nulls_first { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
-                (false, true) => if k.nulls_first { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less },
+                (true, false) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if k.nulls_first {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                }
                 _ => {
                     let o = x.total_cmp(y);
-                    if k.desc { o.reverse() } else { o }
+                    if k.desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
                 }
             };
             if o != std::cmp::Ordering::Equal {
@@ -244,10 +311,15 @@ fn series<'a>(
         None => Value::Int(1),
     };
     match (a, b, s) {
-        (Value::Null, _, _) | (_, Value::Null, _) | (_, _, Value::Null) => Ok(Box::new(std::iter::empty())),
+        (Value::Null, _, _) | (_, Value::Null, _) | (_, _, Value::Null) => {
+            Ok(Box::new(std::iter::empty()))
+        }
         (Value::Int(a), Value::Int(b), Value::Int(s)) => {
             if s == 0 {
-                return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
             }
             let mut cur = Some(a);
             let mut n: u64 = 0;
@@ -271,11 +343,16 @@ fn series<'a>(
             let d = |v: Value| match v {
                 Value::Int(i) => Ok(rust_decimal::Decimal::from(i)),
                 Value::Numeric(d) => Ok(d),
-                other => Err(SqlError::unsupported(format!("generate_series over {other:?}"))),
+                other => Err(SqlError::unsupported(format!(
+                    "generate_series over {other:?}"
+                ))),
             };
             let (a, b, s) = (d(a)?, d(b)?, d(s)?);
             if s.is_zero() {
-                return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, "step size cannot equal zero"));
+                return Err(SqlError::new(
+                    SqlState::INVALID_PARAMETER_VALUE,
+                    "step size cannot equal zero",
+                ));
             }
             let mut cur = Some(a);
             Ok(Box::new(std::iter::from_fn(move || {

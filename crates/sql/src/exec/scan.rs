@@ -24,7 +24,12 @@ struct Bounds {
 
 /// Evaluates a key range into byte bounds; None if it can match nothing
 /// (a NULL or out-of-range equality value).
-fn evaluate_bounds(prefix: Vec<u8>, range: &KeyRange, key_len: usize, env: &EvalEnv) -> SqlResult<Option<Bounds>> {
+fn evaluate_bounds(
+    prefix: Vec<u8>,
+    range: &KeyRange,
+    key_len: usize,
+    env: &EvalEnv,
+) -> SqlResult<Option<Bounds>> {
     let mut key = prefix.clone();
     let base_end = prefix_end(&prefix);
     for (i, e) in range.eq.iter().enumerate() {
@@ -32,12 +37,18 @@ fn evaluate_bounds(prefix: Vec<u8>, range: &KeyRange, key_len: usize, env: &Eval
         if v.is_null() {
             return Ok(None);
         }
-        let Ok(v) = cast(v.clone(), &range.key_types[i], env.tz, false) else { return Ok(None) };
+        let Ok(v) = cast(v.clone(), &range.key_types[i], env.tz, false) else {
+            return Ok(None);
+        };
         // A value that changed when cast (1.5 for an integer key) matches nothing.
         encode_key_value(&mut key, &v);
     }
     if range.eq.len() == key_len && range.lower.is_none() && range.upper.is_none() {
-        return Ok(Some(Bounds { start: Bound::Unbounded, end: Bound::Unbounded, point: Some(key) }));
+        return Ok(Some(Bounds {
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            point: Some(key),
+        }));
     }
     let col_ty = range.key_types.get(range.eq.len());
     let bound_key = |e: &crate::expr::Expr| -> SqlResult<Option<Vec<u8>>> {
@@ -68,16 +79,24 @@ fn evaluate_bounds(prefix: Vec<u8>, range: &KeyRange, key_len: usize, env: &Eval
     };
     let end = match &range.upper {
         Some((e, inclusive)) => match bound_key(e)? {
-            Some(k) if *inclusive => prefix_end(&k).map(Bound::Excluded).unwrap_or(Bound::Unbounded),
+            Some(k) if *inclusive => prefix_end(&k)
+                .map(Bound::Excluded)
+                .unwrap_or(Bound::Unbounded),
             Some(k) => Bound::Excluded(k),
-            None => prefix_end(&key).map(Bound::Excluded).unwrap_or(Bound::Unbounded),
+            None => prefix_end(&key)
+                .map(Bound::Excluded)
+                .unwrap_or(Bound::Unbounded),
         },
         None => match prefix_end(&key) {
             Some(k) => Bound::Excluded(k),
             None => base_end.map(Bound::Excluded).unwrap_or(Bound::Unbounded),
         },
     };
-    Ok(Some(Bounds { start, end, point: None }))
+    Ok(Some(Bounds {
+        start,
+        end,
+        point: None,
+    }))
 }
 
 /// Decodes a stored row, padding columns added after it was written.
@@ -116,16 +135,32 @@ impl<'a> TableScan<'a> {
     ) -> SqlResult<Self> {
         let (prefix, key_len) = match index {
             None => (table_rows_prefix(table.oid), table.primary.columns.len()),
-            Some(ix) => (index_prefix(ix.oid), ix.columns.len() + table.primary.columns.len()),
+            Some(ix) => (
+                index_prefix(ix.oid),
+                ix.columns.len() + table.primary.columns.len(),
+            ),
         };
         let state = match evaluate_bounds(prefix, range, key_len, env)? {
             None => ScanState::Done,
             Some(Bounds { point: Some(k), .. }) if index.is_none() => ScanState::Point(k),
-            Some(Bounds { point: Some(k), .. }) => ScanState::Index(txn.scan(Bound::Included(k.clone()), prefix_end(&k).map(Bound::Excluded).unwrap_or(Bound::Unbounded))),
+            Some(Bounds { point: Some(k), .. }) => ScanState::Index(
+                txn.scan(
+                    Bound::Included(k.clone()),
+                    prefix_end(&k)
+                        .map(Bound::Excluded)
+                        .unwrap_or(Bound::Unbounded),
+                ),
+            ),
             Some(b) if index.is_none() => ScanState::Primary(txn.scan(b.start, b.end)),
             Some(b) => ScanState::Index(txn.scan(b.start, b.end)),
         };
-        Ok(TableScan { txn, table, state, env, count: 0 })
+        Ok(TableScan {
+            txn,
+            table,
+            state,
+            env,
+            count: 0,
+        })
     }
 
     /// The next (row key, row).

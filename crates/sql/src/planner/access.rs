@@ -10,7 +10,12 @@ use crate::types::DataType;
 /// Splits a predicate into its AND-ed conjuncts.
 pub fn conjuncts(e: &Expr) -> Vec<&Expr> {
     match e {
-        Expr::Binary { op: BinOp::And, left, right, .. } => {
+        Expr::Binary {
+            op: BinOp::And,
+            left,
+            right,
+            ..
+        } => {
             let mut v = conjuncts(left);
             v.extend(conjuncts(right));
             v
@@ -38,7 +43,12 @@ fn same_family(col: &DataType, val: &DataType) -> bool {
 }
 
 fn column_bound(e: &Expr, table: &TableDef) -> Option<ColumnBound> {
-    let Expr::Binary { op, left, right, .. } = e else { return None };
+    let Expr::Binary {
+        op, left, right, ..
+    } = e
+    else {
+        return None;
+    };
     if !op.is_comparison() || *op == BinOp::NotEq {
         return None;
     }
@@ -51,14 +61,26 @@ fn column_bound(e: &Expr, table: &TableDef) -> Option<ColumnBound> {
     if !same_family(col_ty, &value.data_type()) {
         return None;
     }
-    Some(ColumnBound { column, op, value: value.clone() })
+    Some(ColumnBound {
+        column,
+        op,
+        value: value.clone(),
+    })
 }
 
 /// The key range of `index` implied by the conjuncts, and how many leading
 /// columns are fixed by equality (a score; higher is better).
-fn range_for_index(index: &IndexDef, table: &TableDef, bounds: &[ColumnBound]) -> (KeyRange, usize) {
+fn range_for_index(
+    index: &IndexDef,
+    table: &TableDef,
+    bounds: &[ColumnBound],
+) -> (KeyRange, usize) {
     let mut range = KeyRange::full();
-    range.key_types = index.columns.iter().map(|&c| table.columns[c].data_type.clone()).collect();
+    range.key_types = index
+        .columns
+        .iter()
+        .map(|&c| table.columns[c].data_type.clone())
+        .collect();
     for &col in &index.columns {
         if let Some(b) = bounds.iter().find(|b| b.column == col && b.op == BinOp::Eq) {
             range.eq.push(b.value.clone());
@@ -66,8 +88,12 @@ fn range_for_index(index: &IndexDef, table: &TableDef, bounds: &[ColumnBound]) -
         }
         for b in bounds.iter().filter(|b| b.column == col) {
             match b.op {
-                BinOp::Gt | BinOp::GtEq if range.lower.is_none() => range.lower = Some((b.value.clone(), b.op == BinOp::GtEq)),
-                BinOp::Lt | BinOp::LtEq if range.upper.is_none() => range.upper = Some((b.value.clone(), b.op == BinOp::LtEq)),
+                BinOp::Gt | BinOp::GtEq if range.lower.is_none() => {
+                    range.lower = Some((b.value.clone(), b.op == BinOp::GtEq))
+                }
+                BinOp::Lt | BinOp::LtEq if range.upper.is_none() => {
+                    range.upper = Some((b.value.clone(), b.op == BinOp::LtEq))
+                }
                 _ => {}
             }
         }
@@ -80,8 +106,13 @@ fn range_for_index(index: &IndexDef, table: &TableDef, bounds: &[ColumnBound]) -
 /// Picks the best index for a predicate over `table`'s columns (row
 /// positions 0..n). Returns None for the index when the primary key is used.
 pub fn choose(table: &TableDef, predicate: Option<&Expr>) -> (Option<IndexDef>, KeyRange) {
-    let Some(pred) = predicate else { return (None, KeyRange::full()) };
-    let bounds: Vec<ColumnBound> = conjuncts(pred).into_iter().filter_map(|c| column_bound(c, table)).collect();
+    let Some(pred) = predicate else {
+        return (None, KeyRange::full());
+    };
+    let bounds: Vec<ColumnBound> = conjuncts(pred)
+        .into_iter()
+        .filter_map(|c| column_bound(c, table))
+        .collect();
     if bounds.is_empty() {
         return (None, KeyRange::full());
     }

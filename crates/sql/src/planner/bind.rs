@@ -35,7 +35,9 @@ impl Planner<'_> {
                 self.bind_binary(op, l, r)?
             }
             A::UnaryOp { op, expr } => match op {
-                UnaryOperator::Not => Expr::Not(Box::new(self.bind_as(expr, scope, &DataType::Bool)?)),
+                UnaryOperator::Not => {
+                    Expr::Not(Box::new(self.bind_as(expr, scope, &DataType::Bool)?))
+                }
                 UnaryOperator::Minus => match self.bind_expr(expr, scope)? {
                     Expr::Literal(Value::Int(i), _) => Expr::literal(Value::Int(-i)),
                     Expr::Literal(Value::Numeric(d), ty) => Expr::Literal(Value::Numeric(-d), ty),
@@ -43,21 +45,45 @@ impl Planner<'_> {
                     other => Expr::Neg(Box::new(other)),
                 },
                 UnaryOperator::Plus => self.bind_expr(expr, scope)?,
-                other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "operator {other} is not supported"
+                    )))
+                }
             },
-            A::IsNull(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: false },
-            A::IsNotNull(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: true },
+            A::IsNull(x) => Expr::IsNull {
+                expr: Box::new(self.bind_expr(x, scope)?),
+                negated: false,
+            },
+            A::IsNotNull(x) => Expr::IsNull {
+                expr: Box::new(self.bind_expr(x, scope)?),
+                negated: true,
+            },
             A::IsTrue(x) => self.is_bool(x, scope, true, false)?,
             A::IsNotTrue(x) => self.is_bool(x, scope, true, true)?,
             A::IsFalse(x) => self.is_bool(x, scope, false, false)?,
             A::IsNotFalse(x) => self.is_bool(x, scope, false, true)?,
-            A::IsUnknown(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: false },
-            A::IsNotUnknown(x) => Expr::IsNull { expr: Box::new(self.bind_expr(x, scope)?), negated: true },
+            A::IsUnknown(x) => Expr::IsNull {
+                expr: Box::new(self.bind_expr(x, scope)?),
+                negated: false,
+            },
+            A::IsNotUnknown(x) => Expr::IsNull {
+                expr: Box::new(self.bind_expr(x, scope)?),
+                negated: true,
+            },
             A::IsDistinctFrom(l, r) | A::IsNotDistinctFrom(l, r) => {
                 let (l, r) = self.bind_pair(l, r, scope)?;
-                Expr::IsDistinct { left: Box::new(l), right: Box::new(r), negated: matches!(e, A::IsNotDistinctFrom(..)) }
+                Expr::IsDistinct {
+                    left: Box::new(l),
+                    right: Box::new(r),
+                    negated: matches!(e, A::IsNotDistinctFrom(..)),
+                }
             }
-            A::InList { expr, list, negated } => {
+            A::InList {
+                expr,
+                list,
+                negated,
+            } => {
                 let x = self.bind_expr(expr, scope)?;
                 let ty = x.data_type();
                 let list = list
@@ -67,60 +93,120 @@ impl Planner<'_> {
                         self.coerce(b, &ty)
                     })
                     .collect::<SqlResult<_>>()?;
-                Expr::InList { expr: Box::new(x), list, negated: *negated }
+                Expr::InList {
+                    expr: Box::new(x),
+                    list,
+                    negated: *negated,
+                }
             }
-            A::AnyOp { left, compare_op, right, .. } | A::AllOp { left, compare_op, right } => {
+            A::AnyOp {
+                left,
+                compare_op,
+                right,
+                ..
+            }
+            | A::AllOp {
+                left,
+                compare_op,
+                right,
+            } => {
                 let l = self.bind_expr(left, scope)?;
                 let array = self.bind_expr(right, scope)?;
                 // Reuse the operator binding for the element comparison's typing.
-                let op = match self.bind_binary(compare_op, l.clone(), Expr::Literal(Value::Null, DataType::Unknown))? {
+                let op = match self.bind_binary(
+                    compare_op,
+                    l.clone(),
+                    Expr::Literal(Value::Null, DataType::Unknown),
+                )? {
                     Expr::Binary { op, .. } => op,
                     _ => return Err(SqlError::internal("comparison expected")),
                 };
                 if !op.is_comparison() {
                     return Err(SqlError::syntax("ANY/ALL needs a comparison operator"));
                 }
-                Expr::AnyAll { left: Box::new(l), op, array: Box::new(array), all: matches!(e, A::AllOp { .. }) }
+                Expr::AnyAll {
+                    left: Box::new(l),
+                    op,
+                    array: Box::new(array),
+                    all: matches!(e, A::AllOp { .. }),
+                }
             }
             A::CompoundFieldAccess { root, access_chain } => {
                 let mut x = self.bind_expr(root, scope)?;
                 for access in access_chain {
                     let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
-                        return Err(SqlError::unsupported(format!("field access not supported: {access}")));
+                        return Err(SqlError::unsupported(format!(
+                            "field access not supported: {access}"
+                        )));
                     };
                     let ty = match x.data_type() {
                         DataType::Array(elem) => *elem,
                         other => {
                             return Err(SqlError::new(
                                 SqlState::DATATYPE_MISMATCH,
-                                format!("cannot subscript type {} because it is not an array", other.sql_name()),
+                                format!(
+                                    "cannot subscript type {} because it is not an array",
+                                    other.sql_name()
+                                ),
                             ))
                         }
                     };
                     let i = self.bind_as(index, scope, &DataType::Int4)?;
-                    x = Expr::Func { func: Func::Subscript, args: vec![x, i], ty };
+                    x = Expr::Func {
+                        func: Func::Subscript,
+                        args: vec![x, i],
+                        ty,
+                    };
                 }
                 x
             }
-            A::Between { expr, negated, low, high } => {
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
                 let x = self.bind_expr(expr, scope)?;
                 let lo = self.bind_expr(low, scope)?;
                 let hi = self.bind_expr(high, scope)?;
                 let ge = self.bind_binary(&BinaryOperator::GtEq, x.clone(), lo)?;
                 let le = self.bind_binary(&BinaryOperator::LtEq, x, hi)?;
-                let both = Expr::Binary { op: BinOp::And, left: Box::new(ge), right: Box::new(le), ty: DataType::Bool };
+                let both = Expr::Binary {
+                    op: BinOp::And,
+                    left: Box::new(ge),
+                    right: Box::new(le),
+                    ty: DataType::Bool,
+                };
                 if *negated {
                     Expr::Not(Box::new(both))
                 } else {
                     both
                 }
             }
-            A::Like { negated, expr, pattern, .. } | A::ILike { negated, expr, pattern, .. } => {
+            A::Like {
+                negated,
+                expr,
+                pattern,
+                ..
+            }
+            | A::ILike {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
                 let x = self.bind_as(expr, scope, &DataType::Text)?;
                 let p = self.bind_as(pattern, scope, &DataType::Text)?;
-                Expr::Like { expr: Box::new(x), pattern: Box::new(p), negated: *negated, case_insensitive: matches!(e, A::ILike { .. }) }
+                Expr::Like {
+                    expr: Box::new(x),
+                    pattern: Box::new(p),
+                    negated: *negated,
+                    case_insensitive: matches!(e, A::ILike { .. }),
+                }
             }
-            A::Cast { expr, data_type, .. } => self.bind_cast(expr, data_type, scope)?,
+            A::Cast {
+                expr, data_type, ..
+            } => self.bind_cast(expr, data_type, scope)?,
             A::TypedString(ts) => {
                 let ty = super::convert_type(&ts.data_type)?;
                 let text = match &ts.value.value {
@@ -130,8 +216,16 @@ impl Planner<'_> {
                 Expr::Literal(cast(Value::Text(text), &ty, &self.tz, true)?, ty)
             }
             A::Function(f) => self.bind_function(f, scope)?,
-            A::Case { operand, conditions, else_result, .. } => {
-                let operand = operand.as_ref().map(|o| self.bind_expr(o, scope)).transpose()?;
+            A::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let operand = operand
+                    .as_ref()
+                    .map(|o| self.bind_expr(o, scope))
+                    .transpose()?;
                 let op_ty = operand.as_ref().map(|o| o.data_type());
                 let mut whens = Vec::new();
                 let mut results = Vec::new();
@@ -144,13 +238,19 @@ impl Planner<'_> {
                     whens.push(cond);
                     results.push(self.bind_expr(&cw.result, scope)?);
                 }
-                let else_ = else_result.as_ref().map(|x| self.bind_expr(x, scope)).transpose()?;
+                let else_ = else_result
+                    .as_ref()
+                    .map(|x| self.bind_expr(x, scope))
+                    .transpose()?;
                 let mut types: Vec<DataType> = results.iter().map(Expr::data_type).collect();
                 if let Some(e) = &else_ {
                     types.push(e.data_type());
                 }
                 let ty = common_type(&types)?;
-                let results = results.into_iter().map(|r| self.coerce(r, &ty)).collect::<SqlResult<Vec<_>>>()?;
+                let results = results
+                    .into_iter()
+                    .map(|r| self.coerce(r, &ty))
+                    .collect::<SqlResult<Vec<_>>>()?;
                 let else_ = else_.map(|x| self.coerce(x, &ty)).transpose()?;
                 Expr::Case {
                     operand: operand.map(Box::new),
@@ -163,9 +263,18 @@ impl Planner<'_> {
                 let x = self.bind_expr(expr, scope)?;
                 let field = Expr::literal(Value::Text(field.to_string().to_lowercase()));
                 let (func, _) = Func::resolve("date_part", &[DataType::Text, x.data_type()])?;
-                Expr::Func { func, args: vec![field, x], ty: DataType::Numeric(None) }
+                Expr::Func {
+                    func,
+                    args: vec![field, x],
+                    ty: DataType::Numeric(None),
+                }
             }
-            A::Substring { expr, substring_from, substring_for, .. } => {
+            A::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
                 let mut args = vec![self.bind_expr(expr, scope)?];
                 args.push(match substring_from {
                     Some(f) => self.bind_as(f, scope, &DataType::Int4)?,
@@ -174,9 +283,18 @@ impl Planner<'_> {
                 if let Some(f) = substring_for {
                     args.push(self.bind_as(f, scope, &DataType::Int4)?);
                 }
-                Expr::Func { func: Func::Substr, args, ty: DataType::Text }
+                Expr::Func {
+                    func: Func::Substr,
+                    args,
+                    ty: DataType::Text,
+                }
             }
-            A::Trim { expr, trim_where, trim_what, .. } => {
+            A::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                ..
+            } => {
                 let func = match trim_where {
                     Some(ast::TrimWhereField::Leading) => Func::LTrim,
                     Some(ast::TrimWhereField::Trailing) => Func::RTrim,
@@ -186,44 +304,83 @@ impl Planner<'_> {
                 if let Some(w) = trim_what {
                     args.push(self.bind_as(w, scope, &DataType::Text)?);
                 }
-                Expr::Func { func, args, ty: DataType::Text }
+                Expr::Func {
+                    func,
+                    args,
+                    ty: DataType::Text,
+                }
             }
             A::Position { expr, r#in } => {
                 let needle = self.bind_as(expr, scope, &DataType::Text)?;
                 let hay = self.bind_as(r#in, scope, &DataType::Text)?;
-                Expr::Func { func: Func::StrPos, args: vec![hay, needle], ty: DataType::Int4 }
+                Expr::Func {
+                    func: Func::StrPos,
+                    args: vec![hay, needle],
+                    ty: DataType::Int4,
+                }
             }
             A::Ceil { expr, .. } | A::Floor { expr, .. } => {
                 let x = self.bind_expr(expr, scope)?;
-                let name = if matches!(e, A::Ceil { .. }) { "ceil" } else { "floor" };
+                let name = if matches!(e, A::Ceil { .. }) {
+                    "ceil"
+                } else {
+                    "floor"
+                };
                 let (func, ty) = Func::resolve(name, &[x.data_type()])?;
-                Expr::Func { func, args: vec![x], ty }
+                Expr::Func {
+                    func,
+                    args: vec![x],
+                    ty,
+                }
             }
             A::Subquery(q) => {
                 let plan = self.plan_subquery(q, scope)?;
-                let ty = plan.columns.first().map(|c| c.data_type.clone()).unwrap_or(DataType::Text);
+                let ty = plan
+                    .columns
+                    .first()
+                    .map(|c| c.data_type.clone())
+                    .unwrap_or(DataType::Text);
                 if plan.columns.len() != 1 {
                     return Err(SqlError::syntax("subquery must return only one column"));
                 }
-                Expr::Subquery { kind: SubqueryKind::Scalar, plan: Box::new(plan.plan), ty }
+                Expr::Subquery {
+                    kind: SubqueryKind::Scalar,
+                    plan: Box::new(plan.plan),
+                    ty,
+                }
             }
             A::Exists { subquery, negated } => {
                 let plan = self.plan_subquery(subquery, scope)?;
-                Expr::Subquery { kind: SubqueryKind::Exists { negated: *negated }, plan: Box::new(plan.plan), ty: DataType::Bool }
+                Expr::Subquery {
+                    kind: SubqueryKind::Exists { negated: *negated },
+                    plan: Box::new(plan.plan),
+                    ty: DataType::Bool,
+                }
             }
-            A::InSubquery { expr, subquery, negated } => {
+            A::InSubquery {
+                expr,
+                subquery,
+                negated,
+            } => {
                 let x = self.bind_expr(expr, scope)?;
                 let plan = self.plan_subquery(subquery, scope)?;
                 if plan.columns.len() != 1 {
                     return Err(SqlError::syntax("subquery has too many columns"));
                 }
                 Expr::Subquery {
-                    kind: SubqueryKind::In { expr: Box::new(x), negated: *negated },
+                    kind: SubqueryKind::In {
+                        expr: Box::new(x),
+                        negated: *negated,
+                    },
                     plan: Box::new(plan.plan),
                     ty: DataType::Bool,
                 }
             }
-            other => return Err(SqlError::unsupported(format!("expression not supported: {other}"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "expression not supported: {other}"
+                )))
+            }
         })
     }
 
@@ -233,25 +390,49 @@ impl Planner<'_> {
         self.coerce(b, ty)
     }
 
-    fn is_bool(&mut self, x: &ast::Expr, scope: &Scope, value: bool, negated: bool) -> SqlResult<Expr> {
+    fn is_bool(
+        &mut self,
+        x: &ast::Expr,
+        scope: &Scope,
+        value: bool,
+        negated: bool,
+    ) -> SqlResult<Expr> {
         let x = self.bind_as(x, scope, &DataType::Bool)?;
-        Ok(Expr::IsBool { expr: Box::new(x), value, negated })
+        Ok(Expr::IsBool {
+            expr: Box::new(x),
+            value,
+            negated,
+        })
     }
 
-    fn bind_pair(&mut self, l: &ast::Expr, r: &ast::Expr, scope: &Scope) -> SqlResult<(Expr, Expr)> {
+    fn bind_pair(
+        &mut self,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        scope: &Scope,
+    ) -> SqlResult<(Expr, Expr)> {
         let l = self.bind_expr(l, scope)?;
         let r = self.bind_expr(r, scope)?;
         let (lt, rt) = (l.data_type(), r.data_type());
         Ok((self.coerce(l, &rt)?, self.coerce(r, &lt)?))
     }
 
-    fn bind_column(&mut self, qualifier: Option<&str>, name: &str, scope: &Scope) -> SqlResult<Expr> {
+    fn bind_column(
+        &mut self,
+        qualifier: Option<&str>,
+        name: &str,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
         if let Some(i) = scope.resolve(qualifier, name)? {
             return Ok(Expr::Column(i, scope.columns[i].ty.clone()));
         }
         for (depth, outer) in self.outer.iter().rev().enumerate() {
             if let Some(i) = outer.resolve(qualifier, name)? {
-                return Ok(Expr::OuterColumn { depth: depth + 1, index: i, ty: outer.columns[i].ty.clone() });
+                return Ok(Expr::OuterColumn {
+                    depth: depth + 1,
+                    index: i,
+                    ty: outer.columns[i].ty.clone(),
+                });
             }
         }
         // Keywords PostgreSQL treats as functions without parentheses.
@@ -259,18 +440,37 @@ impl Planner<'_> {
             if let Ok((func, ty)) = Func::resolve(name, &[]) {
                 if matches!(
                     name,
-                    "current_user" | "session_user" | "user" | "current_role" | "current_catalog" | "current_schema" | "current_date" | "current_timestamp" | "localtimestamp"
+                    "current_user"
+                        | "session_user"
+                        | "user"
+                        | "current_role"
+                        | "current_catalog"
+                        | "current_schema"
+                        | "current_date"
+                        | "current_timestamp"
+                        | "localtimestamp"
                 ) {
-                    return Ok(Expr::Func { func, args: vec![], ty });
+                    return Ok(Expr::Func {
+                        func,
+                        args: vec![],
+                        ty,
+                    });
                 }
             }
         }
         match qualifier {
-            Some(q) if !scope.has_qualifier(q) && self.outer.iter().all(|s| !s.has_qualifier(q)) => Err(SqlError::new(
-                SqlState::UNDEFINED_TABLE,
-                format!("missing FROM-clause entry for table \"{q}\""),
+            Some(q)
+                if !scope.has_qualifier(q) && self.outer.iter().all(|s| !s.has_qualifier(q)) =>
+            {
+                Err(SqlError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("missing FROM-clause entry for table \"{q}\""),
+                ))
+            }
+            Some(q) => Err(SqlError::new(
+                SqlState::UNDEFINED_COLUMN,
+                format!("column {q}.{name} does not exist"),
             )),
-            Some(q) => Err(SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column {q}.{name} does not exist"))),
             None => Err(SqlError::undefined_column(name)),
         }
     }
@@ -289,11 +489,18 @@ impl Planner<'_> {
                     Expr::Literal(Value::Numeric(d), DataType::Numeric(None))
                 }
             }
-            V::SingleQuotedString(s) | V::EscapedStringLiteral(s) | V::DoubleQuotedString(s) | V::UnicodeStringLiteral(s) => {
+            V::SingleQuotedString(s)
+            | V::EscapedStringLiteral(s)
+            | V::DoubleQuotedString(s)
+            | V::UnicodeStringLiteral(s) => {
                 Expr::Literal(Value::Text(s.clone()), DataType::Unknown)
             }
-            V::DollarQuotedString(d) => Expr::Literal(Value::Text(d.value.clone()), DataType::Unknown),
-            V::HexStringLiteral(h) => Expr::Literal(Value::Text(format!("\\x{h}")), DataType::Unknown),
+            V::DollarQuotedString(d) => {
+                Expr::Literal(Value::Text(d.value.clone()), DataType::Unknown)
+            }
+            V::HexStringLiteral(h) => {
+                Expr::Literal(Value::Text(format!("\\x{h}")), DataType::Unknown)
+            }
             V::Boolean(b) => Expr::literal(Value::Bool(*b)),
             V::Null => Expr::Literal(Value::Null, DataType::Unknown),
             V::Placeholder(p) => {
@@ -308,7 +515,11 @@ impl Planner<'_> {
                 }
                 Expr::Param(n - 1, self.params[n - 1].clone())
             }
-            other => return Err(SqlError::unsupported(format!("literal not supported: {other}"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "literal not supported: {other}"
+                )))
+            }
         })
     }
 
@@ -326,7 +537,9 @@ impl Planner<'_> {
         };
         Ok(match e {
             Expr::Literal(Value::Null, DataType::Unknown) => Expr::Literal(Value::Null, ty.clone()),
-            Expr::Literal(v, DataType::Unknown) => Expr::Literal(cast(v, ty, &self.tz, true)?, ty.clone()),
+            Expr::Literal(v, DataType::Unknown) => {
+                Expr::Literal(cast(v, ty, &self.tz, true)?, ty.clone())
+            }
             Expr::Param(i, DataType::Unknown) => {
                 if let Some(slot) = self.params.get_mut(i) {
                     *slot = ty.clone();
@@ -355,34 +568,86 @@ impl Planner<'_> {
             B::And => BinOp::And,
             B::Or => BinOp::Or,
             B::StringConcat => BinOp::Concat,
-            B::PGRegexMatch => BinOp::RegexMatch { case_insensitive: false, negated: false },
-            B::PGRegexIMatch => BinOp::RegexMatch { case_insensitive: true, negated: false },
-            B::PGRegexNotMatch => BinOp::RegexMatch { case_insensitive: false, negated: true },
-            B::PGRegexNotIMatch => BinOp::RegexMatch { case_insensitive: true, negated: true },
+            B::PGRegexMatch => BinOp::RegexMatch {
+                case_insensitive: false,
+                negated: false,
+            },
+            B::PGRegexIMatch => BinOp::RegexMatch {
+                case_insensitive: true,
+                negated: false,
+            },
+            B::PGRegexNotMatch => BinOp::RegexMatch {
+                case_insensitive: false,
+                negated: true,
+            },
+            B::PGRegexNotIMatch => BinOp::RegexMatch {
+                case_insensitive: true,
+                negated: true,
+            },
             B::PGCustomBinaryOperator(parts) => match parts.last().map(String::as_str) {
-                Some("~") => BinOp::RegexMatch { case_insensitive: false, negated: false },
-                Some("~*") => BinOp::RegexMatch { case_insensitive: true, negated: false },
-                Some("!~") => BinOp::RegexMatch { case_insensitive: false, negated: true },
+                Some("~") => BinOp::RegexMatch {
+                    case_insensitive: false,
+                    negated: false,
+                },
+                Some("~*") => BinOp::RegexMatch {
+                    case_insensitive: true,
+                    negated: false,
+                },
+                Some("!~") => BinOp::RegexMatch {
+                    case_insensitive: false,
+                    negated: true,
+                },
                 Some("=") => BinOp::Eq,
                 Some("<>") => BinOp::NotEq,
-                _ => return Err(SqlError::unsupported(format!("operator {op} is not supported"))),
+                _ => {
+                    return Err(SqlError::unsupported(format!(
+                        "operator {op} is not supported"
+                    )))
+                }
             },
-            other => return Err(SqlError::unsupported(format!("operator {other} is not supported"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "operator {other} is not supported"
+                )))
+            }
         };
         let (lt, rt) = (l.data_type(), r.data_type());
         let (l, r) = match op {
-            BinOp::And | BinOp::Or => (self.coerce(l, &DataType::Bool)?, self.coerce(r, &DataType::Bool)?),
-            BinOp::Concat if matches!(lt, DataType::Array(_)) || matches!(rt, DataType::Array(_)) => (l, r),
-            BinOp::Concat | BinOp::RegexMatch { .. } => (self.coerce(l, &DataType::Text)?, self.coerce(r, &DataType::Text)?),
+            BinOp::And | BinOp::Or => (
+                self.coerce(l, &DataType::Bool)?,
+                self.coerce(r, &DataType::Bool)?,
+            ),
+            BinOp::Concat
+                if matches!(lt, DataType::Array(_)) || matches!(rt, DataType::Array(_)) =>
+            {
+                (l, r)
+            }
+            BinOp::Concat | BinOp::RegexMatch { .. } => (
+                self.coerce(l, &DataType::Text)?,
+                self.coerce(r, &DataType::Text)?,
+            ),
             _ => {
                 // Untyped sides take the other side's type.
-                let (lt2, rt2) = (if lt == DataType::Unknown { rt.clone() } else { lt.clone() }, if rt == DataType::Unknown { lt.clone() } else { rt.clone() });
+                let (lt2, rt2) = (
+                    if lt == DataType::Unknown {
+                        rt.clone()
+                    } else {
+                        lt.clone()
+                    },
+                    if rt == DataType::Unknown {
+                        lt.clone()
+                    } else {
+                        rt.clone()
+                    },
+                );
                 (self.coerce(l, &lt2)?, self.coerce(r, &rt2)?)
             }
         };
         let (lt, rt) = (l.data_type(), r.data_type());
         let ty = match op {
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => arith_type(op, &lt, &rt)?,
+            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
+                arith_type(op, &lt, &rt)?
+            }
             BinOp::Concat => match (&lt, &rt) {
                 (DataType::Array(e), _) | (_, DataType::Array(e)) => DataType::Array(e.clone()),
                 _ => DataType::Text,
@@ -392,10 +657,20 @@ impl Planner<'_> {
         if op.is_comparison() {
             check_comparable(&lt, &rt, op)?;
         }
-        Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty })
+        Ok(Expr::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty,
+        })
     }
 
-    fn bind_cast(&mut self, expr: &ast::Expr, data_type: &ast::DataType, scope: &Scope) -> SqlResult<Expr> {
+    fn bind_cast(
+        &mut self,
+        expr: &ast::Expr,
+        data_type: &ast::DataType,
+        scope: &Scope,
+    ) -> SqlResult<Expr> {
         let is_regclass = matches!(data_type, ast::DataType::Regclass)
             || matches!(data_type, ast::DataType::Custom(n, _) if n.to_string().to_lowercase().ends_with("regclass"));
         let inner = self.bind_expr(expr, scope)?;
@@ -405,7 +680,11 @@ impl Planner<'_> {
                 if let Ok(i) = name.parse::<i64>() {
                     return Ok(Expr::Literal(Value::Int(i), DataType::Oid));
                 }
-                return Ok(Expr::Func { func: Func::ToRegclass, args: vec![Expr::literal(Value::Text(name.clone()))], ty: DataType::Oid });
+                return Ok(Expr::Func {
+                    func: Func::ToRegclass,
+                    args: vec![Expr::literal(Value::Text(name.clone()))],
+                    ty: DataType::Oid,
+                });
             }
         }
         let ty = super::convert_type(data_type)?;
@@ -417,7 +696,10 @@ impl Planner<'_> {
                 }
                 Expr::Param(i, ty)
             }
-            other => Expr::Cast { expr: Box::new(other), ty },
+            other => Expr::Cast {
+                expr: Box::new(other),
+                ty,
+            },
         })
     }
 
@@ -430,34 +712,57 @@ impl Planner<'_> {
             .map(ident_name)
             .ok_or_else(|| SqlError::syntax("invalid function name"))?;
         if f.over.is_some() {
-            return Err(SqlError::unsupported("window functions are not supported yet"));
+            return Err(SqlError::unsupported(
+                "window functions are not supported yet",
+            ));
         }
         let (args, distinct, star) = match &f.args {
             ast::FunctionArguments::None => (vec![], false, false),
             ast::FunctionArguments::Subquery(q) => {
                 // ARRAY(SELECT ...)
                 let plan = self.plan_subquery(q, scope)?;
-                let elem = plan.columns.first().map(|c| c.data_type.clone()).unwrap_or(DataType::Text);
-                return Ok(Expr::Subquery { kind: SubqueryKind::Array, plan: Box::new(plan.plan), ty: DataType::Array(Box::new(elem)) });
+                let elem = plan
+                    .columns
+                    .first()
+                    .map(|c| c.data_type.clone())
+                    .unwrap_or(DataType::Text);
+                return Ok(Expr::Subquery {
+                    kind: SubqueryKind::Array,
+                    plan: Box::new(plan.plan),
+                    ty: DataType::Array(Box::new(elem)),
+                });
             }
             ast::FunctionArguments::List(list) => {
-                let distinct = matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+                let distinct = matches!(
+                    list.duplicate_treatment,
+                    Some(ast::DuplicateTreatment::Distinct)
+                );
                 let mut args = Vec::new();
                 let mut star = false;
                 for a in &list.args {
                     match a {
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => args.push(x),
                         ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => star = true,
-                        _ => return Err(SqlError::unsupported(format!("function argument not supported in {name}"))),
+                        _ => {
+                            return Err(SqlError::unsupported(format!(
+                                "function argument not supported in {name}"
+                            )))
+                        }
                     }
                 }
                 (args, distinct, star)
             }
         };
         if let Some(agg) = agg_func(&name, star) {
-            let bound = args.iter().map(|a| self.bind_expr(a, scope)).collect::<SqlResult<Vec<_>>>()?;
+            let bound = args
+                .iter()
+                .map(|a| self.bind_expr(a, scope))
+                .collect::<SqlResult<Vec<_>>>()?;
             if bound.iter().any(|b| contains_aggregate(b)) {
-                return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate function calls cannot be nested"));
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate function calls cannot be nested",
+                ));
             }
             let ty = agg_type(agg, bound.first().map(|b| b.data_type()))?;
             let expected = match agg {
@@ -468,17 +773,32 @@ impl Planner<'_> {
             if bound.len() != expected {
                 return Err(SqlError::new(
                     SqlState::UNDEFINED_FUNCTION,
-                    format!("function {name} with {} arguments does not exist", bound.len()),
+                    format!(
+                        "function {name} with {} arguments does not exist",
+                        bound.len()
+                    ),
                 ));
             }
             let bound = match agg {
                 AggFunc::StringAgg | AggFunc::BoolAnd | AggFunc::BoolOr => {
-                    let t = if agg == AggFunc::StringAgg { DataType::Text } else { DataType::Bool };
-                    bound.into_iter().map(|b| self.coerce(b, &t)).collect::<SqlResult<_>>()?
+                    let t = if agg == AggFunc::StringAgg {
+                        DataType::Text
+                    } else {
+                        DataType::Bool
+                    };
+                    bound
+                        .into_iter()
+                        .map(|b| self.coerce(b, &t))
+                        .collect::<SqlResult<_>>()?
                 }
                 _ => bound,
             };
-            return Ok(Expr::Aggregate(Box::new(AggCall { func: agg, args: bound, distinct, ty })));
+            return Ok(Expr::Aggregate(Box::new(AggCall {
+                func: agg,
+                args: bound,
+                distinct,
+                ty,
+            })));
         }
         let mut bound = Vec::with_capacity(args.len());
         for a in &args {
@@ -486,28 +806,57 @@ impl Planner<'_> {
         }
         // nextval('seq'::regclass): the sequence name, not an OID.
         if matches!(name.as_str(), "nextval" | "currval" | "setval") {
-            if let Some(Expr::Func { func: Func::ToRegclass, args, .. }) = bound.first().cloned() {
+            if let Some(Expr::Func {
+                func: Func::ToRegclass,
+                args,
+                ..
+            }) = bound.first().cloned()
+            {
                 bound[0] = args[0].clone();
             }
             bound[0] = self.coerce(bound[0].clone(), &DataType::Text)?;
             for b in bound.iter_mut().skip(1) {
-                let t = if matches!(b.data_type(), DataType::Bool) { DataType::Bool } else { DataType::Int8 };
+                let t = if matches!(b.data_type(), DataType::Bool) {
+                    DataType::Bool
+                } else {
+                    DataType::Int8
+                };
                 *b = self.coerce(b.clone(), &t)?;
             }
         }
         let types: Vec<DataType> = bound.iter().map(Expr::data_type).collect();
         let (func, ty) = Func::resolve(&name, &types)?;
         // Untyped arguments take the function's common type (coalesce, greatest).
-        if matches!(func, Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf) {
-            let t = if func == Func::NullIf { common_type(&types)? } else { ty.clone() };
-            bound = bound.into_iter().map(|b| self.coerce(b, &t)).collect::<SqlResult<_>>()?;
+        if matches!(
+            func,
+            Func::Coalesce | Func::Greatest | Func::Least | Func::NullIf
+        ) {
+            let t = if func == Func::NullIf {
+                common_type(&types)?
+            } else {
+                ty.clone()
+            };
+            bound = bound
+                .into_iter()
+                .map(|b| self.coerce(b, &t))
+                .collect::<SqlResult<_>>()?;
         } else {
             bound = bound
                 .into_iter()
-                .map(|b| if b.data_type() == DataType::Unknown { self.coerce(b, &DataType::Text) } else { Ok(b) })
+                .map(|b| {
+                    if b.data_type() == DataType::Unknown {
+                        self.coerce(b, &DataType::Text)
+                    } else {
+                        Ok(b)
+                    }
+                })
                 .collect::<SqlResult<_>>()?;
         }
-        Ok(Expr::Func { func, args: bound, ty })
+        Ok(Expr::Func {
+            func,
+            args: bound,
+            ty,
+        })
     }
 }
 
@@ -582,7 +931,9 @@ fn arith_type(op: BinOp, l: &DataType, r: &DataType) -> SqlResult<DataType> {
         _ => None,
     };
     match (l, r, op) {
-        (T::Date, t, BinOp::Add | BinOp::Sub) | (t, T::Date, BinOp::Add) if t.is_integer() => return Ok(T::Date),
+        (T::Date, t, BinOp::Add | BinOp::Sub) | (t, T::Date, BinOp::Add) if t.is_integer() => {
+            return Ok(T::Date)
+        }
         (T::Date, T::Date, BinOp::Sub) => return Ok(T::Int4),
         _ => {}
     }

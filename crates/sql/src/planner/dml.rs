@@ -87,7 +87,11 @@ impl Planner<'_> {
     pub fn plan_insert(&mut self, ins: &ast::Insert) -> SqlResult<InsertPlan> {
         let name = match &ins.table {
             ast::TableObject::TableName(n) => n,
-            _ => return Err(SqlError::unsupported("INSERT into a table function is not supported")),
+            _ => {
+                return Err(SqlError::unsupported(
+                    "INSERT into a table function is not supported",
+                ))
+            }
         };
         if ins.on.is_some() {
             return Err(SqlError::unsupported("ON CONFLICT is not supported yet"));
@@ -95,7 +99,9 @@ impl Planner<'_> {
         let table = self.resolve_table(name)?;
         self.catalog.check_privilege(&table, Privilege::Insert)?;
         let targets: Vec<usize> = if ins.columns.is_empty() {
-            (0..table.columns.len()).filter(|i| !(table.has_hidden_key() && *i == table.columns.len() - 1)).collect()
+            (0..table.columns.len())
+                .filter(|i| !(table.has_hidden_key() && *i == table.columns.len() - 1))
+                .collect()
         } else {
             ins.columns
                 .iter()
@@ -104,7 +110,10 @@ impl Planner<'_> {
                     table.column_index(&n).ok_or_else(|| {
                         SqlError::new(
                             SqlState::UNDEFINED_COLUMN,
-                            format!("column \"{n}\" of relation \"{}\" does not exist", table.name),
+                            format!(
+                                "column \"{n}\" of relation \"{}\" does not exist",
+                                table.name
+                            ),
                         )
                     })
                 })
@@ -114,21 +123,31 @@ impl Planner<'_> {
             if targets[..i].contains(t) {
                 return Err(SqlError::new(
                     SqlState::DUPLICATE_COLUMN,
-                    format!("column \"{}\" specified more than once", table.columns[*t].name),
+                    format!(
+                        "column \"{}\" specified more than once",
+                        table.columns[*t].name
+                    ),
                 ));
             }
         }
-        let query = ins.source.as_ref().ok_or_else(|| SqlError::unsupported("INSERT without VALUES is not supported"))?;
+        let query = ins
+            .source
+            .as_ref()
+            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES is not supported"))?;
         let source = match &*query.body {
             ast::SetExpr::Values(v) if query.order_by.is_none() && query.limit_clause.is_none() => {
                 let empty = Scope::default();
                 let mut rows = Vec::with_capacity(v.rows.len());
                 for r in &v.rows {
                     if r.len() > targets.len() {
-                        return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                        return Err(SqlError::syntax(
+                            "INSERT has more expressions than target columns",
+                        ));
                     }
                     if r.len() < targets.len() {
-                        return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                        return Err(SqlError::syntax(
+                            "INSERT has more target columns than expressions",
+                        ));
                     }
                     let mut row = Vec::with_capacity(r.len());
                     for (e, &col) in r.iter().zip(&targets) {
@@ -138,7 +157,10 @@ impl Planner<'_> {
                         }
                         let b = self.bind_expr(e, &empty)?;
                         if contains_aggregate(&b) {
-                            return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in VALUES"));
+                            return Err(SqlError::new(
+                                SqlState::GROUPING_ERROR,
+                                "aggregate functions are not allowed in VALUES",
+                            ));
                         }
                         row.push(Some(self.coerce(b, &table.columns[col].data_type)?));
                     }
@@ -149,17 +171,27 @@ impl Planner<'_> {
             _ => {
                 let qp = self.plan_query(query)?;
                 if qp.columns.len() > targets.len() {
-                    return Err(SqlError::syntax("INSERT has more expressions than target columns"));
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
                 }
                 if qp.columns.len() < targets.len() {
-                    return Err(SqlError::syntax("INSERT has more target columns than expressions"));
+                    return Err(SqlError::syntax(
+                        "INSERT has more target columns than expressions",
+                    ));
                 }
                 InsertSource::Query(qp)
             }
         };
         let defaults = self.bind_defaults(&table)?;
         let returning = self.plan_returning(&table, ins.returning.as_deref())?;
-        Ok(InsertPlan { table, targets, source, defaults, returning })
+        Ok(InsertPlan {
+            table,
+            targets,
+            source,
+            defaults,
+            returning,
+        })
     }
 
     /// Binds every column's DEFAULT expression (stored as SQL text).
@@ -179,7 +211,11 @@ impl Planner<'_> {
             .collect()
     }
 
-    fn plan_returning(&mut self, table: &TableDef, items: Option<&[ast::SelectItem]>) -> SqlResult<Option<Returning>> {
+    fn plan_returning(
+        &mut self,
+        table: &TableDef,
+        items: Option<&[ast::SelectItem]>,
+    ) -> SqlResult<Option<Returning>> {
         let Some(items) = items else { return Ok(None) };
         let scope = table_scope(table, &table.name);
         let mut exprs = Vec::new();
@@ -189,10 +225,16 @@ impl Planner<'_> {
                 ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..) => {
                     for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         exprs.push(Expr::Column(i, c.ty.clone()));
-                        columns.push(Column { name: c.name.clone(), data_type: c.ty.clone(), table_oid: table.oid, column_id: i as i16 + 1 });
+                        columns.push(Column {
+                            name: c.name.clone(),
+                            data_type: c.ty.clone(),
+                            table_oid: table.oid,
+                            column_id: i as i16 + 1,
+                        });
                     }
                 }
-                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                ast::SelectItem::UnnamedExpr(e)
+                | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
                     let b = self.bind_expr(e, &scope)?;
                     let name = match item {
                         ast::SelectItem::ExprWithAlias { alias, .. } => ident_name(alias),
@@ -202,7 +244,12 @@ impl Planner<'_> {
                         DataType::Unknown => DataType::Text,
                         t => t,
                     };
-                    columns.push(Column { name, data_type: ty, table_oid: 0, column_id: 0 });
+                    columns.push(Column {
+                        name,
+                        data_type: ty,
+                        table_oid: 0,
+                        column_id: 0,
+                    });
                     exprs.push(b);
                 }
                 _ => return Err(SqlError::unsupported("RETURNING item not supported")),
@@ -213,25 +260,40 @@ impl Planner<'_> {
 
     fn single_table(&mut self, twj: &ast::TableWithJoins) -> SqlResult<(Arc<TableDef>, String)> {
         if !twj.joins.is_empty() {
-            return Err(SqlError::unsupported("joins in UPDATE/DELETE targets are not supported"));
+            return Err(SqlError::unsupported(
+                "joins in UPDATE/DELETE targets are not supported",
+            ));
         }
         match &twj.relation {
             ast::TableFactor::Table { name, alias, .. } => {
                 let table = self.resolve_table(name)?;
-                let q = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| table.name.clone());
+                let q = alias
+                    .as_ref()
+                    .map(|a| ident_name(&a.name))
+                    .unwrap_or_else(|| table.name.clone());
                 Ok((table, q))
             }
-            _ => Err(SqlError::unsupported("UPDATE/DELETE target must be a table")),
+            _ => Err(SqlError::unsupported(
+                "UPDATE/DELETE target must be a table",
+            )),
         }
     }
 
-    fn plan_filter(&mut self, table: &TableDef, selection: Option<&ast::Expr>, scope: &Scope) -> SqlResult<(Option<Expr>, Option<IndexDef>, KeyRange)> {
+    fn plan_filter(
+        &mut self,
+        table: &TableDef,
+        selection: Option<&ast::Expr>,
+        scope: &Scope,
+    ) -> SqlResult<(Option<Expr>, Option<IndexDef>, KeyRange)> {
         let filter = match selection {
             Some(e) => {
                 let b = self.bind_expr(e, scope)?;
                 let b = self.condition(b, "WHERE")?;
                 if contains_aggregate(&b) {
-                    return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
+                    return Err(SqlError::new(
+                        SqlState::GROUPING_ERROR,
+                        "aggregate functions are not allowed in WHERE",
+                    ));
                 }
                 Some(b)
             }
@@ -243,7 +305,9 @@ impl Planner<'_> {
 
     pub fn plan_update(&mut self, upd: &ast::Update) -> SqlResult<UpdatePlan> {
         if upd.from.is_some() {
-            return Err(SqlError::unsupported("UPDATE ... FROM is not supported yet"));
+            return Err(SqlError::unsupported(
+                "UPDATE ... FROM is not supported yet",
+            ));
         }
         let (table, qualifier) = self.single_table(&upd.table)?;
         self.catalog.check_privilege(&table, Privilege::Update)?;
@@ -255,13 +319,18 @@ impl Planner<'_> {
                 ast::AssignmentTarget::Tuple(ns) => ns.clone(),
             };
             if names.len() != 1 {
-                return Err(SqlError::unsupported("multiple-column assignment is not supported yet"));
+                return Err(SqlError::unsupported(
+                    "multiple-column assignment is not supported yet",
+                ));
             }
             let col_name = split_name(&names[0])?.1;
             let column = table.column_index(&col_name).ok_or_else(|| {
                 SqlError::new(
                     SqlState::UNDEFINED_COLUMN,
-                    format!("column \"{col_name}\" of relation \"{}\" does not exist", table.name),
+                    format!(
+                        "column \"{col_name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
                 )
             })?;
             let value = if is_default_keyword(&a.value) {
@@ -270,38 +339,61 @@ impl Planner<'_> {
                         let ast = parse_expr(sql)?;
                         self.bind_expr(&ast, &Scope::default())?
                     }
-                    None => Expr::Literal(crate::value::Value::Null, table.columns[column].data_type.clone()),
+                    None => Expr::Literal(
+                        crate::value::Value::Null,
+                        table.columns[column].data_type.clone(),
+                    ),
                 }
             } else {
                 self.bind_expr(&a.value, &scope)?
             };
             if contains_aggregate(&value) {
-                return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in UPDATE"));
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed in UPDATE",
+                ));
             }
             let value = self.coerce(value, &table.columns[column].data_type)?;
             assignments.push(Assignment { column, value });
         }
         let (filter, index, range) = self.plan_filter(&table, upd.selection.as_ref(), &scope)?;
         let returning = self.plan_returning(&table, upd.returning.as_deref())?;
-        Ok(UpdatePlan { table, index, range, filter, assignments, returning })
+        Ok(UpdatePlan {
+            table,
+            index,
+            range,
+            filter,
+            assignments,
+            returning,
+        })
     }
 
     pub fn plan_delete(&mut self, del: &ast::Delete) -> SqlResult<DeletePlan> {
         if del.using.is_some() {
-            return Err(SqlError::unsupported("DELETE ... USING is not supported yet"));
+            return Err(SqlError::unsupported(
+                "DELETE ... USING is not supported yet",
+            ));
         }
         let tables = match &del.from {
             ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
         };
         let [twj] = tables.as_slice() else {
-            return Err(SqlError::unsupported("DELETE from several tables is not supported"));
+            return Err(SqlError::unsupported(
+                "DELETE from several tables is not supported",
+            ));
         };
         let (table, qualifier) = self.single_table(twj)?;
         self.catalog.check_privilege(&table, Privilege::Delete)?;
         let scope = table_scope(&table, &qualifier);
         let (filter, index, range) = self.plan_filter(&table, del.selection.as_ref(), &scope)?;
         let returning = self.plan_returning(&table, del.returning.as_deref())?;
-        Ok(DeletePlan { table, index, range, filter, returning })
+        Ok(DeletePlan {
+            table,
+            index,
+            range,
+            filter,
+            returning,
+        })
     }
 }
 

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use sqlparser::ast::{Ident, ObjectName};
 
-pub use dml::{parse_expr, table_scope, Assignment, DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
-pub use types::serial_kind;
+pub use dml::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
 pub use scope::{Scope, ScopeColumn};
 pub use types::convert_type;
+pub use types::serial_kind;
 
 use crate::catalog::{Privilege, TableDef};
 use crate::error::{SqlError, SqlResult};
@@ -44,25 +44,43 @@ pub struct Planner<'a> {
 
 impl<'a> Planner<'a> {
     pub fn new(catalog: &'a dyn PlannerCatalog, params: Vec<DataType>, tz: TimeZone) -> Self {
-        Planner { catalog, params, tz, outer: Vec::new() }
+        Planner {
+            catalog,
+            params,
+            tz,
+            outer: Vec::new(),
+        }
     }
 
     /// Parameter types after planning: still-unknown ones default to text.
     pub fn param_types(&self) -> Vec<DataType> {
         self.params
             .iter()
-            .map(|t| if *t == DataType::Unknown { DataType::Text } else { t.clone() })
+            .map(|t| {
+                if *t == DataType::Unknown {
+                    DataType::Text
+                } else {
+                    t.clone()
+                }
+            })
             .collect()
     }
 
     /// Coerces a WHERE/HAVING/ON condition to boolean, or 42804.
-    pub fn condition(&mut self, e: crate::expr::Expr, clause: &str) -> SqlResult<crate::expr::Expr> {
+    pub fn condition(
+        &mut self,
+        e: crate::expr::Expr,
+        clause: &str,
+    ) -> SqlResult<crate::expr::Expr> {
         let e = self.coerce(e, &DataType::Bool)?;
         match e.data_type() {
             DataType::Bool => Ok(e),
             other => Err(SqlError::new(
                 crate::error::SqlState::DATATYPE_MISMATCH,
-                format!("argument of {clause} must be type boolean, not type {}", other.sql_name()),
+                format!(
+                    "argument of {clause} must be type boolean, not type {}",
+                    other.sql_name()
+                ),
             )),
         }
     }
@@ -90,12 +108,18 @@ pub fn split_name(name: &ObjectName) -> SqlResult<(Option<String>, String)> {
     let parts: Vec<String> = name
         .0
         .iter()
-        .map(|p| p.as_ident().map(ident_name).ok_or_else(|| SqlError::syntax(format!("invalid name {name}"))))
+        .map(|p| {
+            p.as_ident()
+                .map(ident_name)
+                .ok_or_else(|| SqlError::syntax(format!("invalid name {name}")))
+        })
         .collect::<SqlResult<_>>()?;
     match parts.as_slice() {
         [n] => Ok((None, n.clone())),
         [s, n] => Ok((Some(s.clone()), n.clone())),
         [_, s, n] => Ok((Some(s.clone()), n.clone())),
-        _ => Err(SqlError::syntax(format!("improper qualified name (too many dotted names): {name}"))),
+        _ => Err(SqlError::syntax(format!(
+            "improper qualified name (too many dotted names): {name}"
+        ))),
     }
 }

@@ -57,6 +57,8 @@ impl Scope {
 
     /// True if some column carries this qualifier (for `t.*` and errors).
     pub fn has_qualifier(&self, qualifier: &str) -> bool {
-        self.columns.iter().any(|c| c.qualifier.as_deref() == Some(qualifier))
+        self.columns
+            .iter()
+            .any(|c| c.qualifier.as_deref() == Some(qualifier))
     }
 }

@@ -30,7 +30,9 @@ impl Planner<'_> {
         let order_by: Vec<ast::OrderByExpr> = match &q.order_by {
             Some(ob) => match &ob.kind {
                 ast::OrderByKind::Expressions(e) => e.clone(),
-                ast::OrderByKind::All(_) => return Err(SqlError::unsupported("ORDER BY ALL is not supported")),
+                ast::OrderByKind::All(_) => {
+                    return Err(SqlError::unsupported("ORDER BY ALL is not supported"))
+                }
             },
             None => vec![],
         };
@@ -44,8 +46,12 @@ impl Planner<'_> {
         };
         if let Some(limit) = &q.limit_clause {
             let (limit, offset) = match limit {
-                ast::LimitClause::LimitOffset { limit, offset, .. } => (limit.clone(), offset.as_ref().map(|o| o.value.clone())),
-                ast::LimitClause::OffsetCommaLimit { offset, limit } => (Some(limit.clone()), Some(offset.clone())),
+                ast::LimitClause::LimitOffset { limit, offset, .. } => {
+                    (limit.clone(), offset.as_ref().map(|o| o.value.clone()))
+                }
+                ast::LimitClause::OffsetCommaLimit { offset, limit } => {
+                    (Some(limit.clone()), Some(offset.clone()))
+                }
             };
             let empty = Scope::default();
             let limit = match limit {
@@ -62,7 +68,11 @@ impl Planner<'_> {
                 }
                 None => None,
             };
-            plan = Plan::Limit { input: Box::new(plan), limit, offset };
+            plan = Plan::Limit {
+                input: Box::new(plan),
+                limit,
+                offset,
+            };
         }
         if !q.locks.is_empty() {
             // FOR UPDATE / FOR SHARE: rows are locked by the executor's
@@ -87,7 +97,12 @@ impl Planner<'_> {
                 Ok((qp.plan, qp.columns))
             }
             SetExpr::Values(v) => self.plan_values(v),
-            SetExpr::SetOperation { left, op, set_quantifier, right } => {
+            SetExpr::SetOperation {
+                left,
+                op,
+                set_quantifier,
+                right,
+            } => {
                 let (lp, lc) = self.plan_set_expr(left)?;
                 let (rp, rc) = self.plan_set_expr(right)?;
                 if lc.len() != rc.len() {
@@ -100,20 +115,38 @@ impl Planner<'_> {
                     ast::SetOperator::Union => SetOpKind::Union,
                     ast::SetOperator::Intersect => SetOpKind::Intersect,
                     ast::SetOperator::Except => SetOpKind::Except,
-                    other => return Err(SqlError::unsupported(format!("{other} is not supported"))),
+                    other => {
+                        return Err(SqlError::unsupported(format!("{other} is not supported")))
+                    }
                 };
                 let all = matches!(set_quantifier, ast::SetQuantifier::All);
                 let columns = lc
                     .into_iter()
                     .zip(rc)
                     .map(|(l, r)| {
-                        let ty = crate::functions::common_type(&[l.data_type.clone(), r.data_type])?;
-                        Ok(Column { name: l.name, data_type: ty, table_oid: 0, column_id: 0 })
+                        let ty =
+                            crate::functions::common_type(&[l.data_type.clone(), r.data_type])?;
+                        Ok(Column {
+                            name: l.name,
+                            data_type: ty,
+                            table_oid: 0,
+                            column_id: 0,
+                        })
                     })
                     .collect::<SqlResult<_>>()?;
-                Ok((Plan::SetOp { left: Box::new(lp), right: Box::new(rp), op, all }, columns))
+                Ok((
+                    Plan::SetOp {
+                        left: Box::new(lp),
+                        right: Box::new(rp),
+                        op,
+                        all,
+                    },
+                    columns,
+                ))
             }
-            other => Err(SqlError::unsupported(format!("query not supported: {other}"))),
+            other => Err(SqlError::unsupported(format!(
+                "query not supported: {other}"
+            ))),
         }
     }
 
@@ -125,7 +158,11 @@ impl Planner<'_> {
             if r.len() != width {
                 return Err(SqlError::syntax("VALUES lists must all be the same length"));
             }
-            rows.push(r.iter().map(|e| self.bind_expr(e, &empty)).collect::<SqlResult<Vec<_>>>()?);
+            rows.push(
+                r.iter()
+                    .map(|e| self.bind_expr(e, &empty))
+                    .collect::<SqlResult<Vec<_>>>()?,
+            );
         }
         let mut columns = Vec::new();
         for i in 0..width {
@@ -134,20 +171,37 @@ impl Planner<'_> {
             for r in rows.iter_mut() {
                 r[i] = self.coerce(r[i].clone(), &ty)?;
             }
-            columns.push(Column { name: format!("column{}", i + 1), data_type: ty, table_oid: 0, column_id: 0 });
+            columns.push(Column {
+                name: format!("column{}", i + 1),
+                data_type: ty,
+                table_oid: 0,
+                column_id: 0,
+            });
         }
         Ok((Plan::Values { rows, width }, columns))
     }
 
     /// ORDER BY for VALUES and set operations: output columns only.
-    fn order_by_output(&mut self, plan: Plan, columns: &[Column], order_by: &[ast::OrderByExpr]) -> SqlResult<Plan> {
+    fn order_by_output(
+        &mut self,
+        plan: Plan,
+        columns: &[Column],
+        order_by: &[ast::OrderByExpr],
+    ) -> SqlResult<Plan> {
         if order_by.is_empty() {
             return Ok(plan);
         }
         let scope = Scope::new(
             columns
                 .iter()
-                .map(|c| ScopeColumn { qualifier: None, name: c.name.clone(), ty: c.data_type.clone(), table_oid: 0, attnum: 0, hidden: false })
+                .map(|c| ScopeColumn {
+                    qualifier: None,
+                    name: c.name.clone(),
+                    ty: c.data_type.clone(),
+                    table_oid: 0,
+                    attnum: 0,
+                    hidden: false,
+                })
                 .collect(),
         );
         let mut keys = Vec::new();
@@ -158,26 +212,48 @@ impl Planner<'_> {
             };
             keys.push(sort_key(expr, &o.options));
         }
-        Ok(Plan::Sort { input: Box::new(plan), keys })
+        Ok(Plan::Sort {
+            input: Box::new(plan),
+            keys,
+        })
     }
 
-    fn plan_select(&mut self, s: &ast::Select, order_by: &[ast::OrderByExpr]) -> SqlResult<(Plan, Vec<Column>)> {
-        let (mut plan, scope) = if s.from.is_empty() { (Plan::Empty, Scope::default()) } else { self.plan_from(&s.from)? };
+    fn plan_select(
+        &mut self,
+        s: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> SqlResult<(Plan, Vec<Column>)> {
+        let (mut plan, scope) = if s.from.is_empty() {
+            (Plan::Empty, Scope::default())
+        } else {
+            self.plan_from(&s.from)?
+        };
 
         if let Some(selection) = &s.selection {
             let pred = self.bind_expr(selection, &scope)?;
             let pred = self.condition(pred, "WHERE")?;
             if contains_aggregate(&pred) {
-                return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in WHERE"));
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed in WHERE",
+                ));
             }
-            if let Plan::Scan { table, index, range } = &mut plan {
+            if let Plan::Scan {
+                table,
+                index,
+                range,
+            } = &mut plan
+            {
                 if index.is_none() && range.is_full() {
                     let (i, r) = access::choose(table, Some(&pred));
                     *index = i;
                     *range = r;
                 }
             }
-            plan = Plan::Filter { input: Box::new(plan), predicate: pred };
+            plan = Plan::Filter {
+                input: Box::new(plan),
+                predicate: pred,
+            };
         }
 
         // Projection.
@@ -186,7 +262,9 @@ impl Planner<'_> {
             match item {
                 SelectItem::Wildcard(_) => {
                     if s.from.is_empty() {
-                        return Err(SqlError::syntax("SELECT * with no tables specified is not valid"));
+                        return Err(SqlError::syntax(
+                            "SELECT * with no tables specified is not valid",
+                        ));
                     }
                     for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
                         items.push((Expr::Column(i, c.ty.clone()), c.name.clone()));
@@ -198,7 +276,10 @@ impl Planner<'_> {
                         ast::SelectItemQualifiedWildcardKind::Expr(e) => e.to_string(),
                     };
                     if !scope.has_qualifier(&q) {
-                        return Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("missing FROM-clause entry for table \"{q}\"")));
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("missing FROM-clause entry for table \"{q}\""),
+                        ));
                     }
                     for (i, c) in scope.columns.iter().enumerate() {
                         if c.qualifier.as_deref() == Some(q.as_str()) && !c.hidden {
@@ -214,7 +295,9 @@ impl Planner<'_> {
                     let b = self.bind_expr(expr, &scope)?;
                     items.push((b, ident_name(alias)));
                 }
-                SelectItem::ExprWithAliases { .. } => return Err(SqlError::unsupported("multiple aliases are not supported")),
+                SelectItem::ExprWithAliases { .. } => {
+                    return Err(SqlError::unsupported("multiple aliases are not supported"))
+                }
             }
         }
 
@@ -237,7 +320,10 @@ impl Planner<'_> {
                 }
                 let b = self.bind_expr(g, &scope)?;
                 if contains_aggregate(&b) {
-                    return Err(SqlError::new(SqlState::GROUPING_ERROR, "aggregate functions are not allowed in GROUP BY"));
+                    return Err(SqlError::new(
+                        SqlState::GROUPING_ERROR,
+                        "aggregate functions are not allowed in GROUP BY",
+                    ));
                 }
                 groups.push(b);
             }
@@ -258,11 +344,23 @@ impl Planner<'_> {
             } else if let Some(i) = match &o.expr {
                 ast::Expr::Identifier(id) => {
                     let name = ident_name(id);
-                    let matches: Vec<usize> = items.iter().enumerate().filter(|(_, (_, n))| *n == name).map(|(i, _)| i).collect();
+                    let matches: Vec<usize> = items
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (_, n))| *n == name)
+                        .map(|(i, _)| i)
+                        .collect();
                     // An output name wins over an input column of the same name.
                     match matches.as_slice() {
                         [i] => Some(*i),
-                        [i, ..] if items.iter().filter(|(_, n)| *n == name).all(|(e, _)| *e == items[*i].0) => Some(*i),
+                        [i, ..]
+                            if items
+                                .iter()
+                                .filter(|(_, n)| *n == name)
+                                .all(|(e, _)| *e == items[*i].0) =>
+                        {
+                            Some(*i)
+                        }
                         [_, _, ..] => {
                             return Err(SqlError::new(
                                 SqlState::AMBIGUOUS_COLUMN,
@@ -288,7 +386,9 @@ impl Planner<'_> {
         let has_agg = !groups.is_empty()
             || items.iter().any(|(e, _)| contains_aggregate(e))
             || having.as_ref().is_some_and(contains_aggregate)
-            || order_targets.iter().any(|(t, _)| matches!(t, OrderTarget::Extra(e) if contains_aggregate(e)));
+            || order_targets
+                .iter()
+                .any(|(t, _)| matches!(t, OrderTarget::Extra(e) if contains_aggregate(e)));
 
         let mut having = having;
         if has_agg {
@@ -301,13 +401,25 @@ impl Planner<'_> {
                     *e = rewrite_aggregate(e.clone(), &groups, &mut aggs, &scope)?;
                 }
             }
-            having = having.map(|h| rewrite_aggregate(h, &groups, &mut aggs, &scope)).transpose()?;
-            plan = Plan::Aggregate { input: Box::new(plan), group_by: groups, aggs };
+            having = having
+                .map(|h| rewrite_aggregate(h, &groups, &mut aggs, &scope))
+                .transpose()?;
+            plan = Plan::Aggregate {
+                input: Box::new(plan),
+                group_by: groups,
+                aggs,
+            };
         } else if having.is_some() {
-            return Err(SqlError::new(SqlState::GROUPING_ERROR, "HAVING requires GROUP BY or an aggregate"));
+            return Err(SqlError::new(
+                SqlState::GROUPING_ERROR,
+                "HAVING requires GROUP BY or an aggregate",
+            ));
         }
         if let Some(h) = having {
-            plan = Plan::Filter { input: Box::new(plan), predicate: h };
+            plan = Plan::Filter {
+                input: Box::new(plan),
+                predicate: h,
+            };
         }
 
         let width = items.len();
@@ -324,7 +436,10 @@ impl Planner<'_> {
             keys.push(sort_key(Expr::Column(pos, exprs[pos].data_type()), options));
         }
         let has_extra = exprs.len() > width;
-        plan = Plan::Project { input: Box::new(plan), exprs };
+        plan = Plan::Project {
+            input: Box::new(plan),
+            exprs,
+        };
         match &s.distinct {
             Some(ast::Distinct::Distinct) => {
                 if has_extra {
@@ -333,30 +448,49 @@ impl Planner<'_> {
                         "for SELECT DISTINCT, ORDER BY expressions must appear in select list",
                     ));
                 }
-                plan = Plan::Distinct { input: Box::new(plan) };
+                plan = Plan::Distinct {
+                    input: Box::new(plan),
+                };
             }
-            Some(ast::Distinct::On(_)) => return Err(SqlError::unsupported("DISTINCT ON is not supported yet")),
+            Some(ast::Distinct::On(_)) => {
+                return Err(SqlError::unsupported("DISTINCT ON is not supported yet"))
+            }
             _ => {}
         }
         if !keys.is_empty() {
-            plan = Plan::Sort { input: Box::new(plan), keys };
+            plan = Plan::Sort {
+                input: Box::new(plan),
+                keys,
+            };
         }
         if has_extra {
-            plan = Plan::Truncate { input: Box::new(plan), width };
+            plan = Plan::Truncate {
+                input: Box::new(plan),
+                width,
+            };
         }
 
         let columns = items
             .iter()
             .map(|(e, name)| {
                 let (table_oid, column_id) = match e {
-                    Expr::Column(i, _) if !has_agg => scope.columns.get(*i).map(|c| (c.table_oid, c.attnum)).unwrap_or((0, 0)),
+                    Expr::Column(i, _) if !has_agg => scope
+                        .columns
+                        .get(*i)
+                        .map(|c| (c.table_oid, c.attnum))
+                        .unwrap_or((0, 0)),
                     _ => (0, 0),
                 };
                 let ty = match e.data_type() {
                     DataType::Unknown => DataType::Text,
                     t => t,
                 };
-                Column { name: name.clone(), data_type: ty, table_oid, column_id }
+                Column {
+                    name: name.clone(),
+                    data_type: ty,
+                    table_oid,
+                    column_id,
+                }
             })
             .collect();
         Ok((plan, columns))
@@ -371,7 +505,16 @@ impl Planner<'_> {
                 Some((lp, ls)) => {
                     let scope = ls.join(&item.1);
                     let right_width = item.1.columns.len();
-                    (Plan::Join { left: Box::new(lp), right: Box::new(item.0), kind: JoinKind::Inner, on: None, right_width }, scope)
+                    (
+                        Plan::Join {
+                            left: Box::new(lp),
+                            right: Box::new(item.0),
+                            kind: JoinKind::Inner,
+                            on: None,
+                            right_width,
+                        },
+                        scope,
+                    )
                 }
             });
         }
@@ -388,7 +531,11 @@ impl Planner<'_> {
                 J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c), false),
                 J::Right(c) | J::RightOuter(c) => (JoinKind::Left, Some(c), true),
                 J::CrossJoin(_) => (JoinKind::Inner, None, false),
-                other => return Err(SqlError::unsupported(format!("join type not supported yet: {other:?}"))),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "join type not supported yet: {other:?}"
+                    )))
+                }
             };
             let joined = scope.join(&rs);
             let on = match constraint {
@@ -400,8 +547,12 @@ impl Planner<'_> {
                     let mut cond: Option<Expr> = None;
                     for c in cols {
                         let name = split_name(c)?.1;
-                        let li = scope.resolve(None, &name)?.ok_or_else(|| SqlError::undefined_column(&name))?;
-                        let ri = rs.resolve(None, &name)?.ok_or_else(|| SqlError::undefined_column(&name))?;
+                        let li = scope
+                            .resolve(None, &name)?
+                            .ok_or_else(|| SqlError::undefined_column(&name))?;
+                        let ri = rs
+                            .resolve(None, &name)?
+                            .ok_or_else(|| SqlError::undefined_column(&name))?;
                         let eq = self.bind_binary(
                             &ast::BinaryOperator::Eq,
                             Expr::Column(li, scope.columns[li].ty.clone()),
@@ -409,36 +560,59 @@ impl Planner<'_> {
                         )?;
                         cond = Some(match cond {
                             None => eq,
-                            Some(c) => Expr::Binary { op: crate::expr::BinOp::And, left: Box::new(c), right: Box::new(eq), ty: DataType::Bool },
+                            Some(c) => Expr::Binary {
+                                op: crate::expr::BinOp::And,
+                                left: Box::new(c),
+                                right: Box::new(eq),
+                                ty: DataType::Bool,
+                            },
                         });
                     }
                     cond
                 }
-                Some(ast::JoinConstraint::Natural) => return Err(SqlError::unsupported("NATURAL JOIN is not supported yet")),
+                Some(ast::JoinConstraint::Natural) => {
+                    return Err(SqlError::unsupported("NATURAL JOIN is not supported yet"))
+                }
                 _ => None,
             };
             if swap {
                 // a RIGHT JOIN b = b LEFT JOIN a, with columns put back in order.
                 let (lw, rw) = (scope.columns.len(), rs.columns.len());
                 let remap = |i: usize| if i < lw { i + rw } else { i - lw };
-                let on = on.map(|e| {
-                    e.transform(&mut |x| {
-                        Ok(match x {
-                            Expr::Column(i, t) => Expr::Column(remap(i), t),
-                            other => other,
+                let on = on
+                    .map(|e| {
+                        e.transform(&mut |x| {
+                            Ok(match x {
+                                Expr::Column(i, t) => Expr::Column(remap(i), t),
+                                other => other,
+                            })
                         })
                     })
-                })
-                .transpose()?;
-                let join = Plan::Join { left: Box::new(rp), right: Box::new(plan), kind, on, right_width: lw };
+                    .transpose()?;
+                let join = Plan::Join {
+                    left: Box::new(rp),
+                    right: Box::new(plan),
+                    kind,
+                    on,
+                    right_width: lw,
+                };
                 let exprs = (0..lw)
                     .map(|i| Expr::Column(rw + i, scope.columns[i].ty.clone()))
                     .chain((0..rw).map(|i| Expr::Column(i, rs.columns[i].ty.clone())))
                     .collect();
-                plan = Plan::Project { input: Box::new(join), exprs };
+                plan = Plan::Project {
+                    input: Box::new(join),
+                    exprs,
+                };
             } else {
                 let right_width = rs.columns.len();
-                plan = Plan::Join { left: Box::new(plan), right: Box::new(rp), kind, on, right_width };
+                plan = Plan::Join {
+                    left: Box::new(plan),
+                    right: Box::new(rp),
+                    kind,
+                    on,
+                    right_width,
+                };
             }
             scope = joined;
         }
@@ -447,17 +621,29 @@ impl Planner<'_> {
 
     fn plan_table_factor(&mut self, tf: &TableFactor) -> SqlResult<(Plan, Scope)> {
         match tf {
-            TableFactor::Table { name, alias, args, .. } => {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
                 let (schema, table_name) = split_name(name)?;
                 if let Some(args) = args {
                     return self.plan_table_function(&table_name, &args.args, alias.as_ref());
                 }
-                let qualifier = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| table_name.clone());
+                let qualifier = alias
+                    .as_ref()
+                    .map(|a| ident_name(&a.name))
+                    .unwrap_or_else(|| table_name.clone());
                 if let Some(vt) = self.catalog.virtual_table(schema.as_deref(), &table_name) {
                     let scope = Scope::new(
                         vt.columns
                             .iter()
-                            .map(|(n, t)| ScopeColumn { qualifier: Some(qualifier.clone()), name: n.clone(), ty: t.clone(), table_oid: 0, attnum: 0, hidden: false })
+                            .map(|(n, t)| ScopeColumn {
+                                qualifier: Some(qualifier.clone()),
+                                name: n.clone(),
+                                ty: t.clone(),
+                                table_oid: 0,
+                                attnum: 0,
+                                hidden: false,
+                            })
                             .collect(),
                     );
                     return Ok((Plan::Virtual(vt), scope));
@@ -482,9 +668,21 @@ impl Planner<'_> {
                         hidden: table.has_hidden_key() && i == table.columns.len() - 1,
                     });
                 }
-                Ok((Plan::Scan { table, index: None, range: KeyRange::full() }, Scope::new(columns)))
+                Ok((
+                    Plan::Scan {
+                        table,
+                        index: None,
+                        range: KeyRange::full(),
+                    },
+                    Scope::new(columns),
+                ))
             }
-            TableFactor::Derived { subquery, alias, lateral, .. } => {
+            TableFactor::Derived {
+                subquery,
+                alias,
+                lateral,
+                ..
+            } => {
                 if *lateral {
                     return Err(SqlError::unsupported("LATERAL is not supported yet"));
                 }
@@ -500,7 +698,11 @@ impl Planner<'_> {
                         .enumerate()
                         .map(|(i, c)| ScopeColumn {
                             qualifier: qualifier.clone(),
-                            name: alias.as_ref().and_then(|a| a.columns.get(i)).map(|c| ident_name(&c.name)).unwrap_or_else(|| c.name.clone()),
+                            name: alias
+                                .as_ref()
+                                .and_then(|a| a.columns.get(i))
+                                .map(|c| ident_name(&c.name))
+                                .unwrap_or_else(|| c.name.clone()),
                             ty: c.data_type.clone(),
                             table_oid: 0,
                             attnum: 0,
@@ -510,11 +712,16 @@ impl Planner<'_> {
                 );
                 Ok((qp.plan, scope))
             }
-            TableFactor::Function { name, args, alias, .. } => {
+            TableFactor::Function {
+                name, args, alias, ..
+            } => {
                 let fname = split_name(name)?.1;
                 self.plan_table_function(&fname, args, alias.as_ref())
             }
-            TableFactor::NestedJoin { table_with_joins, alias } => {
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
                 let (plan, mut scope) = self.plan_table_with_joins(table_with_joins)?;
                 if let Some(a) = alias {
                     let q = ident_name(&a.name);
@@ -524,69 +731,133 @@ impl Planner<'_> {
                 }
                 Ok((plan, scope))
             }
-            other => Err(SqlError::unsupported(format!("FROM item not supported: {other}"))),
+            other => Err(SqlError::unsupported(format!(
+                "FROM item not supported: {other}"
+            ))),
         }
     }
 
-    fn plan_table_function(&mut self, name: &str, args: &[ast::FunctionArg], alias: Option<&ast::TableAlias>) -> SqlResult<(Plan, Scope)> {
+    fn plan_table_function(
+        &mut self,
+        name: &str,
+        args: &[ast::FunctionArg],
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Plan, Scope)> {
         // Arguments may refer to an enclosing query's columns (as outer
         // references), which psql's catalog queries rely on for unnest().
         let scope = Scope::default();
         let mut bound = Vec::new();
         for a in args {
             match a {
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => bound.push(self.bind_expr(e, &scope)?),
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                    bound.push(self.bind_expr(e, &scope)?)
+                }
                 _ => return Err(SqlError::unsupported("named arguments are not supported")),
             }
         }
-        let qualifier = alias.map(|a| ident_name(&a.name)).unwrap_or_else(|| name.to_string());
+        let qualifier = alias
+            .map(|a| ident_name(&a.name))
+            .unwrap_or_else(|| name.to_string());
         let col_name = alias
             .and_then(|a| a.columns.first().map(|c| ident_name(&c.name)))
             .or_else(|| alias.map(|a| ident_name(&a.name)))
             .unwrap_or_else(|| name.to_string());
         if name == "unnest" {
-            let [array] = <[Expr; 1]>::try_from(bound).map_err(|_| SqlError::new(SqlState::UNDEFINED_FUNCTION, "function unnest needs one argument"))?;
+            let [array] = <[Expr; 1]>::try_from(bound).map_err(|_| {
+                SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    "function unnest needs one argument",
+                )
+            })?;
             let ty = match array.data_type() {
                 DataType::Array(e) => *e,
                 _ => DataType::Text,
             };
-            let scope = Scope::new(vec![ScopeColumn { qualifier: Some(qualifier), name: col_name, ty, table_oid: 0, attnum: 0, hidden: false }]);
+            let scope = Scope::new(vec![ScopeColumn {
+                qualifier: Some(qualifier),
+                name: col_name,
+                ty,
+                table_oid: 0,
+                attnum: 0,
+                hidden: false,
+            }]);
             return Ok((Plan::Unnest { array }, scope));
         }
         if name != "generate_series" {
-            return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, format!("function {name} does not exist")));
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {name} does not exist"),
+            ));
         }
         if !(2..=3).contains(&bound.len()) {
-            return Err(SqlError::new(SqlState::UNDEFINED_FUNCTION, "function generate_series needs 2 or 3 arguments"));
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "function generate_series needs 2 or 3 arguments",
+            ));
         }
         let types: Vec<DataType> = bound.iter().map(Expr::data_type).collect();
         let ty = match crate::functions::common_type(&types)? {
             DataType::Int2 | DataType::Int4 | DataType::Text => DataType::Int4,
             DataType::Int8 => DataType::Int8,
             DataType::Numeric(_) => DataType::Numeric(None),
-            other => return Err(SqlError::unsupported(format!("generate_series over {} is not supported yet", other.sql_name()))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "generate_series over {} is not supported yet",
+                    other.sql_name()
+                )))
+            }
         };
         let mut it = bound.into_iter().map(|b| self.coerce(b, &ty));
-        let start = it.next().transpose()?.ok_or_else(|| SqlError::internal("missing argument"))?;
-        let stop = it.next().transpose()?.ok_or_else(|| SqlError::internal("missing argument"))?;
+        let start = it
+            .next()
+            .transpose()?
+            .ok_or_else(|| SqlError::internal("missing argument"))?;
+        let stop = it
+            .next()
+            .transpose()?
+            .ok_or_else(|| SqlError::internal("missing argument"))?;
         let step = it.next().transpose()?;
-        let scope = Scope::new(vec![ScopeColumn { qualifier: Some(qualifier), name: col_name, ty: ty.clone(), table_oid: 0, attnum: 0, hidden: false }]);
-        Ok((Plan::Series { start, stop, step, ty }, scope))
+        let scope = Scope::new(vec![ScopeColumn {
+            qualifier: Some(qualifier),
+            name: col_name,
+            ty: ty.clone(),
+            table_oid: 0,
+            attnum: 0,
+            hidden: false,
+        }]);
+        Ok((
+            Plan::Series {
+                start,
+                stop,
+                step,
+                ty,
+            },
+            scope,
+        ))
     }
 }
 
 fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
-    let desc = options.sort.as_ref().is_some_and(|s| matches!(s, ast::OrderBySort::Desc));
+    let desc = options
+        .sort
+        .as_ref()
+        .is_some_and(|s| matches!(s, ast::OrderBySort::Desc));
     // PostgreSQL: NULLS LAST for ASC, NULLS FIRST for DESC by default.
     let nulls_first = options.nulls_first.unwrap_or(desc);
-    SortKey { expr, desc, nulls_first }
+    SortKey {
+        expr,
+        desc,
+        nulls_first,
+    }
 }
 
 /// `ORDER BY 2` / `GROUP BY 1`: a 0-based output position.
 fn output_position(e: &ast::Expr, width: usize) -> SqlResult<Option<usize>> {
     if let ast::Expr::Value(v) = e {
         if let ast::Value::Number(n, _) = &v.value {
-            let pos: usize = n.parse().map_err(|_| SqlError::syntax(format!("non-integer constant in ORDER BY: {n}")))?;
+            let pos: usize = n
+                .parse()
+                .map_err(|_| SqlError::syntax(format!("non-integer constant in ORDER BY: {n}")))?;
             if pos == 0 || pos > width {
                 return Err(SqlError::new(
                     SqlState::INVALID_COLUMN_REFERENCE,
@@ -601,7 +872,12 @@ fn output_position(e: &ast::Expr, width: usize) -> SqlResult<Option<usize>> {
 
 /// Replaces group-by expressions and aggregate calls with references to
 /// the aggregate node's output; any other column reference is an error.
-fn rewrite_aggregate(e: Expr, groups: &[Expr], aggs: &mut Vec<AggCall>, scope: &Scope) -> SqlResult<Expr> {
+fn rewrite_aggregate(
+    e: Expr,
+    groups: &[Expr],
+    aggs: &mut Vec<AggCall>,
+    scope: &Scope,
+) -> SqlResult<Expr> {
     if let Some(i) = groups.iter().position(|g| *g == e) {
         return Ok(Expr::Column(i, e.data_type()));
     }
@@ -637,8 +913,16 @@ pub fn column_name(e: &ast::Expr) -> String {
     match e {
         A::Identifier(id) => ident_name(id),
         A::CompoundIdentifier(ids) => ids.last().map(ident_name).unwrap_or_default(),
-        A::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).map(ident_name).unwrap_or_else(|| "?column?".into()),
-        A::Cast { expr, data_type, .. } => match column_name(expr).as_str() {
+        A::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(ident_name)
+            .unwrap_or_else(|| "?column?".into()),
+        A::Cast {
+            expr, data_type, ..
+        } => match column_name(expr).as_str() {
             "?column?" => cast_type_name(data_type),
             n => n.to_string(),
         },
@@ -678,7 +962,9 @@ fn cast_type_name(t: &ast::DataType) -> String {
         T::Real | T::Float4 => "float4".into(),
         T::DoublePrecision | T::Float8 => "float8".into(),
         T::Date => "date".into(),
-        T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz".into(),
+        T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+            "timestamptz".into()
+        }
         T::Timestamp(..) => "timestamp".into(),
         T::Bytea => "bytea".into(),
         T::Regclass => "regclass".into(),

@@ -26,11 +26,15 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
         A::Numeric(info) | A::Decimal(info) | A::Dec(info) => match info {
             ExactNumberInfo::None => DataType::Numeric(None),
             ExactNumberInfo::Precision(p) => DataType::Numeric(Some((*p as u32, 0))),
-            ExactNumberInfo::PrecisionAndScale(p, s) => DataType::Numeric(Some((*p as u32, (*s).max(0) as u32))),
+            ExactNumberInfo::PrecisionAndScale(p, s) => {
+                DataType::Numeric(Some((*p as u32, (*s).max(0) as u32)))
+            }
         },
         A::Bool | A::Boolean => DataType::Bool,
         A::Text | A::String(None) => DataType::Text,
-        A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => DataType::Varchar(char_len(l)),
+        A::Varchar(l) | A::CharacterVarying(l) | A::CharVarying(l) => {
+            DataType::Varchar(char_len(l))
+        }
         A::Char(l) | A::Character(l) => DataType::Char(char_len(l).unwrap_or(1)),
         A::Bytea => DataType::Bytea,
         A::Date => DataType::Date,
@@ -42,7 +46,9 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
         A::Array(elem) => match elem {
             sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
             | sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner)
-            | sqlparser::ast::ArrayElemTypeDef::Parenthesis(inner) => DataType::Array(Box::new(convert_type(inner)?)),
+            | sqlparser::ast::ArrayElemTypeDef::Parenthesis(inner) => {
+                DataType::Array(Box::new(convert_type(inner)?))
+            }
             _ => DataType::Array(Box::new(DataType::Text)),
         },
         A::Custom(name, _) => {
@@ -60,7 +66,9 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
                 "bool" => DataType::Bool,
                 "timestamptz" => DataType::TimestampTz,
                 "name" => DataType::Name,
-                "oid" | "regclass" | "regtype" | "regproc" | "regnamespace" | "regrole" => DataType::Oid,
+                "oid" | "regclass" | "regtype" | "regproc" | "regnamespace" | "regrole" => {
+                    DataType::Oid
+                }
                 "\"char\"" | "char" => DataType::InternalChar,
                 "text" => DataType::Text,
                 "varchar" => DataType::Varchar(None),
@@ -73,7 +81,10 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
 }
 
 fn unknown_type(name: &str) -> SqlError {
-    SqlError::new(SqlState::UNDEFINED_OBJECT, format!("type \"{name}\" does not exist"))
+    SqlError::new(
+        SqlState::UNDEFINED_OBJECT,
+        format!("type \"{name}\" does not exist"),
+    )
 }
 
 /// For `serial` / `bigserial` / `smallserial`, the integer type; else None.

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use duet_storage::{Engine, EngineOptions, Isolation, Transaction};
 
 use super::{DatabaseOptions, RoleInfo, Session, SessionContext};
-use crate::catalog::{sequence_key, version_key, Catalog, DatabaseDef, Relation, RoleDef, TableDef, ADMIN_ROLE, ROOT_USER};
+use crate::catalog::{
+    sequence_key, version_key, Catalog, DatabaseDef, Relation, RoleDef, TableDef, ADMIN_ROLE,
+    ROOT_USER,
+};
 use crate::error::{SqlError, SqlResult, SqlState};
 
 /// Sequence values are handed out from memory in blocks; only the end of
@@ -39,10 +42,17 @@ impl Database {
     /// Opens (creating and bootstrapping if empty) the database in `data_dir`.
     pub fn open(data_dir: &Path, options: DatabaseOptions) -> SqlResult<Arc<Database>> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            SqlError::new(SqlState::IO_ERROR, format!("cannot create data directory {}: {e}", data_dir.display()))
+            SqlError::new(
+                SqlState::IO_ERROR,
+                format!("cannot create data directory {}: {e}", data_dir.display()),
+            )
         })?;
         let engine = Engine::open(&data_dir.join("db"), EngineOptions::default())?;
-        let db = Arc::new(Database { engine, tables: RwLock::default(), sequences: Mutex::default() });
+        let db = Arc::new(Database {
+            engine,
+            tables: RwLock::default(),
+            sequences: Mutex::default(),
+        });
         db.bootstrap(&options)?;
         Ok(db)
     }
@@ -55,9 +65,20 @@ impl Database {
             return Ok(());
         }
         for (oid, name) in [(1u32, "postgres"), (16383u32, "defaultdb")] {
-            cat.put_database(&DatabaseDef { oid, name: name.into(), owner: ROOT_USER.into() })?;
+            cat.put_database(&DatabaseDef {
+                oid,
+                name: name.into(),
+                owner: ROOT_USER.into(),
+            })?;
         }
-        cat.put_role(&RoleDef { oid: 16381, name: ADMIN_ROLE.into(), superuser: true, create_role: true, create_db: true, ..Default::default() })?;
+        cat.put_role(&RoleDef {
+            oid: 16381,
+            name: ADMIN_ROLE.into(),
+            superuser: true,
+            create_role: true,
+            create_db: true,
+            ..Default::default()
+        })?;
         cat.put_role(&RoleDef {
             oid: 16382,
             name: ROOT_USER.into(),
@@ -65,7 +86,10 @@ impl Database {
             superuser: true,
             create_role: true,
             create_db: true,
-            password: options.root_password.as_deref().map(crate::scram::make_verifier),
+            password: options
+                .root_password
+                .as_deref()
+                .map(crate::scram::make_verifier),
             member_of: BTreeSet::from([ADMIN_ROLE.to_string()]),
             ..Default::default()
         })?;
@@ -82,7 +106,9 @@ impl Database {
     pub fn role(&self, name: &str) -> SqlResult<Option<RoleInfo>> {
         let txn = self.begin(Isolation::ReadCommitted);
         let cat = Catalog::new(&txn);
-        let Some(role) = cat.role(name)? else { return Ok(None) };
+        let Some(role) = cat.role(name)? else {
+            return Ok(None);
+        };
         let roles = cat.roles()?;
         Ok(Some(RoleInfo {
             name: role.name.clone(),
@@ -103,13 +129,22 @@ impl Database {
     pub fn session(self: &Arc<Self>, ctx: SessionContext) -> SqlResult<Session> {
         let txn = self.begin(Isolation::ReadCommitted);
         let db = Catalog::new(&txn).database(&ctx.database)?.ok_or_else(|| {
-            SqlError::new(SqlState::UNDEFINED_DATABASE, format!("database \"{}\" does not exist", ctx.database))
+            SqlError::new(
+                SqlState::UNDEFINED_DATABASE,
+                format!("database \"{}\" does not exist", ctx.database),
+            )
         })?;
         Session::new(self.clone(), ctx, db)
     }
 
     /// A table through the cache, valid for the catalog version `txn` sees.
-    pub(crate) fn cached_table(&self, txn: &Transaction, database: u32, schema: &str, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
+    pub(crate) fn cached_table(
+        &self,
+        txn: &Transaction,
+        database: u32,
+        schema: &str,
+        name: &str,
+    ) -> SqlResult<Option<Arc<TableDef>>> {
         let version = match txn.get(&version_key())? {
             Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
             None => 0,
@@ -123,7 +158,9 @@ impl Database {
                 }
             }
         }
-        let table = Catalog::new(txn).table(database, schema, name)?.map(Arc::new);
+        let table = Catalog::new(txn)
+            .table(database, schema, name)?
+            .map(Arc::new);
         // Only a transaction without its own catalog changes may fill the cache.
         if !txn.has_writes() {
             let mut cache = self.tables.write().unwrap_or_else(|e| e.into_inner());
@@ -154,7 +191,10 @@ impl Database {
         let txn = self.begin(Isolation::ReadCommitted);
         match Catalog::new(&txn).relation_by_name(database, &schema, &rel)? {
             Some(Relation::Sequence(s)) => Ok(s.oid),
-            Some(_) => Err(SqlError::new(SqlState("42809"), format!("\"{rel}\" is not a sequence"))),
+            Some(_) => Err(SqlError::new(
+                SqlState("42809"),
+                format!("\"{rel}\" is not a sequence"),
+            )),
             None => Err(SqlError::undefined_table(&rel)),
         }
     }
@@ -171,26 +211,62 @@ impl Database {
     pub(crate) fn nextval(&self, database: u32, name: &str) -> SqlResult<(u32, i64)> {
         let oid = self.sequence_oid(database, name)?;
         let def = self.sequence_def(oid)?;
-        let (increment, min, max, start) = def.as_ref().map(|d| (d.increment, d.min, d.max, d.start)).unwrap_or((1, 1, i64::MAX, 1));
+        let (increment, min, max, start) = def
+            .as_ref()
+            .map(|d| (d.increment, d.min, d.max, d.start))
+            .unwrap_or((1, 1, i64::MAX, 1));
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
         if !seqs.contains_key(&oid) {
-            let stored = self.engine.get_committed(&sequence_key(oid))?.and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
+            let stored = self
+                .engine
+                .get_committed(&sequence_key(oid))?
+                .and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
             let last = stored.unwrap_or(start - increment);
-            seqs.insert(oid, SequenceState { last, reserved: last });
+            seqs.insert(
+                oid,
+                SequenceState {
+                    last,
+                    reserved: last,
+                },
+            );
         }
-        let state = seqs.get_mut(&oid).ok_or_else(|| SqlError::internal("sequence state missing"))?;
-        let next = state.last.checked_add(increment).filter(|v| *v >= min && *v <= max).ok_or_else(|| {
-            let seq_name = def.as_ref().map(|d| d.name.clone()).unwrap_or_else(|| name.to_string());
-            SqlError::new(
-                SqlState("2200H"),
-                format!("nextval: reached {} value of sequence \"{seq_name}\" ({})", if increment > 0 { "maximum" } else { "minimum" }, if increment > 0 { max } else { min }),
-            )
-        })?;
-        let beyond = if increment > 0 { next > state.reserved } else { next < state.reserved };
+        let state = seqs
+            .get_mut(&oid)
+            .ok_or_else(|| SqlError::internal("sequence state missing"))?;
+        let next = state
+            .last
+            .checked_add(increment)
+            .filter(|v| *v >= min && *v <= max)
+            .ok_or_else(|| {
+                let seq_name = def
+                    .as_ref()
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| name.to_string());
+                SqlError::new(
+                    SqlState("2200H"),
+                    format!(
+                        "nextval: reached {} value of sequence \"{seq_name}\" ({})",
+                        if increment > 0 { "maximum" } else { "minimum" },
+                        if increment > 0 { max } else { min }
+                    ),
+                )
+            })?;
+        let beyond = if increment > 0 {
+            next > state.reserved
+        } else {
+            next < state.reserved
+        };
         if beyond {
             let reserve = next.saturating_add(increment.saturating_mul(SEQUENCE_BLOCK - 1));
-            let reserve = if increment > 0 { reserve.min(max) } else { reserve.max(min) };
-            self.engine.write_now_blocking(vec![(sequence_key(oid), Some(reserve.to_be_bytes().to_vec()))])?;
+            let reserve = if increment > 0 {
+                reserve.min(max)
+            } else {
+                reserve.max(min)
+            };
+            self.engine.write_now_blocking(vec![(
+                sequence_key(oid),
+                Some(reserve.to_be_bytes().to_vec()),
+            )])?;
             state.reserved = reserve;
         }
         state.last = next;
@@ -198,19 +274,35 @@ impl Database {
     }
 
     /// setval(): sets the last value durably.
-    pub(crate) fn setval(&self, database: u32, name: &str, value: i64, is_called: bool) -> SqlResult<(u32, i64)> {
+    pub(crate) fn setval(
+        &self,
+        database: u32,
+        name: &str,
+        value: i64,
+        is_called: bool,
+    ) -> SqlResult<(u32, i64)> {
         let oid = self.sequence_oid(database, name)?;
         let increment = self.sequence_def(oid)?.map(|d| d.increment).unwrap_or(1);
         let last = if is_called { value } else { value - increment };
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine.write_now_blocking(vec![(sequence_key(oid), Some(last.to_be_bytes().to_vec()))])?;
-        seqs.insert(oid, SequenceState { last, reserved: last });
+        self.engine
+            .write_now_blocking(vec![(sequence_key(oid), Some(last.to_be_bytes().to_vec()))])?;
+        seqs.insert(
+            oid,
+            SequenceState {
+                last,
+                reserved: last,
+            },
+        );
         Ok((oid, value))
     }
 
     /// Forgets cached sequence state (after DROP / ALTER).
     pub(crate) fn forget_sequence(&self, oid: u32) {
-        self.sequences.lock().unwrap_or_else(|e| e.into_inner()).remove(&oid);
+        self.sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&oid);
     }
 }
 

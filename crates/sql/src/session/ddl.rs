@@ -11,7 +11,9 @@ use sqlparser::ast::{self, ColumnOption, Statement as Ast, TableConstraint};
 
 use super::execute::{tag, Session};
 use super::QueryResult;
-use crate::catalog::{index_prefix, table_rows_prefix, Catalog, ColumnDef, IndexDef, Relation, SequenceDef, TableDef};
+use crate::catalog::{
+    index_prefix, table_rows_prefix, Catalog, ColumnDef, IndexDef, Relation, SequenceDef, TableDef,
+};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::planner::{convert_type, ident_name, serial_kind, split_name};
 use crate::row::{index_entry_key, index_values_prefix, primary_key_suffix};
@@ -35,13 +37,18 @@ fn truncate_name(s: String) -> String {
 fn check_schema(schema: &Option<String>) -> SqlResult<()> {
     match schema.as_deref() {
         None | Some("public") => Ok(()),
-        Some(s) => Err(SqlError::new(SqlState::INVALID_SCHEMA_NAME, format!("schema \"{s}\" does not exist"))),
+        Some(s) => Err(SqlError::new(
+            SqlState::INVALID_SCHEMA_NAME,
+            format!("schema \"{s}\" does not exist"),
+        )),
     }
 }
 
 /// Deletes every key with the prefix (table rows or index entries).
 fn delete_prefix(txn: &mut Transaction, prefix: Vec<u8>) -> SqlResult<()> {
-    let end = prefix_end(&prefix).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+    let end = prefix_end(&prefix)
+        .map(Bound::Excluded)
+        .unwrap_or(Bound::Unbounded);
     let mut keys = Vec::new();
     let mut scan = txn.scan(Bound::Included(prefix), end);
     while let Some((k, _)) = scan.next_entry()? {
@@ -56,22 +63,49 @@ fn delete_prefix(txn: &mut Transaction, prefix: Vec<u8>) -> SqlResult<()> {
 
 impl Session {
     pub(crate) async fn ddl(&mut self, ast: &Ast) -> SqlResult<QueryResult> {
-        if let Ast::Drop { object_type: ast::ObjectType::Role | ast::ObjectType::User, .. } = ast {
+        if let Ast::Drop {
+            object_type: ast::ObjectType::Role | ast::ObjectType::User,
+            ..
+        } = ast
+        {
             return self.role_statement(ast).await;
         }
         let control = self.control_for_ddl();
         let txn = self.txn();
         // One DDL statement at a time per node: lock the OID counter.
-        txn.lock(&crate::catalog::oid_counter_key(), &control).await?;
+        txn.lock(&crate::catalog::oid_counter_key(), &control)
+            .await?;
         let database = self.state.database.oid;
         let user = self.state.user.clone();
         let mut notices = Vec::new();
-        let txn = self.txn.as_mut().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self
+            .txn
+            .as_mut()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
         let result = match ast {
             Ast::CreateTable(ct) => create_table(txn, database, &user, ct, &mut notices),
             Ast::CreateIndex(ci) => create_index(txn, database, ci, &mut notices, &self.state),
-            Ast::CreateSequence { if_not_exists, name, .. } => create_sequence(txn, database, &user, name, *if_not_exists, &mut notices),
-            Ast::Drop { object_type, if_exists, names, cascade, .. } => drop_objects(txn, database, object_type, names, *if_exists, *cascade, &mut notices, &self.state),
+            Ast::CreateSequence {
+                if_not_exists,
+                name,
+                ..
+            } => create_sequence(txn, database, &user, name, *if_not_exists, &mut notices),
+            Ast::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => drop_objects(
+                txn,
+                database,
+                object_type,
+                names,
+                *if_exists,
+                *cascade,
+                &mut notices,
+                &self.state,
+            ),
             _ => Err(SqlError::internal("not a DDL statement")),
         };
         for n in notices {
@@ -87,9 +121,19 @@ impl Session {
         for target in &t.table_names {
             let (schema, name) = split_name(&target.name)?;
             check_schema(&schema)?;
-            let table = Catalog::new(&*self.txn()).table(database, SCHEMA, &name)?.ok_or_else(|| SqlError::undefined_table(&name))?;
-            if !self.state.is_admin && table.owner != self.state.user && !table.acl.get(&self.state.user).is_some_and(|p| p.contains(&crate::catalog::Privilege::Delete)) {
-                return Err(SqlError::insufficient_privilege(format!("permission denied for table {name}")));
+            let table = Catalog::new(&*self.txn())
+                .table(database, SCHEMA, &name)?
+                .ok_or_else(|| SqlError::undefined_table(&name))?;
+            if !self.state.is_admin
+                && table.owner != self.state.user
+                && !table
+                    .acl
+                    .get(&self.state.user)
+                    .is_some_and(|p| p.contains(&crate::catalog::Privilege::Delete))
+            {
+                return Err(SqlError::insufficient_privilege(format!(
+                    "permission denied for table {name}"
+                )));
             }
             tables.push(table);
         }
@@ -107,22 +151,39 @@ impl Session {
     }
 
     fn control_for_ddl(&self) -> duet_storage::StatementControl {
-        duet_storage::StatementControl { interrupt: self.state.interrupt.clone(), deadline: None }
+        duet_storage::StatementControl {
+            interrupt: self.state.interrupt.clone(),
+            deadline: None,
+        }
     }
 }
 
-fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::CreateTable, notices: &mut Vec<String>) -> SqlResult<QueryResult> {
+fn create_table(
+    txn: &mut Transaction,
+    database: u32,
+    owner: &str,
+    ct: &ast::CreateTable,
+    notices: &mut Vec<String>,
+) -> SqlResult<QueryResult> {
     let (schema, name) = split_name(&ct.name)?;
     check_schema(&schema)?;
     if ct.query.is_some() || ct.like.is_some() {
-        return Err(SqlError::unsupported("CREATE TABLE AS / LIKE is not supported yet"));
+        return Err(SqlError::unsupported(
+            "CREATE TABLE AS / LIKE is not supported yet",
+        ));
     }
-    if Catalog::new(&*txn).relation_oid(database, SCHEMA, &name)?.is_some() {
+    if Catalog::new(&*txn)
+        .relation_oid(database, SCHEMA, &name)?
+        .is_some()
+    {
         if ct.if_not_exists {
             notices.push(format!("relation \"{name}\" already exists, skipping"));
             return Ok(tag("CREATE TABLE"));
         }
-        return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
     }
     let mut cat = Catalog::new(&mut *txn);
     let oid = cat.next_oid()?;
@@ -133,11 +194,19 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
     for (pos, c) in ct.columns.iter().enumerate() {
         let col_name = ident_name(&c.name);
         if columns.iter().any(|x| x.name == col_name) {
-            return Err(SqlError::new(SqlState::DUPLICATE_COLUMN, format!("column \"{col_name}\" specified more than once")));
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{col_name}\" specified more than once"),
+            ));
         }
         let serial = serial_kind(&c.data_type);
         let data_type = convert_type(&c.data_type)?;
-        let mut def = ColumnDef { name: col_name.clone(), data_type: data_type.clone(), nullable: true, default: None };
+        let mut def = ColumnDef {
+            name: col_name.clone(),
+            data_type: data_type.clone(),
+            nullable: true,
+            default: None,
+        };
         if let Some(int_type) = serial {
             let seq_name = truncate_name(format!("{name}_{col_name}_seq"));
             let max = match int_type {
@@ -175,11 +244,25 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
                     }
                     primary = Some(vec![pos]);
                 }
-                ColumnOption::Unique(_) => uniques.push((opt.name.as_ref().map(ident_name), vec![pos])),
-                ColumnOption::Check(_) => return Err(SqlError::unsupported("CHECK constraints are not supported yet")),
-                ColumnOption::ForeignKey(_) => return Err(SqlError::unsupported("REFERENCES constraints are not supported yet")),
+                ColumnOption::Unique(_) => {
+                    uniques.push((opt.name.as_ref().map(ident_name), vec![pos]))
+                }
+                ColumnOption::Check(_) => {
+                    return Err(SqlError::unsupported(
+                        "CHECK constraints are not supported yet",
+                    ))
+                }
+                ColumnOption::ForeignKey(_) => {
+                    return Err(SqlError::unsupported(
+                        "REFERENCES constraints are not supported yet",
+                    ))
+                }
                 ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
-                other => return Err(SqlError::unsupported(format!("column option not supported: {other}"))),
+                other => {
+                    return Err(SqlError::unsupported(format!(
+                        "column option not supported: {other}"
+                    )))
+                }
             }
         }
         columns.push(def);
@@ -189,10 +272,17 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
             .map(|ic| {
                 let n = match &ic.column.expr {
                     ast::Expr::Identifier(id) => ident_name(id),
-                    other => return Err(SqlError::unsupported(format!("constraint on expression {other} is not supported"))),
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "constraint on expression {other} is not supported"
+                        )))
+                    }
                 };
                 columns.iter().position(|c| c.name == n).ok_or_else(|| {
-                    SqlError::new(SqlState::UNDEFINED_COLUMN, format!("column \"{n}\" named in key does not exist"))
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!("column \"{n}\" named in key does not exist"),
+                    )
                 })
             })
             .collect()
@@ -208,10 +298,25 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
                 }
                 primary = Some(resolve(&pk.columns, &columns)?);
             }
-            TableConstraint::Unique(u) => uniques.push((u.name.as_ref().map(ident_name), resolve(&u.columns, &columns)?)),
-            TableConstraint::Check(_) => return Err(SqlError::unsupported("CHECK constraints are not supported yet")),
-            TableConstraint::ForeignKey(_) => return Err(SqlError::unsupported("FOREIGN KEY constraints are not supported yet")),
-            other => return Err(SqlError::unsupported(format!("table constraint not supported: {other}"))),
+            TableConstraint::Unique(u) => uniques.push((
+                u.name.as_ref().map(ident_name),
+                resolve(&u.columns, &columns)?,
+            )),
+            TableConstraint::Check(_) => {
+                return Err(SqlError::unsupported(
+                    "CHECK constraints are not supported yet",
+                ))
+            }
+            TableConstraint::ForeignKey(_) => {
+                return Err(SqlError::unsupported(
+                    "FOREIGN KEY constraints are not supported yet",
+                ))
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "table constraint not supported: {other}"
+                )))
+            }
         }
     }
     // A table without a primary key gets a hidden rowid key.
@@ -228,7 +333,12 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
             while columns.iter().any(|c| c.name == hidden) {
                 hidden.push('_');
             }
-            columns.push(ColumnDef { name: hidden.clone(), data_type: DataType::Int8, nullable: false, default: None });
+            columns.push(ColumnDef {
+                name: hidden.clone(),
+                data_type: DataType::Int8,
+                nullable: false,
+                default: None,
+            });
             rowid_seq_index = Some(sequences.len());
             sequences.push(SequenceDef {
                 oid: 0,
@@ -259,8 +369,21 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
         if cols == primary.columns {
             continue;
         }
-        let default_name = format!("{name}_{}_key", cols.iter().map(|&c| columns[c].name.as_str()).collect::<Vec<_>>().join("_"));
-        indexes.push(IndexDef { oid: cat.next_oid()?, name: truncate_name(cname.unwrap_or(default_name)), columns: cols, unique: true, primary: false, constraint: true });
+        let default_name = format!(
+            "{name}_{}_key",
+            cols.iter()
+                .map(|&c| columns[c].name.as_str())
+                .collect::<Vec<_>>()
+                .join("_")
+        );
+        indexes.push(IndexDef {
+            oid: cat.next_oid()?,
+            name: truncate_name(cname.unwrap_or(default_name)),
+            columns: cols,
+            unique: true,
+            primary: false,
+            constraint: true,
+        });
     }
     for seq in sequences.iter_mut() {
         seq.oid = cat.next_oid()?;
@@ -281,66 +404,135 @@ fn create_table(txn: &mut Transaction, database: u32, owner: &str, ct: &ast::Cre
     };
     for index in table.all_indexes() {
         if cat.relation_oid(database, SCHEMA, &index.name)?.is_some() {
-            return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{}\" already exists", index.name)));
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", index.name),
+            ));
         }
     }
     cat.put_table(&table)?;
     Ok(tag("CREATE TABLE"))
 }
 
-fn create_index(txn: &mut Transaction, database: u32, ci: &ast::CreateIndex, notices: &mut Vec<String>, state: &super::execute::SessionState) -> SqlResult<QueryResult> {
+fn create_index(
+    txn: &mut Transaction,
+    database: u32,
+    ci: &ast::CreateIndex,
+    notices: &mut Vec<String>,
+    state: &super::execute::SessionState,
+) -> SqlResult<QueryResult> {
     let (schema, table_name) = split_name(&ci.table_name)?;
     check_schema(&schema)?;
-    let mut table = Catalog::new(&*txn).table(database, SCHEMA, &table_name)?.ok_or_else(|| SqlError::undefined_table(&table_name))?;
+    let mut table = Catalog::new(&*txn)
+        .table(database, SCHEMA, &table_name)?
+        .ok_or_else(|| SqlError::undefined_table(&table_name))?;
     if !state.is_admin && table.owner != state.user {
-        return Err(SqlError::insufficient_privilege(format!("must be owner of table {table_name}")));
+        return Err(SqlError::insufficient_privilege(format!(
+            "must be owner of table {table_name}"
+        )));
     }
     if ci.predicate.is_some() || !ci.include.is_empty() {
-        return Err(SqlError::unsupported("partial and covering indexes are not supported yet"));
+        return Err(SqlError::unsupported(
+            "partial and covering indexes are not supported yet",
+        ));
     }
     let mut cols = Vec::new();
     for ic in &ci.columns {
         let n = match &ic.column.expr {
             ast::Expr::Identifier(id) => ident_name(id),
-            other => return Err(SqlError::unsupported(format!("index on expression {other} is not supported yet"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "index on expression {other} is not supported yet"
+                )))
+            }
         };
-        cols.push(table.column_index(&n).ok_or_else(|| SqlError::undefined_column(&n))?);
+        cols.push(
+            table
+                .column_index(&n)
+                .ok_or_else(|| SqlError::undefined_column(&n))?,
+        );
     }
     let name = match &ci.name {
         Some(n) => split_name(n)?.1,
         None => {
-            let base = format!("{table_name}_{}_idx", cols.iter().map(|&c| table.columns[c].name.as_str()).collect::<Vec<_>>().join("_"));
+            let base = format!(
+                "{table_name}_{}_idx",
+                cols.iter()
+                    .map(|&c| table.columns[c].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("_")
+            );
             let mut candidate = truncate_name(base.clone());
             let mut i = 1;
-            while Catalog::new(&*txn).relation_oid(database, SCHEMA, &candidate)?.is_some() {
+            while Catalog::new(&*txn)
+                .relation_oid(database, SCHEMA, &candidate)?
+                .is_some()
+            {
                 candidate = truncate_name(format!("{base}{i}"));
                 i += 1;
             }
             candidate
         }
     };
-    if Catalog::new(&*txn).relation_oid(database, SCHEMA, &name)?.is_some() {
+    if Catalog::new(&*txn)
+        .relation_oid(database, SCHEMA, &name)?
+        .is_some()
+    {
         if ci.if_not_exists {
             notices.push(format!("relation \"{name}\" already exists, skipping"));
             return Ok(tag("CREATE INDEX"));
         }
-        return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
     }
-    let index = IndexDef { oid: Catalog::new(&mut *txn).next_oid()?, name, columns: cols, unique: ci.unique, primary: false, constraint: false };
+    let index = IndexDef {
+        oid: Catalog::new(&mut *txn).next_oid()?,
+        name,
+        columns: cols,
+        unique: ci.unique,
+        primary: false,
+        constraint: false,
+    };
     // Backfill from the rows the transaction sees.
     let prefix = table_rows_prefix(table.oid);
-    let end = prefix_end(&prefix).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+    let end = prefix_end(&prefix)
+        .map(Bound::Excluded)
+        .unwrap_or(Bound::Unbounded);
     let mut entries = Vec::new();
     {
         let mut scan = txn.scan(Bound::Included(prefix), end);
         let mut seen = std::collections::HashSet::new();
         while let Some((_, v)) = scan.next_entry()? {
             let row = crate::exec::decode_row_for(&table, &v)?;
-            if index.unique && index.columns.iter().all(|&c| !row[c].is_null()) && !seen.insert(index_values_prefix(&index, &row)) {
-                let names: Vec<&str> = index.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
-                let vals: Vec<String> = index.columns.iter().map(|&c| row[c].to_text(&table.columns[c].data_type, &Default::default()).unwrap_or_default()).collect();
-                return Err(SqlError::new(SqlState::UNIQUE_VIOLATION, format!("could not create unique index \"{}\"", index.name))
-                    .with_detail(format!("Key ({})=({}) is duplicated.", names.join(", "), vals.join(", "))));
+            if index.unique
+                && index.columns.iter().all(|&c| !row[c].is_null())
+                && !seen.insert(index_values_prefix(&index, &row))
+            {
+                let names: Vec<&str> = index
+                    .columns
+                    .iter()
+                    .map(|&c| table.columns[c].name.as_str())
+                    .collect();
+                let vals: Vec<String> = index
+                    .columns
+                    .iter()
+                    .map(|&c| {
+                        row[c]
+                            .to_text(&table.columns[c].data_type, &Default::default())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                return Err(SqlError::new(
+                    SqlState::UNIQUE_VIOLATION,
+                    format!("could not create unique index \"{}\"", index.name),
+                )
+                .with_detail(format!(
+                    "Key ({})=({}) is duplicated.",
+                    names.join(", "),
+                    vals.join(", ")
+                )));
             }
             let pk = primary_key_suffix(&table, &row);
             entries.push((index_entry_key(&index, &row, &pk), pk));
@@ -354,7 +546,14 @@ fn create_index(txn: &mut Transaction, database: u32, ci: &ast::CreateIndex, not
     Ok(tag("CREATE INDEX"))
 }
 
-fn create_sequence(txn: &mut Transaction, database: u32, owner: &str, name: &ast::ObjectName, if_not_exists: bool, notices: &mut Vec<String>) -> SqlResult<QueryResult> {
+fn create_sequence(
+    txn: &mut Transaction,
+    database: u32,
+    owner: &str,
+    name: &ast::ObjectName,
+    if_not_exists: bool,
+    notices: &mut Vec<String>,
+) -> SqlResult<QueryResult> {
     let (schema, name) = split_name(name)?;
     check_schema(&schema)?;
     let mut cat = Catalog::new(&mut *txn);
@@ -363,7 +562,10 @@ fn create_sequence(txn: &mut Transaction, database: u32, owner: &str, name: &ast
             notices.push(format!("relation \"{name}\" already exists, skipping"));
             return Ok(tag("CREATE SEQUENCE"));
         }
-        return Err(SqlError::new(SqlState::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        return Err(SqlError::new(
+            SqlState::DUPLICATE_TABLE,
+            format!("relation \"{name}\" already exists"),
+        ));
     }
     let oid = cat.next_oid()?;
     cat.put_sequence(&SequenceDef {
@@ -397,7 +599,11 @@ fn drop_objects(
         ast::ObjectType::Table => "TABLE",
         ast::ObjectType::Index => "INDEX",
         ast::ObjectType::Sequence => "SEQUENCE",
-        other => return Err(SqlError::unsupported(format!("DROP {other} is not supported yet"))),
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "DROP {other} is not supported yet"
+            )))
+        }
     };
     for n in names {
         let (schema, name) = split_name(n)?;
@@ -408,19 +614,26 @@ fn drop_objects(
                 notices.push(format!("{what} \"{name}\" does not exist, skipping"));
                 Ok(())
             } else {
-                Err(SqlError::new(SqlState::UNDEFINED_TABLE, format!("{what} \"{name}\" does not exist")))
+                Err(SqlError::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("{what} \"{name}\" does not exist"),
+                ))
             }
         };
         match (kind, rel) {
             ("TABLE", Some(Relation::Table(t))) => {
                 if !state.is_admin && t.owner != state.user {
-                    return Err(SqlError::insufficient_privilege(format!("must be owner of table {name}")));
+                    return Err(SqlError::insufficient_privilege(format!(
+                        "must be owner of table {name}"
+                    )));
                 }
                 drop_table(txn, &t, state)?;
             }
             ("TABLE", _) => missing("table")?,
             ("INDEX", Some(Relation::Index { table })) => {
-                let mut t = Catalog::new(&*txn).table_by_oid(table)?.ok_or_else(|| SqlError::internal("index without table"))?;
+                let mut t = Catalog::new(&*txn)
+                    .table_by_oid(table)?
+                    .ok_or_else(|| SqlError::internal("index without table"))?;
                 let Some(pos) = t.indexes.iter().position(|i| i.name == name) else {
                     let constraint = t.primary.name.clone();
                     return Err(SqlError::new(
@@ -447,7 +660,9 @@ fn drop_objects(
                     if Catalog::new(&*txn).table_by_oid(table)?.is_some() {
                         return Err(SqlError::new(
                             SqlState::DEPENDENT_OBJECTS_STILL_EXIST,
-                            format!("cannot drop sequence {name} because other objects depend on it"),
+                            format!(
+                                "cannot drop sequence {name} because other objects depend on it"
+                            ),
                         ));
                     }
                 }
@@ -462,7 +677,11 @@ fn drop_objects(
     Ok(tag(&format!("DROP {kind}")))
 }
 
-fn drop_table(txn: &mut Transaction, t: &TableDef, state: &super::execute::SessionState) -> SqlResult<()> {
+fn drop_table(
+    txn: &mut Transaction,
+    t: &TableDef,
+    state: &super::execute::SessionState,
+) -> SqlResult<()> {
     delete_prefix(txn, table_rows_prefix(t.oid))?;
     for index in &t.indexes {
         delete_prefix(txn, index_prefix(index.oid))?;

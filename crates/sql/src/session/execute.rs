@@ -10,7 +10,10 @@ use sqlparser::ast::{self, Statement as Ast};
 
 use super::database::{is_admin, Database};
 use super::settings::Settings;
-use super::{Column, Describe, Notice, QueryResult, SessionContext, Statement, StatementInner, TransactionState};
+use super::{
+    Column, Describe, Notice, QueryResult, SessionContext, Statement, StatementInner,
+    TransactionState,
+};
 use crate::catalog::{Catalog, DatabaseDef, Privilege, TableDef, ADMIN_ROLE};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, Executor};
@@ -74,21 +77,39 @@ impl SessionInfo for SessionState {
     }
     fn nextval(&self, sequence: &str) -> SqlResult<i64> {
         let (oid, v) = self.db.nextval(self.database.oid, sequence)?;
-        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(oid, v);
+        self.currvals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(oid, v);
         Ok(v)
     }
     fn currval(&self, sequence: &str) -> SqlResult<i64> {
         let txn = self.db.begin(Isolation::ReadCommitted);
         let name = sequence.trim_matches('"');
-        let oid = Catalog::new(&txn).relation_oid(self.database.oid, "public", name)?.ok_or_else(|| SqlError::undefined_table(name))?;
-        self.currvals.lock().unwrap_or_else(|e| e.into_inner()).get(&oid).copied().ok_or_else(|| {
-            SqlError::new(SqlState("55000"), format!("currval of sequence \"{name}\" is not yet defined in this session"))
-        })
+        let oid = Catalog::new(&txn)
+            .relation_oid(self.database.oid, "public", name)?
+            .ok_or_else(|| SqlError::undefined_table(name))?;
+        self.currvals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&oid)
+            .copied()
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState("55000"),
+                    format!("currval of sequence \"{name}\" is not yet defined in this session"),
+                )
+            })
     }
     fn setval(&self, sequence: &str, value: i64, is_called: bool) -> SqlResult<i64> {
-        let (oid, v) = self.db.setval(self.database.oid, sequence, value, is_called)?;
+        let (oid, v) = self
+            .db
+            .setval(self.database.oid, sequence, value, is_called)?;
         if is_called {
-            self.currvals.lock().unwrap_or_else(|e| e.into_inner()).insert(oid, v);
+            self.currvals
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(oid, v);
         }
         Ok(v)
     }
@@ -100,12 +121,22 @@ impl SessionInfo for SessionState {
     fn describe_object(&self, kind: &str, oid: u32) -> SqlResult<Option<String>> {
         let txn = self.db.begin(Isolation::ReadCommitted);
         for rel in Catalog::new(&txn).relations()? {
-            let crate::catalog::Relation::Table(t) = rel else { continue };
+            let crate::catalog::Relation::Table(t) = rel else {
+                continue;
+            };
             for ix in t.all_indexes() {
-                let cols = ix.columns.iter().map(|&c| t.columns[c].name.clone()).collect::<Vec<_>>().join(", ");
+                let cols = ix
+                    .columns
+                    .iter()
+                    .map(|&c| t.columns[c].name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 if kind == "index" && ix.oid == oid {
                     let unique = if ix.unique { "UNIQUE " } else { "" };
-                    return Ok(Some(format!("CREATE {unique}INDEX {} ON {}.{} USING btree ({cols})", ix.name, t.schema, t.name)));
+                    return Ok(Some(format!(
+                        "CREATE {unique}INDEX {} ON {}.{} USING btree ({cols})",
+                        ix.name, t.schema, t.name
+                    )));
                 }
                 if kind == "constraint" && ix.oid + 1_000_000 == oid {
                     let what = if ix.primary { "PRIMARY KEY" } else { "UNIQUE" };
@@ -117,7 +148,12 @@ impl SessionInfo for SessionState {
     }
     fn role_name(&self, oid: u32) -> Option<String> {
         let txn = self.db.begin(Isolation::ReadCommitted);
-        Catalog::new(&txn).roles().ok()?.into_iter().find(|r| r.oid == oid).map(|r| r.name)
+        Catalog::new(&txn)
+            .roles()
+            .ok()?
+            .into_iter()
+            .find(|r| r.oid == oid)
+            .map(|r| r.name)
     }
 }
 
@@ -130,7 +166,11 @@ pub(crate) struct CatalogView<'a> {
 impl PlannerCatalog for CatalogView<'_> {
     fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
         match schema {
-            None | Some("public") => self.state.db.cached_table(self.txn, self.state.database.oid, "public", name),
+            None | Some("public") => {
+                self.state
+                    .db
+                    .cached_table(self.txn, self.state.database.oid, "public", name)
+            }
             Some(_) => Ok(None),
         }
     }
@@ -144,13 +184,18 @@ impl PlannerCatalog for CatalogView<'_> {
         if state.is_admin || table.owner == state.user {
             return Ok(());
         }
-        let granted = state.roles.iter().chain(std::iter::once(&"public".to_string())).any(|r| {
-            table.acl.get(r).is_some_and(|p| p.contains(&privilege))
-        });
+        let granted = state
+            .roles
+            .iter()
+            .chain(std::iter::once(&"public".to_string()))
+            .any(|r| table.acl.get(r).is_some_and(|p| p.contains(&privilege)));
         if granted {
             Ok(())
         } else {
-            Err(SqlError::insufficient_privilege(format!("permission denied for table {}", table.name)))
+            Err(SqlError::insufficient_privilege(format!(
+                "permission denied for table {}",
+                table.name
+            )))
         }
     }
 }
@@ -175,7 +220,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(db: Arc<Database>, ctx: SessionContext, database: DatabaseDef) -> SqlResult<Session> {
+    pub(crate) fn new(
+        db: Arc<Database>,
+        ctx: SessionContext,
+        database: DatabaseDef,
+    ) -> SqlResult<Session> {
         let mut settings = Settings::default();
         for (k, v) in &ctx.startup_params {
             // Unknown startup parameters are ignored, as PostgreSQL ignores
@@ -195,8 +244,12 @@ impl Session {
             in_recovery: false,
         };
         refresh_roles(&mut state)?;
-        state.settings.set_internal("is_superuser", if state.is_admin { "on" } else { "off" });
-        state.settings.set_internal("session_authorization", &state.user.clone());
+        state
+            .settings
+            .set_internal("is_superuser", if state.is_admin { "on" } else { "off" });
+        state
+            .settings
+            .set_internal("session_authorization", &state.user.clone());
         Ok(Session {
             state,
             txn: None,
@@ -213,7 +266,12 @@ impl Session {
     pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
         Ok(parser::parse(sql)?
             .into_iter()
-            .map(|parsed| Statement { inner: Arc::new(StatementInner { sql: sql.to_string(), parsed }) })
+            .map(|parsed| Statement {
+                inner: Arc::new(StatementInner {
+                    sql: sql.to_string(),
+                    parsed,
+                }),
+            })
             .collect())
     }
 
@@ -252,16 +310,31 @@ impl Session {
         }
     }
 
-    pub(crate) fn notice(&mut self, severity: &str, code: &'static str, message: impl Into<String>) {
-        self.notices.push(Notice { severity: severity.into(), code, message: message.into() });
+    pub(crate) fn notice(
+        &mut self,
+        severity: &str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) {
+        self.notices.push(Notice {
+            severity: severity.into(),
+            code,
+            message: message.into(),
+        });
     }
 
     pub(crate) fn parameter_changed(&mut self, name: &str, value: &str) {
-        self.param_changes.push((name.to_string(), value.to_string()));
+        self.param_changes
+            .push((name.to_string(), value.to_string()));
     }
 
     fn isolation(&self) -> Isolation {
-        match self.state.settings.get("default_transaction_isolation").as_deref() {
+        match self
+            .state
+            .settings
+            .get("default_transaction_isolation")
+            .as_deref()
+        {
             Some("repeatable read") => Isolation::RepeatableRead,
             Some("serializable") => Isolation::Serializable,
             _ => Isolation::ReadCommitted,
@@ -297,9 +370,15 @@ impl Session {
         let had_txn = self.txn.is_some();
         let tz = self.time_zone().clone();
         self.txn();
-        let txn = self.txn.take().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self
+            .txn
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
         let result = (|| {
-            let view = CatalogView { state: &self.state, txn: &txn };
+            let view = CatalogView {
+                state: &self.state,
+                txn: &txn,
+            };
             let mut planner = Planner::new(&view, param_types.to_vec(), tz);
             let columns = match &stmt.inner.parsed {
                 Parsed::Sql(ast) => match &**ast {
@@ -307,13 +386,18 @@ impl Session {
                     Ast::Insert(i) => planner.plan_insert(i)?.returning.map(|r| r.columns),
                     Ast::Update(u) => planner.plan_update(u)?.returning.map(|r| r.columns),
                     Ast::Delete(d) => planner.plan_delete(d)?.returning.map(|r| r.columns),
-                    Ast::ShowVariable { variable } => Some(vec![text_column(&super::settings::show_name(variable))]),
+                    Ast::ShowVariable { variable } => {
+                        Some(vec![text_column(&super::settings::show_name(variable))])
+                    }
                     Ast::Explain { .. } => Some(vec![text_column("QUERY PLAN")]),
                     _ => None,
                 },
                 Parsed::CreateUser(_) => None,
             };
-            Ok(Describe { params: planner.param_types(), columns })
+            Ok(Describe {
+                params: planner.param_types(),
+                columns,
+            })
         })();
         if had_txn {
             self.txn = Some(txn);
@@ -324,7 +408,11 @@ impl Session {
     }
 
     /// Executes one statement with bound parameters.
-    pub async fn execute(&mut self, stmt: &Statement, params: Vec<Value>) -> SqlResult<QueryResult> {
+    pub async fn execute(
+        &mut self,
+        stmt: &Statement,
+        params: Vec<Value>,
+    ) -> SqlResult<QueryResult> {
         self.state.interrupt.reset();
         let parsed = &stmt.inner.parsed;
         if self.block == Block::Failed && !is_transaction_end(parsed) {
@@ -351,7 +439,11 @@ impl Session {
         result
     }
 
-    async fn execute_statement(&mut self, parsed: &Parsed, params: Vec<Value>) -> SqlResult<QueryResult> {
+    async fn execute_statement(
+        &mut self,
+        parsed: &Parsed,
+        params: Vec<Value>,
+    ) -> SqlResult<QueryResult> {
         let ast = match parsed {
             Parsed::CreateUser(ast) => return self.create_role(ast, true).await,
             Parsed::Sql(ast) => &**ast,
@@ -359,21 +451,33 @@ impl Session {
         match ast {
             Ast::StartTransaction { modes, .. } => self.begin(modes),
             Ast::Commit { .. } => self.commit().await,
-            Ast::Rollback { savepoint: Some(name), .. } => self.rollback_to(name),
+            Ast::Rollback {
+                savepoint: Some(name),
+                ..
+            } => self.rollback_to(name),
             Ast::Rollback { .. } => Ok(self.rollback()),
             Ast::Savepoint { name } => self.savepoint(name),
             Ast::ReleaseSavepoint { name } => self.release(name),
             Ast::Query(q) => self.query(q, params),
-            Ast::Explain { statement, analyze: false, .. } => self.explain(statement, params),
+            Ast::Explain {
+                statement,
+                analyze: false,
+                ..
+            } => self.explain(statement, params),
             Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_) => self.dml(ast, params).await,
             Ast::Set(set) => self.set(set),
             Ast::ShowVariable { variable } => self.show(variable),
-            Ast::CreateTable(_) | Ast::CreateIndex(_) | Ast::Drop { .. } | Ast::CreateSequence { .. } => {
+            Ast::CreateTable(_)
+            | Ast::CreateIndex(_)
+            | Ast::Drop { .. }
+            | Ast::CreateSequence { .. } => {
                 self.check_writable(ast)?;
                 self.ddl(ast).await
             }
             Ast::CreateRole(_) => self.create_role(ast, false).await,
-            Ast::AlterRole { .. } | Ast::Grant(_) | Ast::Revoke(_) => self.role_statement(ast).await,
+            Ast::AlterRole { .. } | Ast::Grant(_) | Ast::Revoke(_) => {
+                self.role_statement(ast).await
+            }
             Ast::Reset(r) => self.reset(&r.reset),
             Ast::Truncate(t) => {
                 self.check_writable(ast)?;
@@ -383,13 +487,20 @@ impl Session {
             Ast::Vacuum(_) => Ok(tag("VACUUM")),
             Ast::Analyze(_) => Ok(tag("ANALYZE")),
             Ast::Discard { .. } => Ok(tag("DISCARD ALL")),
-            other => Err(SqlError::unsupported(format!("statement not supported yet: {}", statement_kind(other)))),
+            other => Err(SqlError::unsupported(format!(
+                "statement not supported yet: {}",
+                statement_kind(other)
+            ))),
         }
     }
 
     fn begin(&mut self, modes: &[ast::TransactionMode]) -> SqlResult<QueryResult> {
         if self.block != Block::Autocommit {
-            self.notice("WARNING", "25001", "there is already a transaction in progress");
+            self.notice(
+                "WARNING",
+                "25001",
+                "there is already a transaction in progress",
+            );
             return Ok(tag("BEGIN"));
         }
         self.block = Block::InBlock;
@@ -464,18 +575,29 @@ impl Session {
 
     fn savepoint(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
         if self.block == Block::Autocommit {
-            return Err(SqlError::new(SqlState::NO_ACTIVE_SQL_TRANSACTION, "SAVEPOINT can only be used in transaction blocks"));
+            return Err(SqlError::new(
+                SqlState::NO_ACTIVE_SQL_TRANSACTION,
+                "SAVEPOINT can only be used in transaction blocks",
+            ));
         }
         let saved = self.txn().savepoint();
-        self.savepoints.push((crate::planner::ident_name(name), saved));
+        self.savepoints
+            .push((crate::planner::ident_name(name), saved));
         Ok(tag("SAVEPOINT"))
     }
 
     fn rollback_to(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
         let n = crate::planner::ident_name(name);
-        let pos = self.savepoints.iter().rposition(|(s, _)| *s == n).ok_or_else(|| {
-            SqlError::new(SqlState("3B001"), format!("savepoint \"{n}\" does not exist"))
-        })?;
+        let pos = self
+            .savepoints
+            .iter()
+            .rposition(|(s, _)| *s == n)
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState("3B001"),
+                    format!("savepoint \"{n}\" does not exist"),
+                )
+            })?;
         self.savepoints.truncate(pos + 1);
         let saved = self.savepoints[pos].1.clone();
         self.txn().rollback_to(saved);
@@ -485,14 +607,25 @@ impl Session {
 
     fn release(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
         let n = crate::planner::ident_name(name);
-        let pos = self.savepoints.iter().rposition(|(s, _)| *s == n).ok_or_else(|| {
-            SqlError::new(SqlState("3B001"), format!("savepoint \"{n}\" does not exist"))
-        })?;
+        let pos = self
+            .savepoints
+            .iter()
+            .rposition(|(s, _)| *s == n)
+            .ok_or_else(|| {
+                SqlError::new(
+                    SqlState("3B001"),
+                    format!("savepoint \"{n}\" does not exist"),
+                )
+            })?;
         self.savepoints.truncate(pos);
         Ok(tag("RELEASE"))
     }
 
-    pub(crate) fn env<'a>(&'a self, params: &'a [Value], control: &'a StatementControl) -> EvalEnv<'a> {
+    pub(crate) fn env<'a>(
+        &'a self,
+        params: &'a [Value],
+        control: &'a StatementControl,
+    ) -> EvalEnv<'a> {
         EvalEnv {
             params,
             tz: self.state.settings.time_zone(),
@@ -508,22 +641,44 @@ impl Session {
         let control = self.control();
         let tz = self.time_zone().clone();
         self.txn().begin_statement();
-        let txn = self.txn.as_ref().ok_or_else(|| SqlError::internal("no transaction"))?;
-        let view = CatalogView { state: &self.state, txn };
+        let txn = self
+            .txn
+            .as_ref()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let view = CatalogView {
+            state: &self.state,
+            txn,
+        };
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
         let mut planner = Planner::new(&view, types, tz);
         let qp = planner.plan_query(q)?;
-        let exec = Executor { txn, virtual_rows: &view };
-        let env = EvalEnv { subqueries: Some(&exec), ..self.env(&params, &control) };
+        let exec = Executor {
+            txn,
+            virtual_rows: &view,
+        };
+        let env = EvalEnv {
+            subqueries: Some(&exec),
+            ..self.env(&params, &control)
+        };
         let rows = exec::collect_rows(exec::run_plan(&qp.plan, &exec, &env)?)?;
-        Ok(QueryResult { tag: format!("SELECT {}", rows.len()), columns: Some(qp.columns), rows })
+        Ok(QueryResult {
+            tag: format!("SELECT {}", rows.len()),
+            columns: Some(qp.columns),
+            rows,
+        })
     }
 
     fn explain(&mut self, statement: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
         let tz = self.time_zone().clone();
         self.txn().begin_statement();
-        let txn = self.txn.as_ref().ok_or_else(|| SqlError::internal("no transaction"))?;
-        let view = CatalogView { state: &self.state, txn };
+        let txn = self
+            .txn
+            .as_ref()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let view = CatalogView {
+            state: &self.state,
+            txn,
+        };
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
         let mut planner = Planner::new(&view, types, tz);
         let lines = match statement {
@@ -531,7 +686,12 @@ impl Session {
             Ast::Update(u) => crate::explain::explain_update(&planner.plan_update(u)?),
             Ast::Delete(d) => crate::explain::explain_delete(&planner.plan_delete(d)?),
             Ast::Insert(i) => vec![format!("Insert on {}", planner.plan_insert(i)?.table.name)],
-            other => return Err(SqlError::unsupported(format!("EXPLAIN of {} is not supported", statement_kind(other)))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "EXPLAIN of {} is not supported",
+                    statement_kind(other)
+                )))
+            }
         };
         Ok(QueryResult {
             tag: "EXPLAIN".into(),
@@ -545,13 +705,23 @@ impl Session {
         let control = self.control();
         let tz = self.time_zone().clone();
         self.txn().begin_statement();
-        let mut txn = self.txn.take().ok_or_else(|| SqlError::internal("no transaction"))?;
+        let mut txn = self
+            .txn
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
         let result = self.run_dml(ast, &params, &control, tz, &mut txn).await;
         self.txn = Some(txn);
         result
     }
 
-    async fn run_dml(&self, ast: &Ast, params: &[Value], control: &StatementControl, tz: TimeZone, txn: &mut Transaction) -> SqlResult<QueryResult> {
+    async fn run_dml(
+        &self,
+        ast: &Ast,
+        params: &[Value],
+        control: &StatementControl,
+        tz: TimeZone,
+        txn: &mut Transaction,
+    ) -> SqlResult<QueryResult> {
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
         // Plan with a read-only view; the borrow ends before the writes.
         enum Planned {
@@ -560,7 +730,10 @@ impl Session {
             Delete(crate::planner::DeletePlan),
         }
         let planned = {
-            let view = CatalogView { state: &self.state, txn };
+            let view = CatalogView {
+                state: &self.state,
+                txn,
+            };
             let mut planner = Planner::new(&view, types, tz);
             match ast {
                 Ast::Insert(i) => Planned::Insert(planner.plan_insert(i)?),
@@ -574,9 +747,21 @@ impl Session {
         let views = NoViews;
         let env = self.env(params, control);
         let (result, returning, kind) = match &planned {
-            Planned::Insert(p) => (exec::execute_insert(p, txn, &views, &env).await?, &p.returning, "INSERT 0"),
-            Planned::Update(p) => (exec::execute_update(p, txn, &views, &env).await?, &p.returning, "UPDATE"),
-            Planned::Delete(p) => (exec::execute_delete(p, txn, &views, &env).await?, &p.returning, "DELETE"),
+            Planned::Insert(p) => (
+                exec::execute_insert(p, txn, &views, &env).await?,
+                &p.returning,
+                "INSERT 0",
+            ),
+            Planned::Update(p) => (
+                exec::execute_update(p, txn, &views, &env).await?,
+                &p.returning,
+                "UPDATE",
+            ),
+            Planned::Delete(p) => (
+                exec::execute_delete(p, txn, &views, &env).await?,
+                &p.returning,
+                "DELETE",
+            ),
         };
         Ok(QueryResult {
             tag: format!("{kind} {}", result.count),
@@ -589,7 +774,12 @@ impl Session {
     pub(crate) fn check_writable(&self, ast: &Ast) -> SqlResult<()> {
         let read_only = self.state.in_recovery
             || self.state.settings.get("transaction_read_only").as_deref() == Some("on")
-            || self.state.settings.get("default_transaction_read_only").as_deref() == Some("on");
+            || self
+                .state
+                .settings
+                .get("default_transaction_read_only")
+                .as_deref()
+                == Some("on");
         if read_only {
             return Err(SqlError::read_only(&statement_kind(ast)));
         }
@@ -607,7 +797,9 @@ struct NoViews;
 
 impl exec::VirtualRows for NoViews {
     fn rows(&self, name: &str) -> SqlResult<Vec<crate::row::Row>> {
-        Err(SqlError::unsupported(format!("{name} cannot be read inside INSERT, UPDATE or DELETE yet")))
+        Err(SqlError::unsupported(format!(
+            "{name} cannot be read inside INSERT, UPDATE or DELETE yet"
+        )))
     }
 }
 
@@ -618,7 +810,9 @@ fn refresh_roles(state: &mut SessionState) -> SqlResult<()> {
     let me = all.iter().find(|r| r.name == state.user).cloned();
     state.is_admin = me.as_ref().is_some_and(|r| is_admin(r, &all));
     let mut roles = BTreeSet::from([state.user.clone()]);
-    let mut stack: Vec<String> = me.map(|r| r.member_of.into_iter().collect()).unwrap_or_default();
+    let mut stack: Vec<String> = me
+        .map(|r| r.member_of.into_iter().collect())
+        .unwrap_or_default();
     while let Some(r) = stack.pop() {
         if roles.insert(r.clone()) {
             if let Some(def) = all.iter().find(|d| d.name == r) {
@@ -638,11 +832,20 @@ fn is_transaction_end(parsed: &Parsed) -> bool {
 }
 
 pub(crate) fn tag(t: &str) -> QueryResult {
-    QueryResult { tag: t.to_string(), columns: None, rows: vec![] }
+    QueryResult {
+        tag: t.to_string(),
+        columns: None,
+        rows: vec![],
+    }
 }
 
 pub(crate) fn text_column(name: &str) -> Column {
-    Column { name: name.to_string(), data_type: DataType::Text, table_oid: 0, column_id: 0 }
+    Column {
+        name: name.to_string(),
+        data_type: DataType::Text,
+        table_oid: 0,
+        column_id: 0,
+    }
 }
 
 /// The command name PostgreSQL uses in messages ("INSERT", "CREATE TABLE").
@@ -659,6 +862,12 @@ pub(crate) fn statement_kind(ast: &Ast) -> String {
         Ast::AlterTable(_) => "ALTER TABLE".into(),
         Ast::Truncate(_) => "TRUNCATE TABLE".into(),
         Ast::Copy { .. } => "COPY".into(),
-        other => other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase(),
+        other => other
+            .to_string()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_uppercase(),
     }
 }

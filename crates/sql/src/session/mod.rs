@@ -112,5 +112,3 @@ pub struct Notice {
     pub code: &'static str,
     pub message: String,
 }
-
-

@@ -22,7 +22,9 @@ fn password_verifier(p: &ast::Password) -> SqlResult<Option<String>> {
                 crate::scram::make_verifier(s)
             })),
             ast::Value::Null => Ok(None),
-            other => Err(SqlError::syntax(format!("syntax error at or near \"{other}\""))),
+            other => Err(SqlError::syntax(format!(
+                "syntax error at or near \"{other}\""
+            ))),
         },
         other => Err(SqlError::syntax(format!("invalid password {other:?}"))),
     }
@@ -33,12 +35,17 @@ impl Session {
         if self.state.is_admin {
             Ok(())
         } else {
-            Err(SqlError::insufficient_privilege(format!("permission denied to {what}")).with_detail("Only members of the admin role may manage roles."))
+            Err(
+                SqlError::insufficient_privilege(format!("permission denied to {what}"))
+                    .with_detail("Only members of the admin role may manage roles."),
+            )
         }
     }
 
     pub(crate) async fn create_role(&mut self, ast: &Ast, is_user: bool) -> SqlResult<QueryResult> {
-        let Ast::CreateRole(cr) = ast else { return Err(SqlError::internal("not CREATE ROLE")) };
+        let Ast::CreateRole(cr) = ast else {
+            return Err(SqlError::internal("not CREATE ROLE"));
+        };
         self.check_writable(ast)?;
         self.require_admin("create role")?;
         let txn = self.txn();
@@ -49,12 +56,23 @@ impl Session {
                 if cr.if_not_exists {
                     continue;
                 }
-                return Err(SqlError::new(SqlState::DUPLICATE_OBJECT, format!("role \"{role_name}\" already exists")));
+                return Err(SqlError::new(
+                    SqlState::DUPLICATE_OBJECT,
+                    format!("role \"{role_name}\" already exists"),
+                ));
             }
-            let mut member_of: BTreeSet<String> = cr.in_role.iter().chain(cr.in_group.iter()).map(ident_name).collect();
+            let mut member_of: BTreeSet<String> = cr
+                .in_role
+                .iter()
+                .chain(cr.in_group.iter())
+                .map(ident_name)
+                .collect();
             for r in &member_of {
                 if cat.role(r)?.is_none() {
-                    return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{r}\" does not exist")));
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("role \"{r}\" does not exist"),
+                    ));
                 }
             }
             if cr.superuser == Some(true) {
@@ -69,19 +87,33 @@ impl Session {
                 superuser: false,
                 create_role: cr.create_role.unwrap_or(false),
                 create_db: cr.create_db.unwrap_or(false),
-                password: cr.password.as_ref().map(password_verifier).transpose()?.flatten(),
+                password: cr
+                    .password
+                    .as_ref()
+                    .map(password_verifier)
+                    .transpose()?
+                    .flatten(),
                 member_of,
             };
             cat.put_role(&role)?;
         }
-        Ok(tag(if is_user { "CREATE ROLE" } else { "CREATE ROLE" }))
+        Ok(tag(if is_user {
+            "CREATE ROLE"
+        } else {
+            "CREATE ROLE"
+        }))
     }
 
     pub(crate) async fn role_statement(&mut self, ast: &Ast) -> SqlResult<QueryResult> {
         self.check_writable(ast)?;
         let result = match ast {
             Ast::AlterRole { name, operation } => self.alter_role(&ident_name(name), operation),
-            Ast::Drop { object_type: ast::ObjectType::Role | ast::ObjectType::User, names, if_exists, .. } => self.drop_roles(names, *if_exists),
+            Ast::Drop {
+                object_type: ast::ObjectType::Role | ast::ObjectType::User,
+                names,
+                if_exists,
+                ..
+            } => self.drop_roles(names, *if_exists),
             Ast::Grant(g) => self.grant(&g.privileges, g.objects.as_ref(), &g.grantees, true),
             Ast::Revoke(r) => self.grant(&r.privileges, r.objects.as_ref(), &r.grantees, false),
             _ => Err(SqlError::internal("not a role statement")),
@@ -99,7 +131,12 @@ impl Session {
         }
         let txn = self.txn();
         let mut cat = Catalog::new(&mut *txn);
-        let mut role = cat.role(name)?.ok_or_else(|| SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{name}\" does not exist")))?;
+        let mut role = cat.role(name)?.ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("role \"{name}\" does not exist"),
+            )
+        })?;
         match op {
             ast::AlterRoleOperation::WithOptions { options } => {
                 for o in options {
@@ -116,19 +153,29 @@ impl Session {
                                 role.member_of.remove(ADMIN_ROLE);
                             }
                         }
-                        ast::RoleOption::Inherit(_) | ast::RoleOption::BypassRLS(_) | ast::RoleOption::ConnectionLimit(_) | ast::RoleOption::ValidUntil(_) => {}
+                        ast::RoleOption::Inherit(_)
+                        | ast::RoleOption::BypassRLS(_)
+                        | ast::RoleOption::ConnectionLimit(_)
+                        | ast::RoleOption::ValidUntil(_) => {}
                     }
                 }
             }
             ast::AlterRoleOperation::RenameRole { role_name } => {
                 let new = ident_name(role_name);
                 if cat.role(&new)?.is_some() {
-                    return Err(SqlError::new(SqlState::DUPLICATE_OBJECT, format!("role \"{new}\" already exists")));
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_OBJECT,
+                        format!("role \"{new}\" already exists"),
+                    ));
                 }
                 cat.delete_role(name)?;
                 role.name = new;
             }
-            other => return Err(SqlError::unsupported(format!("ALTER ROLE {other} is not supported"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "ALTER ROLE {other} is not supported"
+                )))
+            }
         }
         cat.put_role(&role)?;
         Ok(tag("ALTER ROLE"))
@@ -143,17 +190,26 @@ impl Session {
         for n in names {
             let name = split_name(n)?.1;
             if name == ROOT_USER || name == ADMIN_ROLE {
-                return Err(SqlError::new(SqlState("55006"), format!("cannot drop role \"{name}\": it is required by duet")));
+                return Err(SqlError::new(
+                    SqlState("55006"),
+                    format!("cannot drop role \"{name}\": it is required by duet"),
+                ));
             }
             if name == current {
-                return Err(SqlError::new(SqlState("55006"), "current user cannot be dropped"));
+                return Err(SqlError::new(
+                    SqlState("55006"),
+                    "current user cannot be dropped",
+                ));
             }
             if cat.role(&name)?.is_none() {
                 if if_exists {
                     notices.push(format!("role \"{name}\" does not exist, skipping"));
                     continue;
                 }
-                return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{name}\" does not exist")));
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("role \"{name}\" does not exist"),
+                ));
             }
             cat.delete_role(&name)?;
             for mut other in cat.roles()? {
@@ -168,7 +224,13 @@ impl Session {
         Ok(tag("DROP ROLE"))
     }
 
-    fn grant(&mut self, privileges: &ast::Privileges, objects: Option<&ast::GrantObjects>, grantees: &[ast::Grantee], grant: bool) -> SqlResult<QueryResult> {
+    fn grant(
+        &mut self,
+        privileges: &ast::Privileges,
+        objects: Option<&ast::GrantObjects>,
+        grantees: &[ast::Grantee],
+        grant: bool,
+    ) -> SqlResult<QueryResult> {
         let grantee_names: Vec<String> = grantees
             .iter()
             .map(|g| match &g.name {
@@ -189,17 +251,27 @@ impl Session {
                             other => Ok(other.to_string().to_lowercase()),
                         })
                         .collect::<SqlResult<_>>()?,
-                    ast::Privileges::All { .. } => return Err(SqlError::syntax("GRANT ALL needs ON")),
+                    ast::Privileges::All { .. } => {
+                        return Err(SqlError::syntax("GRANT ALL needs ON"))
+                    }
                 };
                 let txn = self.txn();
                 let mut cat = Catalog::new(&mut *txn);
                 for r in &roles {
                     if cat.role(r)?.is_none() {
-                        return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{r}\" does not exist")));
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("role \"{r}\" does not exist"),
+                        ));
                     }
                 }
                 for g in &grantee_names {
-                    let mut role = cat.role(g)?.ok_or_else(|| SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{g}\" does not exist")))?;
+                    let mut role = cat.role(g)?.ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("role \"{g}\" does not exist"),
+                        )
+                    })?;
                     for r in &roles {
                         if grant {
                             role.member_of.insert(r.clone());
@@ -221,7 +293,9 @@ impl Session {
                             ast::Action::Insert { .. } => Ok(Privilege::Insert),
                             ast::Action::Update { .. } => Ok(Privilege::Update),
                             ast::Action::Delete => Ok(Privilege::Delete),
-                            other => Err(SqlError::unsupported(format!("privilege {other} is not supported"))),
+                            other => Err(SqlError::unsupported(format!(
+                                "privilege {other} is not supported"
+                            ))),
                         })
                         .collect::<SqlResult<_>>()?,
                 };
@@ -231,7 +305,10 @@ impl Session {
                 let mut cat = Catalog::new(&mut *txn);
                 for g in &grantee_names {
                     if g != "public" && cat.role(g)?.is_none() {
-                        return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("role \"{g}\" does not exist")));
+                        return Err(SqlError::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("role \"{g}\" does not exist"),
+                        ));
                     }
                 }
                 for t in tables {
@@ -241,7 +318,9 @@ impl Session {
                         _ => return Err(SqlError::undefined_table(&name)),
                     };
                     if !is_admin && table.owner != user {
-                        return Err(SqlError::insufficient_privilege(format!("permission denied for table {name}")));
+                        return Err(SqlError::insufficient_privilege(format!(
+                            "permission denied for table {name}"
+                        )));
                     }
                     for g in &grantee_names {
                         let entry = table.acl.entry(g.clone()).or_default();
@@ -260,7 +339,9 @@ impl Session {
                 }
                 Ok(tag(verb))
             }
-            Some(other) => Err(SqlError::unsupported(format!("{verb} on {other:?} is not supported yet"))),
+            Some(other) => Err(SqlError::unsupported(format!(
+                "{verb} on {other:?} is not supported yet"
+            ))),
         }
     }
 }

@@ -44,11 +44,23 @@ const PARAMETERS: &[(&str, &str, bool)] = &[
 ];
 
 /// Parameters that only the server sets.
-const READ_ONLY: &[&str] = &["server_version", "server_version_num", "server_encoding", "integer_datetimes", "in_hot_standby", "is_superuser", "max_identifier_length", "session_authorization"];
+const READ_ONLY: &[&str] = &[
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "integer_datetimes",
+    "in_hot_standby",
+    "is_superuser",
+    "max_identifier_length",
+    "session_authorization",
+];
 
 fn canonical(name: &str) -> Option<&'static str> {
     let lower = name.to_ascii_lowercase();
-    PARAMETERS.iter().find(|(n, _, _)| n.to_ascii_lowercase() == lower).map(|(n, _, _)| *n)
+    PARAMETERS
+        .iter()
+        .find(|(n, _, _)| n.to_ascii_lowercase() == lower)
+        .map(|(n, _, _)| *n)
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +74,10 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            values: PARAMETERS.iter().map(|(n, d, _)| (*n, d.to_string())).collect(),
+            values: PARAMETERS
+                .iter()
+                .map(|(n, d, _)| (*n, d.to_string()))
+                .collect(),
             custom: BTreeMap::new(),
             tz: TimeZone::default(),
         }
@@ -82,7 +97,10 @@ impl Settings {
     }
 
     pub fn statement_timeout(&self) -> Duration {
-        self.get("statement_timeout").and_then(|v| parse_duration_ms(&v)).map(Duration::from_millis).unwrap_or_default()
+        self.get("statement_timeout")
+            .and_then(|v| parse_duration_ms(&v))
+            .map(Duration::from_millis)
+            .unwrap_or_default()
     }
 
     /// Sets a parameter from SET or a startup packet; returns the canonical
@@ -90,18 +108,28 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: &str) -> SqlResult<(String, String)> {
         let Some(n) = canonical(name) else {
             if name.contains('.') {
-                self.custom.insert(name.to_ascii_lowercase(), value.to_string());
+                self.custom
+                    .insert(name.to_ascii_lowercase(), value.to_string());
                 return Ok((name.to_string(), value.to_string()));
             }
-            return Err(SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")));
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
         };
         if READ_ONLY.contains(&n) {
-            return Err(SqlError::new(SqlState("55P02"), format!("parameter \"{n}\" cannot be changed")));
+            return Err(SqlError::new(
+                SqlState("55P02"),
+                format!("parameter \"{n}\" cannot be changed"),
+            ));
         }
         let value = match n {
             "TimeZone" => {
                 let tz = TimeZone::parse(value).ok_or_else(|| {
-                    SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"TimeZone\": \"{value}\""))
+                    SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"TimeZone\": \"{value}\""),
+                    )
                 })?;
                 let v = tz.name.clone();
                 self.tz = tz;
@@ -109,41 +137,94 @@ impl Settings {
             }
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
                 let ms = parse_duration_ms(value).ok_or_else(|| {
-                    SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{n}\": \"{value}\""))
+                    SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{n}\": \"{value}\""),
+                    )
                 })?;
-                if ms == 0 { "0".to_string() } else { format_ms(ms) }
+                if ms == 0 {
+                    "0".to_string()
+                } else {
+                    format_ms(ms)
+                }
             }
             "client_encoding" => {
                 let v = value.to_ascii_uppercase().replace('-', "");
                 if v != "UTF8" && v != "UNICODE" {
-                    return Err(SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, format!("encoding \"{value}\" is not supported; duet uses UTF8")));
+                    return Err(SqlError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        format!("encoding \"{value}\" is not supported; duet uses UTF8"),
+                    ));
                 }
                 "UTF8".into()
             }
             "DateStyle" => {
                 let v = value.to_ascii_uppercase();
                 if !v.contains("ISO") {
-                    return Err(SqlError::new(SqlState::FEATURE_NOT_SUPPORTED, format!("DateStyle \"{value}\" is not supported; duet uses ISO")));
+                    return Err(SqlError::new(
+                        SqlState::FEATURE_NOT_SUPPORTED,
+                        format!("DateStyle \"{value}\" is not supported; duet uses ISO"),
+                    ));
                 }
-                if v.contains("DMY") { "ISO, DMY".into() } else if v.contains("YMD") { "ISO, YMD".into() } else { "ISO, MDY".into() }
+                if v.contains("DMY") {
+                    "ISO, DMY".into()
+                } else if v.contains("YMD") {
+                    "ISO, YMD".into()
+                } else {
+                    "ISO, MDY".into()
+                }
             }
             "transaction_read_only" | "default_transaction_read_only" => {
                 let b = crate::value::parse_bool(value).ok_or_else(|| {
-                    SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("parameter \"{n}\" requires a Boolean value"))
+                    SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("parameter \"{n}\" requires a Boolean value"),
+                    )
                 })?;
                 if b { "on" } else { "off" }.into()
             }
             "default_transaction_isolation" | "transaction_isolation" => {
                 let v = value.to_ascii_lowercase();
-                if !["read committed", "repeatable read", "serializable", "read uncommitted"].contains(&v.as_str()) {
-                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"{n}\": \"{value}\"")));
+                if ![
+                    "read committed",
+                    "repeatable read",
+                    "serializable",
+                    "read uncommitted",
+                ]
+                .contains(&v.as_str())
+                {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{n}\": \"{value}\""),
+                    ));
                 }
-                if v == "read uncommitted" { "read committed".into() } else { v }
+                if v == "read uncommitted" {
+                    "read committed".into()
+                } else {
+                    v
+                }
             }
             "synchronous_commit" => {
                 let v = value.to_ascii_lowercase();
-                if !["on", "off", "local", "remote_write", "remote_apply", "true", "false", "yes", "no", "1", "0"].contains(&v.as_str()) {
-                    return Err(SqlError::new(SqlState::INVALID_PARAMETER_VALUE, format!("invalid value for parameter \"synchronous_commit\": \"{value}\"")));
+                if ![
+                    "on",
+                    "off",
+                    "local",
+                    "remote_write",
+                    "remote_apply",
+                    "true",
+                    "false",
+                    "yes",
+                    "no",
+                    "1",
+                    "0",
+                ]
+                .contains(&v.as_str())
+                {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"synchronous_commit\": \"{value}\""),
+                    ));
                 }
                 v
             }
@@ -161,8 +242,17 @@ impl Settings {
     }
 
     pub fn reset(&mut self, name: &str) -> SqlResult<(String, String)> {
-        let n = canonical(name).ok_or_else(|| SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\"")))?;
-        let default = PARAMETERS.iter().find(|(p, _, _)| *p == n).map(|(_, d, _)| d.to_string()).unwrap_or_default();
+        let n = canonical(name).ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        let default = PARAMETERS
+            .iter()
+            .find(|(p, _, _)| *p == n)
+            .map(|(_, d, _)| d.to_string())
+            .unwrap_or_default();
         if n == "TimeZone" {
             self.tz = TimeZone::default();
         }
@@ -178,19 +268,29 @@ impl Settings {
         PARAMETERS
             .iter()
             .filter(|(_, _, r)| *r)
-            .map(|(n, _, _)| (n.to_string(), self.values.get(n).cloned().unwrap_or_default()))
+            .map(|(n, _, _)| {
+                (
+                    n.to_string(),
+                    self.values.get(n).cloned().unwrap_or_default(),
+                )
+            })
             .collect()
     }
 
     pub fn all(&self) -> Vec<(String, String)> {
-        self.values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        self.values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 }
 
 /// "100ms", "1s", "5min", "250" (milliseconds).
 fn parse_duration_ms(v: &str) -> Option<u64> {
     let t = v.trim().trim_matches('\'').to_ascii_lowercase();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
     let factor = match unit.trim() {
@@ -216,7 +316,11 @@ fn format_ms(ms: u64) -> String {
 
 /// The column name SHOW uses.
 pub fn show_name(variable: &[ast::Ident]) -> String {
-    let name = variable.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ");
+    let name = variable
+        .iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ");
     match name.to_ascii_lowercase().as_str() {
         "time zone" => "TimeZone".into(),
         "transaction isolation level" => "transaction_isolation".into(),
@@ -234,7 +338,10 @@ fn set_value_text(e: &ast::Expr) -> String {
             other => other.to_string(),
         },
         ast::Expr::Identifier(id) => id.value.clone(),
-        ast::Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => format!("-{}", set_value_text(expr)),
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => format!("-{}", set_value_text(expr)),
         other => other.to_string(),
     }
 }
@@ -242,23 +349,39 @@ fn set_value_text(e: &ast::Expr) -> String {
 impl Session {
     pub(crate) fn set(&mut self, set: &ast::Set) -> SqlResult<QueryResult> {
         let (name, value) = match set {
-            ast::Set::SingleAssignment { variable, values, .. } => {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = variable.to_string();
-                let is_default = values.len() == 1 && matches!(&values[0], ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default"));
+                let is_default = values.len() == 1
+                    && matches!(&values[0], ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("default"));
                 if is_default {
                     let (n, v) = self.state.settings.reset(&name)?;
                     self.after_set(&n, &v);
                     return Ok(tag("SET"));
                 }
-                (name, values.iter().map(set_value_text).collect::<Vec<_>>().join(", "))
+                (
+                    name,
+                    values
+                        .iter()
+                        .map(set_value_text)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                )
             }
             ast::Set::SetTimeZone { value, .. } => ("TimeZone".to_string(), set_value_text(value)),
-            ast::Set::SetNames { charset_name, .. } => ("client_encoding".to_string(), charset_name.value.clone()),
+            ast::Set::SetNames { charset_name, .. } => {
+                ("client_encoding".to_string(), charset_name.value.clone())
+            }
             ast::Set::SetTransaction { modes, .. } => {
                 for m in modes {
                     match m {
                         ast::TransactionMode::AccessMode(a) => {
-                            let v = if matches!(a, ast::TransactionAccessMode::ReadOnly) { "on" } else { "off" };
+                            let v = if matches!(a, ast::TransactionAccessMode::ReadOnly) {
+                                "on"
+                            } else {
+                                "off"
+                            };
                             self.state.settings.set("transaction_read_only", v)?;
                         }
                         ast::TransactionMode::IsolationLevel(l) => {
@@ -269,7 +392,11 @@ impl Session {
                 }
                 return Ok(tag("SET"));
             }
-            other => return Err(SqlError::unsupported(format!("SET form not supported: {other}"))),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "SET form not supported: {other}"
+                )))
+            }
         };
         let (n, v) = self.state.settings.set(&name, &value)?;
         self.after_set(&n, &v);
@@ -290,8 +417,10 @@ impl Session {
             }
             _ => {
                 let reported_before = self.state.settings.reported();
-                let keep: Vec<(&'static str, String)> =
-                    ["is_superuser", "session_authorization"].iter().filter_map(|k| self.state.settings.get(k).map(|v| (*k, v))).collect();
+                let keep: Vec<(&'static str, String)> = ["is_superuser", "session_authorization"]
+                    .iter()
+                    .filter_map(|k| self.state.settings.get(k).map(|v| (*k, v)))
+                    .collect();
                 self.state.settings = Settings::default();
                 for (k, v) in keep {
                     self.state.settings.set_internal(k, &v);
@@ -309,19 +438,30 @@ impl Session {
     pub(crate) fn show(&mut self, variable: &[ast::Ident]) -> SqlResult<QueryResult> {
         let col = show_name(variable);
         if col == "name" {
-            let rows = self.state.settings.all().into_iter().map(|(k, v)| vec![Value::Text(k), Value::Text(v)]).collect();
+            let rows = self
+                .state
+                .settings
+                .all()
+                .into_iter()
+                .map(|(k, v)| vec![Value::Text(k), Value::Text(v)])
+                .collect();
             return Ok(QueryResult {
                 tag: "SHOW".into(),
                 columns: Some(vec![text_column("name"), text_column("setting")]),
                 rows,
             });
         }
-        let value = self
-            .state
-            .settings
-            .get(&col)
-            .ok_or_else(|| SqlError::new(SqlState::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{col}\"")))?;
-        Ok(QueryResult { tag: "SHOW".into(), columns: Some(vec![text_column(&col)]), rows: vec![vec![Value::Text(value)]] })
+        let value = self.state.settings.get(&col).ok_or_else(|| {
+            SqlError::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{col}\""),
+            )
+        })?;
+        Ok(QueryResult {
+            tag: "SHOW".into(),
+            columns: Some(vec![text_column(&col)]),
+            rows: vec![vec![Value::Text(value)]],
+        })
     }
 }
 

@@ -17,7 +17,12 @@ const INFORMATION_SCHEMA_NAMESPACE_OID: u32 = 13000;
 fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
     let name_t = T::Name;
     Some(match name {
-        "pg_namespace" => vec![("oid", T::Oid), ("nspname", name_t), ("nspowner", T::Oid), ("nspacl", T::Text)],
+        "pg_namespace" => vec![
+            ("oid", T::Oid),
+            ("nspname", name_t),
+            ("nspowner", T::Oid),
+            ("nspacl", T::Text),
+        ],
         "pg_class" => vec![
             ("oid", T::Oid),
             ("relname", T::Name),
@@ -118,7 +123,12 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("passwd", T::Text),
             ("valuntil", T::TimestampTz),
         ],
-        "pg_auth_members" => vec![("roleid", T::Oid), ("member", T::Oid), ("grantor", T::Oid), ("admin_option", T::Bool)],
+        "pg_auth_members" => vec![
+            ("roleid", T::Oid),
+            ("member", T::Oid),
+            ("grantor", T::Oid),
+            ("admin_option", T::Bool),
+        ],
         "pg_database" => vec![
             ("oid", T::Oid),
             ("datname", T::Name),
@@ -131,9 +141,28 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("datconnlimit", T::Int4),
             ("datacl", T::Array(Box::new(T::Text))),
         ],
-        "pg_settings" => vec![("name", T::Text), ("setting", T::Text), ("unit", T::Text), ("category", T::Text), ("short_desc", T::Text), ("context", T::Text), ("vartype", T::Text), ("source", T::Text)],
-        "pg_am" => vec![("oid", T::Oid), ("amname", T::Name), ("amhandler", T::Oid), ("amtype", T::InternalChar)],
-        "pg_attrdef" => vec![("oid", T::Oid), ("adrelid", T::Oid), ("adnum", T::Int2), ("adbin", T::Text)],
+        "pg_settings" => vec![
+            ("name", T::Text),
+            ("setting", T::Text),
+            ("unit", T::Text),
+            ("category", T::Text),
+            ("short_desc", T::Text),
+            ("context", T::Text),
+            ("vartype", T::Text),
+            ("source", T::Text),
+        ],
+        "pg_am" => vec![
+            ("oid", T::Oid),
+            ("amname", T::Name),
+            ("amhandler", T::Oid),
+            ("amtype", T::InternalChar),
+        ],
+        "pg_attrdef" => vec![
+            ("oid", T::Oid),
+            ("adrelid", T::Oid),
+            ("adnum", T::Int2),
+            ("adbin", T::Text),
+        ],
         "pg_constraint" => vec![
             ("oid", T::Oid),
             ("conname", T::Name),
@@ -147,9 +176,29 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("confrelid", T::Oid),
             ("conkey", T::Array(Box::new(T::Int2))),
         ],
-        "pg_description" => vec![("objoid", T::Oid), ("classoid", T::Oid), ("objsubid", T::Int4), ("description", T::Text)],
-        "pg_tables" => vec![("schemaname", T::Name), ("tablename", T::Name), ("tableowner", T::Name), ("tablespace", T::Name), ("hasindexes", T::Bool), ("hasrules", T::Bool), ("hastriggers", T::Bool), ("rowsecurity", T::Bool)],
-        "pg_sequences" => vec![("schemaname", T::Name), ("sequencename", T::Name), ("sequenceowner", T::Name), ("start_value", T::Int8), ("increment_by", T::Int8)],
+        "pg_description" => vec![
+            ("objoid", T::Oid),
+            ("classoid", T::Oid),
+            ("objsubid", T::Int4),
+            ("description", T::Text),
+        ],
+        "pg_tables" => vec![
+            ("schemaname", T::Name),
+            ("tablename", T::Name),
+            ("tableowner", T::Name),
+            ("tablespace", T::Name),
+            ("hasindexes", T::Bool),
+            ("hasrules", T::Bool),
+            ("hastriggers", T::Bool),
+            ("rowsecurity", T::Bool),
+        ],
+        "pg_sequences" => vec![
+            ("schemaname", T::Name),
+            ("sequencename", T::Name),
+            ("sequenceowner", T::Name),
+            ("start_value", T::Int8),
+            ("increment_by", T::Int8),
+        ],
         // Empty catalogs psql consults.
         "pg_policy" => vec![
             ("oid", T::Oid),
@@ -161,8 +210,18 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("polqual", T::Text),
             ("polwithcheck", T::Text),
         ],
-        "pg_inherits" => vec![("inhrelid", T::Oid), ("inhparent", T::Oid), ("inhseqno", T::Int4), ("inhdetachpending", T::Bool)],
-        "pg_trigger" => vec![("oid", T::Oid), ("tgrelid", T::Oid), ("tgname", T::Name), ("tgisinternal", T::Bool)],
+        "pg_inherits" => vec![
+            ("inhrelid", T::Oid),
+            ("inhparent", T::Oid),
+            ("inhseqno", T::Int4),
+            ("inhdetachpending", T::Bool),
+        ],
+        "pg_trigger" => vec![
+            ("oid", T::Oid),
+            ("tgrelid", T::Oid),
+            ("tgname", T::Name),
+            ("tgisinternal", T::Bool),
+        ],
         "pg_statistic_ext" => vec![
             ("oid", T::Oid),
             ("stxrelid", T::Oid),
@@ -184,14 +243,42 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("pubtruncate", T::Bool),
             ("pubviaroot", T::Bool),
         ],
-        "pg_publication_rel" => vec![("oid", T::Oid), ("prpubid", T::Oid), ("prrelid", T::Oid), ("prqual", T::Text), ("prattrs", T::Array(Box::new(T::Int2)))],
-        "pg_publication_namespace" => vec![("oid", T::Oid), ("pnpubid", T::Oid), ("pnnspid", T::Oid)],
-        "pg_collation" => vec![("oid", T::Oid), ("collname", T::Name), ("collnamespace", T::Oid)],
+        "pg_publication_rel" => vec![
+            ("oid", T::Oid),
+            ("prpubid", T::Oid),
+            ("prrelid", T::Oid),
+            ("prqual", T::Text),
+            ("prattrs", T::Array(Box::new(T::Int2))),
+        ],
+        "pg_publication_namespace" => {
+            vec![("oid", T::Oid), ("pnpubid", T::Oid), ("pnnspid", T::Oid)]
+        }
+        "pg_collation" => vec![
+            ("oid", T::Oid),
+            ("collname", T::Name),
+            ("collnamespace", T::Oid),
+        ],
         "pg_rewrite" => vec![("oid", T::Oid), ("rulename", T::Name), ("ev_class", T::Oid)],
         "pg_foreign_table" => vec![("ftrelid", T::Oid), ("ftserver", T::Oid)],
-        "pg_extension" => vec![("oid", T::Oid), ("extname", T::Name), ("extversion", T::Text)],
-        "pg_stat_activity" => vec![("datname", T::Name), ("pid", T::Int4), ("usename", T::Name), ("application_name", T::Text), ("state", T::Text), ("query", T::Text)],
-        "tables" => vec![("table_catalog", T::Name), ("table_schema", T::Name), ("table_name", T::Name), ("table_type", T::Text)],
+        "pg_extension" => vec![
+            ("oid", T::Oid),
+            ("extname", T::Name),
+            ("extversion", T::Text),
+        ],
+        "pg_stat_activity" => vec![
+            ("datname", T::Name),
+            ("pid", T::Int4),
+            ("usename", T::Name),
+            ("application_name", T::Text),
+            ("state", T::Text),
+            ("query", T::Text),
+        ],
+        "tables" => vec![
+            ("table_catalog", T::Name),
+            ("table_schema", T::Name),
+            ("table_name", T::Name),
+            ("table_type", T::Text),
+        ],
         "columns" => vec![
             ("table_catalog", T::Name),
             ("table_schema", T::Name),
@@ -205,7 +292,11 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("numeric_precision", T::Int4),
             ("numeric_scale", T::Int4),
         ],
-        "schemata" => vec![("catalog_name", T::Name), ("schema_name", T::Name), ("schema_owner", T::Name)],
+        "schemata" => vec![
+            ("catalog_name", T::Name),
+            ("schema_name", T::Name),
+            ("schema_owner", T::Name),
+        ],
         _ => return None,
     })
 }
@@ -215,12 +306,17 @@ const INFORMATION_SCHEMA_VIEWS: &[&str] = &["tables", "columns", "schemata"];
 /// Finds a view by (optional schema and) name.
 pub fn lookup(schema: Option<&str>, name: &str) -> Option<VirtualTable> {
     let qualified = match schema {
-        Some("information_schema") if INFORMATION_SCHEMA_VIEWS.contains(&name) => format!("information_schema.{name}"),
+        Some("information_schema") if INFORMATION_SCHEMA_VIEWS.contains(&name) => {
+            format!("information_schema.{name}")
+        }
         Some("pg_catalog") | None if !INFORMATION_SCHEMA_VIEWS.contains(&name) => name.to_string(),
         _ => return None,
     };
     let cols = columns(name)?;
-    Some(VirtualTable { name: qualified, columns: cols.into_iter().map(|(n, t)| (n.to_string(), t)).collect() })
+    Some(VirtualTable {
+        name: qualified,
+        columns: cols.into_iter().map(|(n, t)| (n.to_string(), t)).collect(),
+    })
 }
 
 fn text(s: &str) -> Value {
@@ -232,7 +328,25 @@ fn oid(o: u32) -> Value {
 }
 
 /// Types listed in pg_type.
-const TYPES: &[T] = &[T::Bool, T::Bytea, T::InternalChar, T::Name, T::Int8, T::Int2, T::Int4, T::Text, T::Oid, T::Float4, T::Float8, T::Char(1), T::Varchar(None), T::Date, T::Timestamp, T::TimestampTz, T::Numeric(None)];
+const TYPES: &[T] = &[
+    T::Bool,
+    T::Bytea,
+    T::InternalChar,
+    T::Name,
+    T::Int8,
+    T::Int2,
+    T::Int4,
+    T::Text,
+    T::Oid,
+    T::Float4,
+    T::Float8,
+    T::Char(1),
+    T::Varchar(None),
+    T::Date,
+    T::Timestamp,
+    T::TimestampTz,
+    T::Numeric(None),
+];
 
 fn type_name(t: &T) -> &'static str {
     match t {
@@ -260,7 +374,10 @@ fn type_name(t: &T) -> &'static str {
 fn visible_columns(t: &TableDef) -> impl Iterator<Item = (usize, &crate::catalog::ColumnDef)> {
     let hidden = t.has_hidden_key();
     let n = t.columns.len();
-    t.columns.iter().enumerate().filter(move |(i, _)| !(hidden && *i == n - 1))
+    t.columns
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| !(hidden && *i == n - 1))
 }
 
 /// Computes a view's rows.
@@ -268,7 +385,13 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
     let cat = Catalog::new(txn);
     let db = state.database.oid;
     let roles = cat.roles()?;
-    let role_oid = |n: &str| roles.iter().find(|r| r.name == n).map(|r| r.oid).unwrap_or(10);
+    let role_oid = |n: &str| {
+        roles
+            .iter()
+            .find(|r| r.name == n)
+            .map(|r| r.oid)
+            .unwrap_or(10)
+    };
     let relations: Vec<Relation> = cat.relations()?;
     let tables: Vec<&TableDef> = relations
         .iter()
@@ -280,22 +403,49 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
     let mut out: Vec<Row> = Vec::new();
     match name {
         "pg_namespace" => {
-            for (o, n) in [(PG_CATALOG_NAMESPACE_OID, "pg_catalog"), (PUBLIC_NAMESPACE_OID, "public"), (INFORMATION_SCHEMA_NAMESPACE_OID, "information_schema")] {
+            for (o, n) in [
+                (PG_CATALOG_NAMESPACE_OID, "pg_catalog"),
+                (PUBLIC_NAMESPACE_OID, "public"),
+                (INFORMATION_SCHEMA_NAMESPACE_OID, "information_schema"),
+            ] {
                 out.push(vec![oid(o), text(n), oid(10), Value::Null]);
             }
         }
         "pg_class" => {
             for r in &relations {
                 let (o, relname, owner, kind, natts, has_index) = match r {
-                    Relation::Table(t) if t.database == db => (t.oid, t.name.clone(), t.owner.clone(), "r", visible_columns(t).count(), true),
-                    Relation::Sequence(s) if s.database == db => (s.oid, s.name.clone(), s.owner.clone(), "S", 3, false),
+                    Relation::Table(t) if t.database == db => (
+                        t.oid,
+                        t.name.clone(),
+                        t.owner.clone(),
+                        "r",
+                        visible_columns(t).count(),
+                        true,
+                    ),
+                    Relation::Sequence(s) if s.database == db => {
+                        (s.oid, s.name.clone(), s.owner.clone(), "S", 3, false)
+                    }
                     _ => continue,
                 };
-                out.push(class_row(o, &relname, role_oid(&owner), kind, natts as i64, has_index));
+                out.push(class_row(
+                    o,
+                    &relname,
+                    role_oid(&owner),
+                    kind,
+                    natts as i64,
+                    has_index,
+                ));
             }
             for t in &tables {
                 for ix in t.all_indexes() {
-                    out.push(class_row(ix.oid, &ix.name, role_oid(&t.owner), "i", ix.columns.len() as i64, false));
+                    out.push(class_row(
+                        ix.oid,
+                        &ix.name,
+                        role_oid(&t.owner),
+                        "i",
+                        ix.columns.len() as i64,
+                        false,
+                    ));
                 }
             }
         }
@@ -350,7 +500,12 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                     if t.has_hidden_key() && ix.primary {
                         continue;
                     }
-                    let key = ix.columns.iter().map(|c| (c + 1).to_string()).collect::<Vec<_>>().join(" ");
+                    let key = ix
+                        .columns
+                        .iter()
+                        .map(|c| (c + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ");
                     out.push(vec![
                         oid(ix.oid),
                         oid(t.oid),
@@ -400,7 +555,12 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
         "pg_auth_members" => {
             for r in &roles {
                 for m in &r.member_of {
-                    out.push(vec![oid(role_oid(m)), oid(r.oid), oid(10), Value::Bool(false)]);
+                    out.push(vec![
+                        oid(role_oid(m)),
+                        oid(r.oid),
+                        oid(10),
+                        Value::Bool(false),
+                    ]);
                 }
             }
         }
@@ -422,7 +582,16 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
         }
         "pg_settings" => {
             for (k, v) in state.settings.all() {
-                out.push(vec![text(&k), text(&v), Value::Null, text("duet"), text(""), text("user"), text("string"), text("default")]);
+                out.push(vec![
+                    text(&k),
+                    text(&v),
+                    Value::Null,
+                    text("duet"),
+                    text(""),
+                    text("user"),
+                    text("string"),
+                    text("default"),
+                ]);
             }
         }
         "pg_am" => {
@@ -433,7 +602,12 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
             for t in &tables {
                 for (i, c) in visible_columns(t) {
                     if let Some(d) = &c.default {
-                        out.push(vec![oid(t.oid * 1000 + i as u32), oid(t.oid), Value::Int(i as i64 + 1), text(d)]);
+                        out.push(vec![
+                            oid(t.oid * 1000 + i as u32),
+                            oid(t.oid),
+                            Value::Int(i as i64 + 1),
+                            text(d),
+                        ]);
                     }
                 }
             }
@@ -455,40 +629,71 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                         oid(t.oid),
                         oid(ix.oid),
                         oid(0),
-                        Value::Array(ix.columns.iter().map(|c| Value::Int(*c as i64 + 1)).collect()),
+                        Value::Array(
+                            ix.columns
+                                .iter()
+                                .map(|c| Value::Int(*c as i64 + 1))
+                                .collect(),
+                        ),
                     ]);
                 }
             }
         }
         "pg_tables" => {
             for t in &tables {
-                out.push(vec![text(&t.schema), text(&t.name), text(&t.owner), Value::Null, Value::Bool(!t.indexes.is_empty() || !t.has_hidden_key()), Value::Bool(false), Value::Bool(false), Value::Bool(false)]);
+                out.push(vec![
+                    text(&t.schema),
+                    text(&t.name),
+                    text(&t.owner),
+                    Value::Null,
+                    Value::Bool(!t.indexes.is_empty() || !t.has_hidden_key()),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                    Value::Bool(false),
+                ]);
             }
         }
         "pg_sequences" => {
             for r in &relations {
                 if let Relation::Sequence(s) = r {
                     if s.database == db {
-                        out.push(vec![text(&s.schema), text(&s.name), text(&s.owner), Value::Int(s.start), Value::Int(s.increment)]);
+                        out.push(vec![
+                            text(&s.schema),
+                            text(&s.name),
+                            text(&s.owner),
+                            Value::Int(s.start),
+                            Value::Int(s.increment),
+                        ]);
                     }
                 }
             }
         }
         "information_schema.tables" => {
             for t in &tables {
-                out.push(vec![text(&state.database.name), text(&t.schema), text(&t.name), text("BASE TABLE")]);
+                out.push(vec![
+                    text(&state.database.name),
+                    text(&t.schema),
+                    text(&t.name),
+                    text("BASE TABLE"),
+                ]);
             }
         }
         "information_schema.columns" => {
             for t in &tables {
                 for (i, c) in visible_columns(t) {
                     let (len, prec, scale) = match &c.data_type {
-                        T::Varchar(n) => (n.map(|n| Value::Int(n as i64)).unwrap_or(Value::Null), Value::Null, Value::Null),
+                        T::Varchar(n) => (
+                            n.map(|n| Value::Int(n as i64)).unwrap_or(Value::Null),
+                            Value::Null,
+                            Value::Null,
+                        ),
                         T::Char(n) => (Value::Int(*n as i64), Value::Null, Value::Null),
                         T::Int2 => (Value::Null, Value::Int(16), Value::Int(0)),
                         T::Int4 => (Value::Null, Value::Int(32), Value::Int(0)),
                         T::Int8 => (Value::Null, Value::Int(64), Value::Int(0)),
-                        T::Numeric(Some((p, s))) => (Value::Null, Value::Int(*p as i64), Value::Int(*s as i64)),
+                        T::Numeric(Some((p, s))) => {
+                            (Value::Null, Value::Int(*p as i64), Value::Int(*s as i64))
+                        }
                         _ => (Value::Null, Value::Null, Value::Null),
                     };
                     out.push(vec![
@@ -524,7 +729,13 @@ fn class_row(o: u32, name: &str, owner: u32, kind: &str, natts: i64, has_index: 
         oid(PUBLIC_NAMESPACE_OID),
         oid(0),
         oid(owner),
-        oid(if kind == "i" { 403 } else if kind == "r" { 2 } else { 0 }),
+        oid(if kind == "i" {
+            403
+        } else if kind == "r" {
+            2
+        } else {
+            0
+        }),
         oid(o),
         oid(0),
         Value::Int(0),

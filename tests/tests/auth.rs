@@ -124,3 +124,50 @@ fn only_admins_manage_users() {
     let rows = psql_rows(&node.cert_url("bob"), None, "SELECT current_user");
     assert_eq!(rows, [["bob"]]);
 }
+
+#[test]
+fn table_privileges_follow_grant_and_revoke() {
+    let Some(node) = secure_node("table_privileges_follow_grant_and_revoke") else {
+        return;
+    };
+    node.psql(&[
+        "CREATE USER carol LOGIN PASSWORD 'carol-secret'",
+        "CREATE TABLE ledger (id int PRIMARY KEY, amount int)",
+        "INSERT INTO ledger VALUES (1, 10)",
+    ])
+    .assert_ok();
+    let as_carol = |sql: &str| {
+        let mut cmd = psql_command(&node.url("carol"));
+        cmd.env("PGPASSWORD", "carol-secret")
+            .arg("--set=VERBOSITY=verbose");
+        run_psql(cmd, &[sql])
+    };
+
+    as_carol("SELECT amount FROM ledger").assert_err("42501");
+    node.psql(&["GRANT SELECT ON ledger TO carol"]).assert_ok();
+    as_carol("SELECT amount FROM ledger").assert_ok();
+    as_carol("INSERT INTO ledger VALUES (2, 20)").assert_err("permission denied for table ledger");
+
+    node.psql(&["GRANT INSERT, UPDATE ON ledger TO carol"])
+        .assert_ok();
+    as_carol("INSERT INTO ledger VALUES (2, 20)").assert_ok();
+    as_carol("UPDATE ledger SET amount = 0 WHERE id = 2").assert_ok();
+    as_carol("DELETE FROM ledger WHERE id = 2").assert_err("42501");
+
+    // Membership in admin grants everything; revoking it takes it away.
+    node.psql(&[
+        "REVOKE SELECT, INSERT, UPDATE ON ledger FROM carol",
+        "GRANT admin TO carol",
+    ])
+    .assert_ok();
+    as_carol("DELETE FROM ledger WHERE id = 2").assert_ok();
+    node.psql(&["REVOKE admin FROM carol"]).assert_ok();
+    as_carol("SELECT amount FROM ledger").assert_err("42501");
+
+    let rows = psql_rows(
+        &node.cert_url("root"),
+        None,
+        "SELECT id, amount FROM ledger ORDER BY id",
+    );
+    assert_eq!(rows, [["1", "10"]]);
+}

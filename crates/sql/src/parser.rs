@@ -14,6 +14,13 @@ pub enum Parsed {
     Sql(Box<Ast>),
     /// CREATE USER is CREATE ROLE with LOGIN by default.
     CreateUser(Box<Ast>),
+    /// GRANT role [, ...] TO role [, ...] / REVOKE role [, ...] FROM role [, ...]:
+    /// role membership, which sqlparser does not parse.
+    GrantRole {
+        roles: Vec<String>,
+        grantees: Vec<String>,
+        grant: bool,
+    },
 }
 
 /// Splits a query string into statements and parses each.
@@ -27,6 +34,10 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
         vec![sql.to_string()]
     };
     for text in texts {
+        if let Some(grant) = parse_grant_role(&text)? {
+            out.push(grant);
+            continue;
+        }
         let (text, is_user) = rewrite_create_user(&text);
         let statements = Parser::parse_sql(&dialect, &text).map_err(syntax_error)?;
         for s in statements {
@@ -114,6 +125,61 @@ fn rewrite_create_user(text: &str) -> (String, bool) {
     (out, is_user)
 }
 
+/// Recognizes role-membership GRANT/REVOKE (no ON clause).
+fn parse_grant_role(text: &str) -> SqlResult<Option<Parsed>> {
+    let first = text.split_whitespace().next().unwrap_or("");
+    let grant = first.eq_ignore_ascii_case("grant");
+    if !grant && !first.eq_ignore_ascii_case("revoke") {
+        return Ok(None);
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| SqlError::syntax(e.to_string()))?;
+    let words: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let keyword = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    if words.iter().any(|t| keyword(t, "on")) {
+        return Ok(None);
+    }
+    let separator = if grant { "to" } else { "from" };
+    let Some(split) = words.iter().position(|t| keyword(t, separator)) else {
+        return Ok(None);
+    };
+    let names = |ts: &[&Token]| -> SqlResult<Vec<String>> {
+        let mut out = Vec::new();
+        for t in ts {
+            match t {
+                Token::Comma => {}
+                Token::Word(w) if w.quote_style.is_some() => out.push(w.value.clone()),
+                Token::Word(w) if keyword(t, "with") || keyword(t, "granted") => {
+                    return Err(SqlError::unsupported(format!(
+                        "{} options are not supported",
+                        w.value.to_uppercase()
+                    )))
+                }
+                Token::Word(w) => out.push(w.value.to_lowercase()),
+                other => {
+                    return Err(SqlError::syntax(format!(
+                        "syntax error at or near \"{other}\""
+                    )))
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(SqlError::syntax("syntax error: role name expected"));
+        }
+        Ok(out)
+    };
+    Ok(Some(Parsed::GrantRole {
+        roles: names(&words[1..split])?,
+        grantees: names(&words[split + 1..])?,
+        grant,
+    }))
+}
+
 fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {
     let msg = match e {
         sqlparser::parser::ParserError::ParserError(m)
@@ -151,6 +217,35 @@ mod tests {
         let p = parse("CREATE USER replicator REPLICATION LOGIN ENCRYPTED PASSWORD 'password'")
             .unwrap();
         assert!(matches!(p[0], Parsed::CreateUser(_)));
+    }
+
+    #[test]
+    fn role_membership_grants_parse() {
+        match &parse("GRANT admin, \"Ops\" TO carol").unwrap()[0] {
+            Parsed::GrantRole {
+                roles,
+                grantees,
+                grant,
+            } => {
+                assert_eq!(
+                    (roles.as_slice(), grantees.as_slice(), *grant),
+                    (
+                        &["admin".to_string(), "Ops".to_string()][..],
+                        &["carol".to_string()][..],
+                        true
+                    )
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("REVOKE admin FROM carol").unwrap()[0],
+            Parsed::GrantRole { grant: false, .. }
+        ));
+        assert!(matches!(
+            parse("GRANT SELECT ON t TO carol").unwrap()[0],
+            Parsed::Sql(_)
+        ));
     }
 
     #[test]

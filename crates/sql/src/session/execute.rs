@@ -57,6 +57,8 @@ pub(crate) struct SessionState {
     /// Roles the user is a member of (transitively), itself included.
     pub(crate) roles: BTreeSet<String>,
     pub(crate) in_recovery: bool,
+    /// Catalog version the role memberships above were read at.
+    roles_version: u64,
 }
 
 impl SessionInfo for SessionState {
@@ -242,6 +244,7 @@ impl Session {
             is_admin: false,
             roles: BTreeSet::new(),
             in_recovery: false,
+            roles_version: 0,
         };
         refresh_roles(&mut state)?;
         state
@@ -392,7 +395,7 @@ impl Session {
                     Ast::Explain { .. } => Some(vec![text_column("QUERY PLAN")]),
                     _ => None,
                 },
-                Parsed::CreateUser(_) => None,
+                Parsed::CreateUser(_) | Parsed::GrantRole { .. } => None,
             };
             Ok(Describe {
                 params: planner.param_types(),
@@ -414,6 +417,12 @@ impl Session {
         params: Vec<Value>,
     ) -> SqlResult<QueryResult> {
         self.state.interrupt.reset();
+        // Role and privilege changes by other sessions apply at once.
+        let version = self.state.db.catalog_version()?;
+        if version != self.state.roles_version {
+            self.refresh_roles()?;
+            self.state.roles_version = version;
+        }
         let parsed = &stmt.inner.parsed;
         if self.block == Block::Failed && !is_transaction_end(parsed) {
             return Err(SqlError::new(
@@ -446,6 +455,11 @@ impl Session {
     ) -> SqlResult<QueryResult> {
         let ast = match parsed {
             Parsed::CreateUser(ast) => return self.create_role(ast, true).await,
+            Parsed::GrantRole {
+                roles,
+                grantees,
+                grant,
+            } => return self.grant_roles(roles, grantees, *grant),
             Parsed::Sql(ast) => &**ast,
         };
         match ast {

@@ -224,6 +224,53 @@ impl Session {
         Ok(tag("DROP ROLE"))
     }
 
+    /// GRANT role TO user / REVOKE role FROM user.
+    pub(crate) fn grant_roles(
+        &mut self,
+        roles: &[String],
+        grantees: &[String],
+        grant: bool,
+    ) -> SqlResult<QueryResult> {
+        if self.state.in_recovery {
+            return Err(SqlError::read_only(if grant { "GRANT" } else { "REVOKE" }));
+        }
+        self.require_admin("grant role membership")?;
+        let txn = self.txn();
+        let mut cat = Catalog::new(&mut *txn);
+        for r in roles {
+            if cat.role(r)?.is_none() {
+                return Err(SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("role \"{r}\" does not exist"),
+                ));
+            }
+        }
+        for g in grantees {
+            let mut role = cat.role(g)?.ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("role \"{g}\" does not exist"),
+                )
+            })?;
+            for r in roles {
+                if r == g {
+                    return Err(SqlError::new(
+                        SqlState("0LP01"),
+                        format!("role \"{r}\" is a member of role \"{g}\""),
+                    ));
+                }
+                if grant {
+                    role.member_of.insert(r.clone());
+                } else {
+                    role.member_of.remove(r);
+                }
+            }
+            cat.put_role(&role)?;
+        }
+        self.refresh_roles()?;
+        Ok(tag(if grant { "GRANT ROLE" } else { "REVOKE ROLE" }))
+    }
+
     fn grant(
         &mut self,
         privileges: &ast::Privileges,
@@ -240,49 +287,7 @@ impl Session {
             .collect::<SqlResult<_>>()?;
         let verb = if grant { "GRANT" } else { "REVOKE" };
         match objects {
-            // GRANT role TO user: role membership.
-            None => {
-                self.require_admin("grant role membership")?;
-                let roles: Vec<String> = match privileges {
-                    ast::Privileges::Actions(actions) => actions
-                        .iter()
-                        .map(|a| match a {
-                            ast::Action::Role { role } => split_name(role).map(|(_, n)| n),
-                            other => Ok(other.to_string().to_lowercase()),
-                        })
-                        .collect::<SqlResult<_>>()?,
-                    ast::Privileges::All { .. } => {
-                        return Err(SqlError::syntax("GRANT ALL needs ON"))
-                    }
-                };
-                let txn = self.txn();
-                let mut cat = Catalog::new(&mut *txn);
-                for r in &roles {
-                    if cat.role(r)?.is_none() {
-                        return Err(SqlError::new(
-                            SqlState::UNDEFINED_OBJECT,
-                            format!("role \"{r}\" does not exist"),
-                        ));
-                    }
-                }
-                for g in &grantee_names {
-                    let mut role = cat.role(g)?.ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::UNDEFINED_OBJECT,
-                            format!("role \"{g}\" does not exist"),
-                        )
-                    })?;
-                    for r in &roles {
-                        if grant {
-                            role.member_of.insert(r.clone());
-                        } else {
-                            role.member_of.remove(r);
-                        }
-                    }
-                    cat.put_role(&role)?;
-                }
-                Ok(tag(if grant { "GRANT ROLE" } else { "REVOKE ROLE" }))
-            }
+            None => Err(SqlError::syntax("GRANT and REVOKE of privileges need ON")),
             Some(ast::GrantObjects::Tables(tables)) => {
                 let privs: Vec<Privilege> = match privileges {
                     ast::Privileges::All { .. } => Privilege::ALL.to_vec(),

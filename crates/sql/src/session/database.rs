@@ -154,10 +154,7 @@ impl Database {
         schema: &str,
         name: &str,
     ) -> SqlResult<Option<Arc<TableDef>>> {
-        let version = match txn.get(&version_key())? {
-            Some(b) => u64::from_be_bytes(b.try_into().unwrap_or([0; 8])),
-            None => 0,
-        };
+        let version = snapshot_catalog_version(txn)?;
         let key = (database, schema.to_string(), name.to_string());
         {
             let cache = self.tables.read().unwrap_or_else(|e| e.into_inner());
@@ -313,6 +310,11 @@ impl Database {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&oid);
     }
+}
+
+/// The catalog version as a transaction's snapshot sees it.
+pub(crate) fn snapshot_catalog_version(txn: &Transaction) -> SqlResult<u64> {
+    Ok(txn.get(&version_key())?.map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))).unwrap_or(0))
 }
 
 /// Whether a role is root-like: superuser, or a member (transitively) of admin.

@@ -273,6 +273,7 @@ impl Session {
                 inner: Arc::new(StatementInner {
                     sql: sql.to_string(),
                     parsed,
+                    plan_cache: Default::default(),
                 }),
             })
             .collect())
@@ -430,7 +431,7 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        let result = self.execute_statement(parsed, params).await;
+        let result = self.execute_statement(parsed, params, Some(&stmt.inner.plan_cache)).await;
         match (&result, self.block) {
             (Err(_), Block::InBlock) => self.block = Block::Failed,
             (Err(_), Block::Autocommit) => {
@@ -452,6 +453,7 @@ impl Session {
         &mut self,
         parsed: &Parsed,
         params: Vec<Value>,
+        cache: Option<&std::sync::Mutex<Option<super::CachedPlan>>>,
     ) -> SqlResult<QueryResult> {
         let ast = match parsed {
             Parsed::CreateUser(ast) => return self.create_role(ast, true).await,
@@ -472,7 +474,7 @@ impl Session {
             Ast::Rollback { .. } => Ok(self.rollback()),
             Ast::Savepoint { name } => self.savepoint(name),
             Ast::ReleaseSavepoint { name } => self.release(name),
-            Ast::Query(q) => self.query(q, params),
+            Ast::Query(q) => self.query(q, params, cache),
             Ast::Explain {
                 statement,
                 analyze: false,
@@ -651,7 +653,12 @@ impl Session {
         }
     }
 
-    fn query(&mut self, q: &ast::Query, params: Vec<Value>) -> SqlResult<QueryResult> {
+    fn query(
+        &mut self,
+        q: &ast::Query,
+        params: Vec<Value>,
+        cache: Option<&std::sync::Mutex<Option<super::CachedPlan>>>,
+    ) -> SqlResult<QueryResult> {
         let control = self.control();
         let tz = self.time_zone().clone();
         self.txn().begin_statement();
@@ -664,8 +671,26 @@ impl Session {
             txn,
         };
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
-        let mut planner = Planner::new(&view, types, tz);
-        let qp = planner.plan_query(q)?;
+        let version = crate::session::database::snapshot_catalog_version(txn)?;
+        let cached = cache.and_then(|c| {
+            let guard = c.lock().unwrap_or_else(|e| e.into_inner());
+            guard
+                .as_ref()
+                .filter(|p| p.catalog_version == version && p.param_types == types)
+                .map(|p| p.plan.clone())
+        });
+        let qp = match cached {
+            Some(plan) => plan,
+            None => {
+                let mut planner = Planner::new(&view, types.clone(), tz);
+                let plan = Arc::new(planner.plan_query(q)?);
+                if let Some(c) = cache {
+                    *c.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(super::CachedPlan { catalog_version: version, param_types: types, plan: plan.clone() });
+                }
+                plan
+            }
+        };
         let exec = Executor {
             txn,
             virtual_rows: &view,
@@ -677,7 +702,7 @@ impl Session {
         let rows = exec::collect_rows(exec::run_plan(&qp.plan, &exec, &env)?)?;
         Ok(QueryResult {
             tag: format!("SELECT {}", rows.len()),
-            columns: Some(qp.columns),
+            columns: Some(qp.columns.clone()),
             rows,
         })
     }

@@ -58,6 +58,16 @@ pub struct Statement {
 pub(crate) struct StatementInner {
     pub(crate) sql: String,
     pub(crate) parsed: crate::parser::Parsed,
+    /// The last plan of a query, reused while the catalog version and the
+    /// parameter types stay the same (prepared statements skip planning).
+    pub(crate) plan_cache: std::sync::Mutex<Option<CachedPlan>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CachedPlan {
+    pub(crate) catalog_version: u64,
+    pub(crate) param_types: Vec<DataType>,
+    pub(crate) plan: Arc<crate::plan::QueryPlan>,
 }
 
 impl Statement {

@@ -594,3 +594,33 @@ async fn cancel_request_stops_a_running_query() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_multi_statement_query_is_one_transaction() {
+    let server = TestServer::start("implicit_transaction").await;
+    let client = server.connect().await;
+    within_timeout(async {
+        client
+            .batch_execute("CREATE TABLE implicit_txn (id integer PRIMARY KEY)")
+            .await
+            .unwrap();
+        // The third INSERT fails: the first two are rolled back with it.
+        let result = client
+            .batch_execute(
+                "INSERT INTO implicit_txn VALUES (1); INSERT INTO implicit_txn VALUES (2); \
+                 INSERT INTO implicit_txn VALUES (1)",
+            )
+            .await;
+        assert_sqlstate(result, "23505");
+        assert_eq!(count(&client, "SELECT count(*) FROM implicit_txn").await, 0);
+
+        client
+            .batch_execute(
+                "INSERT INTO implicit_txn VALUES (1); INSERT INTO implicit_txn VALUES (2)",
+            )
+            .await
+            .unwrap();
+        assert_eq!(count(&client, "SELECT count(*) FROM implicit_txn").await, 2);
+    })
+    .await;
+}

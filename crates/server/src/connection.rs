@@ -425,6 +425,11 @@ impl Backend {
                     .await?;
             }
             Ok(statements) => {
+                let implicit = statements.len() > 1;
+                if implicit {
+                    self.session.begin_implicit();
+                }
+                let mut failed = false;
                 for stmt in &statements {
                     let result = run_statement(self.session.execute(stmt, Vec::new())).await;
                     self.send_notices().await?;
@@ -435,7 +440,15 @@ impl Backend {
                     if let Err(e) = outcome {
                         self.check_shutdown(&e)?;
                         self.send_error(&e).await?;
+                        failed = true;
                         break;
+                    }
+                }
+                if implicit {
+                    if let Err(e) = self.session.end_implicit().await {
+                        if !failed {
+                            self.send_error(&e).await?;
+                        }
                     }
                 }
             }

@@ -314,7 +314,10 @@ impl Database {
 
 /// The catalog version as a transaction's snapshot sees it.
 pub(crate) fn snapshot_catalog_version(txn: &Transaction) -> SqlResult<u64> {
-    Ok(txn.get(&version_key())?.map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))).unwrap_or(0))
+    Ok(txn
+        .get(&version_key())?
+        .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+        .unwrap_or(0))
 }
 
 /// Whether a role is root-like: superuser, or a member (transitively) of admin.

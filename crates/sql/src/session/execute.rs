@@ -219,6 +219,8 @@ pub struct Session {
     savepoints: Vec<(String, BTreeMap<Vec<u8>, Option<Vec<u8>>>)>,
     /// Settings as they were at BEGIN: SET is undone by ROLLBACK.
     settings_at_begin: Option<Settings>,
+    /// Statements of one multi-statement query share one transaction.
+    implicit: bool,
 }
 
 impl Session {
@@ -262,6 +264,7 @@ impl Session {
             param_changes: Vec::new(),
             savepoints: Vec::new(),
             settings_at_begin: None,
+            implicit: false,
         })
     }
 
@@ -363,6 +366,23 @@ impl Session {
         }
     }
 
+    /// Starts an implicit transaction: the statements of one multi-statement
+    /// simple query commit together (or not at all), as in PostgreSQL.
+    pub fn begin_implicit(&mut self) {
+        self.implicit = true;
+    }
+
+    /// Ends the implicit transaction, committing what it did.
+    pub async fn end_implicit(&mut self) -> SqlResult<()> {
+        self.implicit = false;
+        if self.block == Block::Autocommit {
+            if let Some(t) = self.txn.take() {
+                t.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Describes a statement without running it.
     pub fn describe(&mut self, stmt: &Statement, param_types: &[DataType]) -> SqlResult<Describe> {
         if self.block == Block::Failed && !is_transaction_end(&stmt.inner.parsed) {
@@ -431,7 +451,9 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        let result = self.execute_statement(parsed, params, Some(&stmt.inner.plan_cache)).await;
+        let result = self
+            .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
+            .await;
         match (&result, self.block) {
             (Err(_), Block::InBlock) => self.block = Block::Failed,
             (Err(_), Block::Autocommit) => {
@@ -439,7 +461,7 @@ impl Session {
                     t.rollback();
                 }
             }
-            (Ok(_), Block::Autocommit) => {
+            (Ok(_), Block::Autocommit) if !self.implicit => {
                 if let Some(t) = self.txn.take() {
                     t.commit().await?;
                 }
@@ -541,6 +563,10 @@ impl Session {
         match self.block {
             Block::Autocommit => {
                 self.notice("WARNING", "25P01", "there is no transaction in progress");
+                // COMMIT inside a multi-statement query commits what came before.
+                if let Some(t) = self.txn.take() {
+                    t.commit().await?;
+                }
                 Ok(tag("COMMIT"))
             }
             Block::Failed => Ok(self.rollback()),
@@ -685,8 +711,11 @@ impl Session {
                 let mut planner = Planner::new(&view, types.clone(), tz);
                 let plan = Arc::new(planner.plan_query(q)?);
                 if let Some(c) = cache {
-                    *c.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(super::CachedPlan { catalog_version: version, param_types: types, plan: plan.clone() });
+                    *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(super::CachedPlan {
+                        catalog_version: version,
+                        param_types: types,
+                        plan: plan.clone(),
+                    });
                 }
                 plan
             }

@@ -918,16 +918,18 @@ fn binary_op(
         }
         _ => {}
     }
-    // Date/time arithmetic: date + int, date - date, timestamp - timestamp.
+    // Date arithmetic: date ± integer days, date - date.
+    let shift = |d: &chrono::NaiveDate, n: i64| -> SqlResult<Value> {
+        chrono::Duration::try_days(n)
+            .and_then(|days| d.checked_add_signed(days))
+            .map(Value::Date)
+            .ok_or_else(|| SqlError::new(SqlState::DATETIME_FIELD_OVERFLOW, "date out of range"))
+    };
     match (&l, &r, op) {
-        (Value::Date(d), Value::Int(n), BinOp::Add) => {
-            return Ok(Value::Date(*d + chrono::Duration::days(*n)))
-        }
-        (Value::Int(n), Value::Date(d), BinOp::Add) => {
-            return Ok(Value::Date(*d + chrono::Duration::days(*n)))
-        }
+        (Value::Date(d), Value::Int(n), BinOp::Add)
+        | (Value::Int(n), Value::Date(d), BinOp::Add) => return shift(d, *n),
         (Value::Date(d), Value::Int(n), BinOp::Sub) => {
-            return Ok(Value::Date(*d - chrono::Duration::days(*n)))
+            return shift(d, n.checked_neg().unwrap_or(i64::MAX))
         }
         (Value::Date(a), Value::Date(b), BinOp::Sub) => {
             return Ok(Value::Int((*a - *b).num_days()))

@@ -385,11 +385,17 @@ impl Value {
             DataType::Bytea => Value::Bytea(b.to_vec()),
             DataType::Date => {
                 let days = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?);
-                Value::Date(pg_epoch_date() + chrono::Duration::days(days as i64))
+                Value::Date(
+                    pg_epoch_date()
+                        .checked_add_signed(chrono::Duration::days(days as i64))
+                        .ok_or_else(bad)?,
+                )
             }
             DataType::Timestamp | DataType::TimestampTz => {
                 let micros = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
-                let t = pg_epoch() + chrono::Duration::microseconds(micros);
+                let t = pg_epoch()
+                    .checked_add_signed(chrono::Duration::microseconds(micros))
+                    .ok_or_else(bad)?;
                 if matches!(ty, DataType::Timestamp) {
                     Value::Timestamp(t)
                 } else {
@@ -863,16 +869,20 @@ fn numeric_from_binary(b: &[u8]) -> Option<Decimal> {
     if b.len() < 8 {
         return None;
     }
-    let ndigits = i16::from_be_bytes([b[0], b[1]]) as usize;
+    let ndigits = i16::from_be_bytes([b[0], b[1]]);
     let weight = i16::from_be_bytes([b[2], b[3]]) as i32;
     let sign = u16::from_be_bytes([b[4], b[5]]);
     let dscale = u16::from_be_bytes([b[6], b[7]]) as u32;
-    if b.len() != 8 + ndigits * 2 || sign == 0xC000 {
+    let ndigits = usize::try_from(ndigits).ok()?;
+    if b.len() != 8 + ndigits * 2 || !matches!(sign, NUMERIC_POS | NUMERIC_NEG) {
         return None;
     }
     let mut result = Decimal::ZERO;
     for i in 0..ndigits {
         let digit = i16::from_be_bytes([b[8 + 2 * i], b[9 + 2 * i]]);
+        if !(0..10000).contains(&digit) {
+            return None;
+        }
         let power = weight - i as i32;
         let mut term = Decimal::from(digit);
         if power >= 0 {
@@ -1010,6 +1020,76 @@ mod tests {
             v.to_text(&DataType::Timestamp, &tz).unwrap(),
             "2024-01-02 03:04:05"
         );
+    }
+
+    /// Arbitrary bytes as binary parameters and arbitrary text as input of
+    /// every type give errors, never panics.
+    #[test]
+    fn garbage_input_is_an_error_not_a_panic() {
+        let types = [
+            DataType::Bool,
+            DataType::Int2,
+            DataType::Int4,
+            DataType::Int8,
+            DataType::Float4,
+            DataType::Float8,
+            DataType::Numeric(None),
+            DataType::Numeric(Some((5, 2))),
+            DataType::Text,
+            DataType::Varchar(Some(3)),
+            DataType::Char(2),
+            DataType::Bytea,
+            DataType::Date,
+            DataType::Timestamp,
+            DataType::TimestampTz,
+            DataType::Array(Box::new(DataType::Int4)),
+        ];
+        let tz = TimeZone::default();
+        let mut seed: u64 = 0x9E3779B97F4A7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let texts = [
+            "",
+            " ",
+            "-",
+            "1e999999",
+            "99999999999999999999999",
+            "NaN",
+            "2024-13-45",
+            "{1,",
+            "\\x4",
+            "t",
+            "'",
+            "+-1",
+            "0001-01-01 BC",
+            "24:61:61",
+        ];
+        for ty in &types {
+            for len in 0..20 {
+                for _ in 0..50 {
+                    let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                    let _ = Value::from_binary(ty, &bytes);
+                    let text: String = bytes.iter().map(|b| (b % 95 + 32) as char).collect();
+                    let _ = Value::from_text(ty, &text, &tz);
+                }
+            }
+            for t in texts {
+                let _ = Value::from_text(ty, t, &tz);
+            }
+            // Extremes of the binary formats.
+            for b in [
+                vec![0x7f, 0xff, 0xff, 0xff],
+                vec![0x80, 0, 0, 0],
+                vec![0x7f; 8],
+                vec![0x80, 0, 0, 0, 0, 0, 0, 0],
+            ] {
+                let _ = Value::from_binary(ty, &b);
+            }
+        }
     }
 
     #[test]

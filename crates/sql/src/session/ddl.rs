@@ -671,7 +671,7 @@ fn drop_objects(
                 state.db.forget_sequence(s.oid);
             }
             ("SEQUENCE", _) => missing("sequence")?,
-            _ => unreachable!("kind is one of the three above"),
+            _ => return Err(SqlError::internal("unexpected DROP object kind")),
         }
     }
     Ok(tag(&format!("DROP {kind}")))

@@ -158,10 +158,12 @@ impl Conn {
 /// `execute` (RocksDB I/O, long scans, pg_sleep); on a multi-thread runtime
 /// the worker first hands its other tasks to a fresh thread, so accepting,
 /// cancel requests and the other sessions never stall behind a statement.
-pub(crate) async fn run_statement<F: std::future::Future>(statement: F) -> F::Output {
+/// Statements that were quick last time (point reads and writes) run inline:
+/// the hand-off costs more than they do.
+pub(crate) async fn run_statement<F: std::future::Future>(short: bool, statement: F) -> F::Output {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let handle = Handle::current();
-    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+    if !short && handle.runtime_flavor() == RuntimeFlavor::MultiThread {
         tokio::task::block_in_place(|| handle.block_on(statement))
     } else {
         statement.await
@@ -431,7 +433,9 @@ impl Backend {
                 }
                 let mut failed = false;
                 for stmt in &statements {
-                    let result = run_statement(self.session.execute(stmt, Vec::new())).await;
+                    let result =
+                        run_statement(stmt.is_short(), self.session.execute(stmt, Vec::new()))
+                            .await;
                     self.send_notices().await?;
                     let outcome = match result {
                         Ok(result) => self.send_simple_result(result).await?,

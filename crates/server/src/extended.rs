@@ -353,7 +353,7 @@ impl Backend {
         };
         if portal.result.is_none() {
             let params = std::mem::take(&mut portal.params);
-            let result = run_statement(self.session.execute(&stmt, params)).await;
+            let result = run_statement(stmt.is_short(), self.session.execute(&stmt, params)).await;
             self.send_notices().await?;
             portal.result = Some(Running {
                 result: result?,

@@ -97,15 +97,6 @@ impl Database {
         Ok(())
     }
 
-    /// The committed catalog version (bumped by every DDL commit).
-    pub(crate) fn catalog_version(&self) -> SqlResult<u64> {
-        Ok(self
-            .engine
-            .get_committed(&version_key())?
-            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
-            .unwrap_or(0))
-    }
-
     /// A fresh read-committed transaction.
     pub(crate) fn begin(&self, isolation: Isolation) -> Transaction {
         self.engine.begin(isolation)

@@ -221,7 +221,12 @@ pub struct Session {
     settings_at_begin: Option<Settings>,
     /// Statements of one multi-statement query share one transaction.
     implicit: bool,
+    /// Recently parsed query strings.
+    parsed: HashMap<String, Vec<Statement>>,
 }
+
+/// How many distinct query strings a session keeps parsed.
+const PARSE_CACHE_SIZE: usize = 256;
 
 impl Session {
     pub(crate) fn new(
@@ -265,11 +270,26 @@ impl Session {
             savepoints: Vec::new(),
             settings_at_begin: None,
             implicit: false,
+            parsed: HashMap::new(),
         })
     }
 
     /// Parses a query string into statements (empty for an empty query).
-    pub fn parse(&self, sql: &str) -> SqlResult<Vec<Statement>> {
+    /// Repeated query strings reuse their parsed statements (and with them
+    /// cached plans and timings), so simple-protocol clients skip parsing.
+    pub fn parse(&mut self, sql: &str) -> SqlResult<Vec<Statement>> {
+        if let Some(cached) = self.parsed.get(sql) {
+            return Ok(cached.clone());
+        }
+        let statements = self.parse_uncached(sql)?;
+        if self.parsed.len() >= PARSE_CACHE_SIZE {
+            self.parsed.clear();
+        }
+        self.parsed.insert(sql.to_string(), statements.clone());
+        Ok(statements)
+    }
+
+    fn parse_uncached(&self, sql: &str) -> SqlResult<Vec<Statement>> {
         Ok(parser::parse(sql)?
             .into_iter()
             .map(|parsed| Statement {
@@ -277,6 +297,7 @@ impl Session {
                     sql: sql.to_string(),
                     parsed,
                     plan_cache: Default::default(),
+                    last_micros: std::sync::atomic::AtomicU64::new(u64::MAX),
                 }),
             })
             .collect())
@@ -438,12 +459,6 @@ impl Session {
         params: Vec<Value>,
     ) -> SqlResult<QueryResult> {
         self.state.interrupt.reset();
-        // Role and privilege changes by other sessions apply at once.
-        let version = self.state.db.catalog_version()?;
-        if version != self.state.roles_version {
-            self.refresh_roles()?;
-            self.state.roles_version = version;
-        }
         let parsed = &stmt.inner.parsed;
         if self.block == Block::Failed && !is_transaction_end(parsed) {
             return Err(SqlError::new(
@@ -451,9 +466,14 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
+        let started = Instant::now();
         let result = self
             .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
             .await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        stmt.inner
+            .last_micros
+            .store(micros, std::sync::atomic::Ordering::Relaxed);
         match (&result, self.block) {
             (Err(_), Block::InBlock) => self.block = Block::Failed,
             (Err(_), Block::Autocommit) => {
@@ -475,7 +495,7 @@ impl Session {
         &mut self,
         parsed: &Parsed,
         params: Vec<Value>,
-        cache: Option<&std::sync::Mutex<Option<super::CachedPlan>>>,
+        cache: Option<&super::PlanCache>,
     ) -> SqlResult<QueryResult> {
         let ast = match parsed {
             Parsed::CreateUser(ast) => return self.create_role(ast, true).await,
@@ -502,7 +522,7 @@ impl Session {
                 analyze: false,
                 ..
             } => self.explain(statement, params),
-            Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_) => self.dml(ast, params).await,
+            Ast::Insert(_) | Ast::Update(_) | Ast::Delete(_) => self.dml(ast, params, cache).await,
             Ast::Set(set) => self.set(set),
             Ast::ShowVariable { variable } => self.show(variable),
             Ast::CreateTable(_)
@@ -683,11 +703,11 @@ impl Session {
         &mut self,
         q: &ast::Query,
         params: Vec<Value>,
-        cache: Option<&std::sync::Mutex<Option<super::CachedPlan>>>,
+        cache: Option<&super::PlanCache>,
     ) -> SqlResult<QueryResult> {
         let control = self.control();
         let tz = self.time_zone().clone();
-        self.txn().begin_statement();
+        let version = self.begin_statement()?;
         let txn = self
             .txn
             .as_ref()
@@ -697,26 +717,12 @@ impl Session {
             txn,
         };
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
-        let version = crate::session::database::snapshot_catalog_version(txn)?;
-        let cached = cache.and_then(|c| {
-            let guard = c.lock().unwrap_or_else(|e| e.into_inner());
-            guard
-                .as_ref()
-                .filter(|p| p.catalog_version == version && p.param_types == types)
-                .map(|p| p.plan.clone())
-        });
-        let qp = match cached {
-            Some(plan) => plan,
-            None => {
+        let qp = match super::cached_plan(cache, version, &types) {
+            Some(super::Planned::Query(plan)) => plan,
+            _ => {
                 let mut planner = Planner::new(&view, types.clone(), tz);
                 let plan = Arc::new(planner.plan_query(q)?);
-                if let Some(c) = cache {
-                    *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(super::CachedPlan {
-                        catalog_version: version,
-                        param_types: types,
-                        plan: plan.clone(),
-                    });
-                }
+                super::store_plan(cache, version, types, &super::Planned::Query(plan.clone()));
                 plan
             }
         };
@@ -738,7 +744,7 @@ impl Session {
 
     fn explain(&mut self, statement: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
         let tz = self.time_zone().clone();
-        self.txn().begin_statement();
+        self.begin_statement()?;
         let txn = self
             .txn
             .as_ref()
@@ -768,16 +774,23 @@ impl Session {
         })
     }
 
-    async fn dml(&mut self, ast: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
+    async fn dml(
+        &mut self,
+        ast: &Ast,
+        params: Vec<Value>,
+        cache: Option<&super::PlanCache>,
+    ) -> SqlResult<QueryResult> {
         self.check_writable(ast)?;
         let control = self.control();
         let tz = self.time_zone().clone();
-        self.txn().begin_statement();
+        let version = self.begin_statement()?;
         let mut txn = self
             .txn
             .take()
             .ok_or_else(|| SqlError::internal("no transaction"))?;
-        let result = self.run_dml(ast, &params, &control, tz, &mut txn).await;
+        let result = self
+            .run_dml(ast, &params, &control, tz, &mut txn, (cache, version))
+            .await;
         self.txn = Some(txn);
         result
     }
@@ -789,25 +802,27 @@ impl Session {
         control: &StatementControl,
         tz: TimeZone,
         txn: &mut Transaction,
+        (cache, version): (Option<&super::PlanCache>, u64),
     ) -> SqlResult<QueryResult> {
+        use super::Planned;
         let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
         // Plan with a read-only view; the borrow ends before the writes.
-        enum Planned {
-            Insert(crate::planner::InsertPlan),
-            Update(crate::planner::UpdatePlan),
-            Delete(crate::planner::DeletePlan),
-        }
-        let planned = {
-            let view = CatalogView {
-                state: &self.state,
-                txn,
-            };
-            let mut planner = Planner::new(&view, types, tz);
-            match ast {
-                Ast::Insert(i) => Planned::Insert(planner.plan_insert(i)?),
-                Ast::Update(u) => Planned::Update(planner.plan_update(u)?),
-                Ast::Delete(d) => Planned::Delete(planner.plan_delete(d)?),
-                _ => return Err(SqlError::internal("not a DML statement")),
+        let planned = match super::cached_plan(cache, version, &types) {
+            Some(p @ (Planned::Insert(_) | Planned::Update(_) | Planned::Delete(_))) => p,
+            _ => {
+                let view = CatalogView {
+                    state: &self.state,
+                    txn,
+                };
+                let mut planner = Planner::new(&view, types.clone(), tz);
+                let planned = match ast {
+                    Ast::Insert(i) => Planned::Insert(Arc::new(planner.plan_insert(i)?)),
+                    Ast::Update(u) => Planned::Update(Arc::new(planner.plan_update(u)?)),
+                    Ast::Delete(d) => Planned::Delete(Arc::new(planner.plan_delete(d)?)),
+                    _ => return Err(SqlError::internal("not a DML statement")),
+                };
+                super::store_plan(cache, version, types, &planned);
+                planned
             }
         };
         // Catalog views are not visible to DML sources that read the
@@ -830,6 +845,7 @@ impl Session {
                 &p.returning,
                 "DELETE",
             ),
+            Planned::Query(_) => return Err(SqlError::internal("not a DML statement")),
         };
         Ok(QueryResult {
             tag: format!("{kind} {}", result.count),
@@ -852,6 +868,23 @@ impl Session {
             return Err(SqlError::read_only(&statement_kind(ast)));
         }
         Ok(())
+    }
+
+    /// Starts a statement's snapshot and brings role memberships up to the
+    /// catalog version it sees, so privilege changes by other sessions
+    /// apply at once. Returns that version.
+    fn begin_statement(&mut self) -> SqlResult<u64> {
+        self.txn().begin_statement();
+        let txn = self
+            .txn
+            .as_ref()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let version = crate::session::database::snapshot_catalog_version(txn)?;
+        if version != self.state.roles_version {
+            self.refresh_roles()?;
+            self.state.roles_version = version;
+        }
+        Ok(version)
     }
 
     /// Refreshes role membership after role changes.

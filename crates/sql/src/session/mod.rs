@@ -18,6 +18,9 @@ pub use execute::{version_string, Session};
 use crate::types::DataType;
 use crate::value::Value;
 
+/// Statements that last ran faster than this are run inline.
+const SHORT_STATEMENT_MICROS: u64 = 250;
+
 /// Options for opening a node's database.
 #[derive(Debug, Clone, Default)]
 pub struct DatabaseOptions {
@@ -61,19 +64,70 @@ pub(crate) struct StatementInner {
     /// The last plan of a query, reused while the catalog version and the
     /// parameter types stay the same (prepared statements skip planning).
     pub(crate) plan_cache: std::sync::Mutex<Option<CachedPlan>>,
+    /// Microseconds the last execution took (u64::MAX before the first).
+    pub(crate) last_micros: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
 pub(crate) struct CachedPlan {
     pub(crate) catalog_version: u64,
     pub(crate) param_types: Vec<DataType>,
-    pub(crate) plan: Arc<crate::plan::QueryPlan>,
+    pub(crate) plan: Planned,
+}
+
+/// A planned statement, as cached on a prepared statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Planned {
+    Query(Arc<crate::plan::QueryPlan>),
+    Insert(Arc<crate::planner::InsertPlan>),
+    Update(Arc<crate::planner::UpdatePlan>),
+    Delete(Arc<crate::planner::DeletePlan>),
+}
+
+pub(crate) type PlanCache = std::sync::Mutex<Option<CachedPlan>>;
+
+/// The cached plan if it was made for this catalog version and these
+/// parameter types.
+pub(crate) fn cached_plan(
+    cache: Option<&PlanCache>,
+    version: u64,
+    types: &[DataType],
+) -> Option<Planned> {
+    let guard = cache?.lock().unwrap_or_else(|e| e.into_inner());
+    guard
+        .as_ref()
+        .filter(|p| p.catalog_version == version && p.param_types == types)
+        .map(|p| p.plan.clone())
+}
+
+pub(crate) fn store_plan(
+    cache: Option<&PlanCache>,
+    version: u64,
+    types: Vec<DataType>,
+    plan: &Planned,
+) {
+    if let Some(c) = cache {
+        *c.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedPlan {
+            catalog_version: version,
+            param_types: types,
+            plan: plan.clone(),
+        });
+    }
 }
 
 impl Statement {
     /// The statement's SQL text.
     pub fn sql(&self) -> &str {
         &self.inner.sql
+    }
+
+    /// True if the last execution was quick enough to run on an async
+    /// worker without stalling other sessions (unknown counts as long).
+    pub fn is_short(&self) -> bool {
+        self.inner
+            .last_micros
+            .load(std::sync::atomic::Ordering::Relaxed)
+            < SHORT_STATEMENT_MICROS
     }
 }
 

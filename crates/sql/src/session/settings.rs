@@ -55,12 +55,20 @@ const READ_ONLY: &[&str] = &[
     "session_authorization",
 ];
 
+/// The canonical spelling of a parameter name, looked up case-insensitively.
 fn canonical(name: &str) -> Option<&'static str> {
-    let lower = name.to_ascii_lowercase();
-    PARAMETERS
-        .iter()
-        .find(|(n, _, _)| n.to_ascii_lowercase() == lower)
-        .map(|(n, _, _)| *n)
+    static BY_LOWER: std::sync::OnceLock<std::collections::HashMap<String, &'static str>> =
+        std::sync::OnceLock::new();
+    let map = BY_LOWER.get_or_init(|| {
+        PARAMETERS
+            .iter()
+            .map(|(n, _, _)| (n.to_ascii_lowercase(), *n))
+            .collect()
+    });
+    match map.get(name) {
+        Some(n) => Some(n),
+        None => map.get(&name.to_ascii_lowercase()).copied(),
+    }
 }
 
 #[derive(Debug, Clone)]

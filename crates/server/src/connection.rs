@@ -286,10 +286,15 @@ pub(crate) struct Backend {
 
 impl Backend {
     async fn run(&mut self) -> Result<(), ConnError> {
+        // One shutdown future for the whole session, not one per message:
+        // registering a waiter per message showed up in profiles.
+        let mut shutdown_rx = self.shutdown.clone();
+        let shutdown = shutdown_signalled(&mut shutdown_rx);
+        tokio::pin!(shutdown);
         loop {
             let msg = tokio::select! {
                 biased;
-                _ = shutdown_signalled(&mut self.shutdown) => {
+                _ = &mut shutdown => {
                     return Err(ConnError::Fatal(admin_shutdown()));
                 }
                 msg = self.conn.recv() => msg?,

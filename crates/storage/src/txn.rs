@@ -86,6 +86,12 @@ impl Transaction {
         }
     }
 
+    /// The RocksDB sequence number the snapshot reads at: equal numbers
+    /// mean identical committed data.
+    pub fn snapshot_sequence(&self) -> u64 {
+        self.snapshot.snapshot.sequence_number()
+    }
+
     pub fn has_writes(&self) -> bool {
         !self.writes.is_empty()
     }
@@ -195,6 +201,9 @@ impl Transaction {
     }
 
     fn release_locks(&mut self) {
+        if self.locked.is_empty() {
+            return;
+        }
         let locked = std::mem::take(&mut self.locked);
         self.engine.locks.release_all(self.id, locked.iter());
     }

@@ -59,6 +59,9 @@ pub(crate) struct SessionState {
     pub(crate) in_recovery: bool,
     /// Catalog version the role memberships above were read at.
     roles_version: u64,
+    /// (snapshot sequence, catalog version) of the last statement: the
+    /// version cannot change while the sequence number stays the same.
+    last_catalog_version: (u64, u64),
 }
 
 impl SessionInfo for SessionState {
@@ -252,6 +255,7 @@ impl Session {
             roles: BTreeSet::new(),
             in_recovery: false,
             roles_version: 0,
+            last_catalog_version: (u64::MAX, 0),
         };
         refresh_roles(&mut state)?;
         state
@@ -879,7 +883,15 @@ impl Session {
             .txn
             .as_ref()
             .ok_or_else(|| SqlError::internal("no transaction"))?;
-        let version = crate::session::database::snapshot_catalog_version(txn)?;
+        let seq = txn.snapshot_sequence();
+        let version = match self.state.last_catalog_version {
+            (s, v) if s == seq && !txn.has_writes() => v,
+            _ => {
+                let v = crate::session::database::snapshot_catalog_version(txn)?;
+                self.state.last_catalog_version = (seq, v);
+                v
+            }
+        };
         if version != self.state.roles_version {
             self.refresh_roles()?;
             self.state.roles_version = version;

@@ -624,3 +624,50 @@ async fn a_multi_statement_query_is_one_transaction() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn repeatable_read_conflicts_and_deadlocks_are_reported() {
+    let server = TestServer::start("conflicts").await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    within_timeout(async {
+        a.batch_execute("CREATE TABLE acct (id integer PRIMARY KEY, n integer); INSERT INTO acct VALUES (1, 0), (2, 0)")
+            .await
+            .unwrap();
+
+        // REPEATABLE READ: a row changed after the snapshot cannot be updated.
+        a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+        assert_eq!(count(&a, "SELECT count(*) FROM acct").await, 2);
+        b.batch_execute("UPDATE acct SET n = 10 WHERE id = 1").await.unwrap();
+        assert_sqlstate(a.batch_execute("UPDATE acct SET n = n + 1 WHERE id = 1").await, "40001");
+        a.batch_execute("ROLLBACK").await.unwrap();
+
+        // READ COMMITTED acts on the latest version instead.
+        a.batch_execute("BEGIN").await.unwrap();
+        assert_eq!(count(&a, "SELECT count(*) FROM acct").await, 2);
+        b.batch_execute("UPDATE acct SET n = 20 WHERE id = 1").await.unwrap();
+        a.batch_execute("UPDATE acct SET n = n + 1 WHERE id = 1").await.unwrap();
+        a.batch_execute("COMMIT").await.unwrap();
+        let n: i32 = b.query_one("SELECT n FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+        assert_eq!(n, 21);
+
+        // Two transactions locking rows in opposite orders: one is chosen
+        // as the deadlock victim (40P01), the other completes.
+        a.batch_execute("BEGIN; UPDATE acct SET n = n + 1 WHERE id = 1").await.unwrap();
+        b.batch_execute("BEGIN; UPDATE acct SET n = n + 1 WHERE id = 2").await.unwrap();
+        // Whichever waits second closes the cycle and is the victim.
+        let (ra, rb) = tokio::join!(
+            a.batch_execute("UPDATE acct SET n = n + 1 WHERE id = 2"),
+            b.batch_execute("UPDATE acct SET n = n + 1 WHERE id = 1")
+        );
+        let deadlocked = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.code().map(|c| c.code()) == Some("40P01")))
+            .count();
+        assert_eq!(deadlocked, 1, "a: {ra:?}, b: {rb:?}");
+        assert!(ra.is_ok() || rb.is_ok(), "a: {ra:?}, b: {rb:?}");
+        a.batch_execute("ROLLBACK").await.unwrap();
+        b.batch_execute("ROLLBACK").await.unwrap();
+    })
+    .await;
+}

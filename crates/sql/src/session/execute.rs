@@ -479,7 +479,17 @@ impl Session {
             .last_micros
             .store(micros, std::sync::atomic::Ordering::Relaxed);
         match (&result, self.block) {
-            (Err(_), Block::InBlock) => self.block = Block::Failed,
+            (Err(_), Block::InBlock) => {
+                self.block = Block::Failed;
+                // Like PostgreSQL, an aborted transaction gives up its locks at
+                // once (a deadlock victim must not keep blocking the other
+                // side), unless a savepoint may still bring it back.
+                if self.savepoints.is_empty() {
+                    if let Some(t) = self.txn.take() {
+                        t.rollback();
+                    }
+                }
+            }
             (Err(_), Block::Autocommit) => {
                 if let Some(t) = self.txn.take() {
                     t.rollback();

@@ -75,8 +75,9 @@ impl Planner<'_> {
             };
         }
         if !q.locks.is_empty() {
-            // FOR UPDATE / FOR SHARE: rows are locked by the executor's
-            // DML path; plain reads here keep snapshot semantics.
+            // Refused rather than ignored: an application relying on the row
+            // locks would otherwise lose updates.
+            return Err(SqlError::unsupported("SELECT ... FOR UPDATE/SHARE is not supported yet"));
         }
         Ok(QueryPlan { plan, columns })
     }

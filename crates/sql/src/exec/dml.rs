@@ -256,6 +256,29 @@ async fn lock_latest(
     Ok(Some(row))
 }
 
+/// The rows an UPDATE or DELETE acts on, each locked and at its latest
+/// committed version (re-checked against the filter).
+#[allow(clippy::too_many_arguments)]
+async fn locked_targets(
+    txn: &mut Transaction,
+    table: &TableDef,
+    index: Option<&IndexDef>,
+    range: &crate::plan::KeyRange,
+    filter: Option<&crate::expr::Expr>,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv<'_>,
+) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+    let rows = candidates(txn, table, index, range, filter, virtual_rows, env)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (key, _) in rows {
+        env.check_interrupt()?;
+        if let Some(latest) = lock_latest(txn, table, &key, filter, env, env.control).await? {
+            out.push((key, latest));
+        }
+    }
+    Ok(out)
+}
+
 pub async fn execute_update(
     plan: &UpdatePlan,
     txn: &mut Transaction,
@@ -263,7 +286,7 @@ pub async fn execute_update(
     env: &EvalEnv<'_>,
 ) -> SqlResult<DmlResult> {
     let table = &plan.table;
-    let rows = candidates(
+    let rows = locked_targets(
         txn,
         table,
         plan.index.as_ref(),
@@ -271,7 +294,8 @@ pub async fn execute_update(
         plan.filter.as_ref(),
         virtual_rows,
         env,
-    )?;
+    )
+    .await?;
     let mut result = DmlResult {
         count: 0,
         returning: Vec::new(),
@@ -280,13 +304,7 @@ pub async fn execute_update(
         .assignments
         .iter()
         .any(|a| table.primary.columns.contains(&a.column));
-    for (key, _) in rows {
-        env.check_interrupt()?;
-        let Some(old) =
-            lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await?
-        else {
-            continue;
-        };
+    for (key, old) in rows {
         let mut new = old.clone();
         for a in &plan.assignments {
             new[a.column] = a.value.eval(&old, env)?;
@@ -319,7 +337,7 @@ pub async fn execute_delete(
     env: &EvalEnv<'_>,
 ) -> SqlResult<DmlResult> {
     let table = &plan.table;
-    let rows = candidates(
+    let rows = locked_targets(
         txn,
         table,
         plan.index.as_ref(),
@@ -327,18 +345,13 @@ pub async fn execute_delete(
         plan.filter.as_ref(),
         virtual_rows,
         env,
-    )?;
+    )
+    .await?;
     let mut result = DmlResult {
         count: 0,
         returning: Vec::new(),
     };
-    for (key, _) in rows {
-        env.check_interrupt()?;
-        let Some(old) =
-            lock_latest(txn, table, &key, plan.filter.as_ref(), env, env.control).await?
-        else {
-            continue;
-        };
+    for (key, old) in rows {
         let pk = primary_key_suffix(table, &old);
         delete_index_entries(txn, table, &old, &pk);
         txn.delete(key);

@@ -77,7 +77,9 @@ impl Planner<'_> {
         if !q.locks.is_empty() {
             // Refused rather than ignored: an application relying on the row
             // locks would otherwise lose updates.
-            return Err(SqlError::unsupported("SELECT ... FOR UPDATE/SHARE is not supported yet"));
+            return Err(SqlError::unsupported(
+                "SELECT ... FOR UPDATE/SHARE is not supported yet",
+            ));
         }
         Ok(QueryPlan { plan, columns })
     }

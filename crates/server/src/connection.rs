@@ -336,6 +336,11 @@ impl Backend {
                 }
                 PgWireFrontendMessage::Sync(_) => {
                     self.ext.discarding = false;
+                    if std::mem::take(&mut self.ext.implicit) {
+                        if let Err(e) = self.session.end_implicit().await {
+                            self.send_error(&e).await?;
+                        }
+                    }
                     self.ready_for_query().await?;
                 }
                 PgWireFrontendMessage::Flush(_) => self.conn.flush().await?,

@@ -55,6 +55,9 @@ pub(crate) struct Extended {
     pub(crate) portals: HashMap<String, Portal>,
     /// After an error: skip messages until Sync.
     pub(crate) discarding: bool,
+    /// The Executes up to the next Sync share one implicit transaction, as
+    /// in PostgreSQL (a JDBC batch commits or fails as a whole).
+    pub(crate) implicit: bool,
 }
 
 /// Errors with a `ConnError` to end the connection, or a `SqlError` to
@@ -352,6 +355,10 @@ impl Backend {
             return Ok(());
         };
         if portal.result.is_none() {
+            if !self.ext.implicit {
+                self.session.begin_implicit();
+                self.ext.implicit = true;
+            }
             let params = std::mem::take(&mut portal.params);
             let result = run_statement(stmt.is_short(), self.session.execute(&stmt, params)).await;
             self.send_notices().await?;

@@ -586,3 +586,66 @@ async fn long_statements_do_not_stall_other_sessions() {
     );
     server.stop().await;
 }
+
+/// Parse/Bind/Execute of one SQL text, for pipelines.
+fn execute_frames(buf: &mut Vec<u8>, sql: &str) {
+    let mut parse = vec![0u8];
+    parse.extend_from_slice(sql.as_bytes());
+    parse.extend_from_slice(b"\0\0\0");
+    frame(buf, b'P', &parse);
+    frame(buf, b'B', b"\0\0\0\0\0\0\0\0");
+    frame(buf, b'E', b"\0\0\0\0\0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn executes_before_a_sync_are_one_transaction() {
+    let server = TestServer::start().await;
+    let mut stream = raw_session(server.addr).await;
+    let mut buf = Vec::new();
+    execute_frames(&mut buf, "CREATE TABLE batch (id int PRIMARY KEY)");
+    frame(&mut buf, b'S', b"");
+    stream.write_all(&buf).await.expect("create");
+    read_until(&mut stream, b'Z').await;
+
+    // A batch whose third row fails: none of it is kept (as with a JDBC
+    // executeBatch in autocommit mode on PostgreSQL).
+    let mut buf = Vec::new();
+    for id in [1, 2, 1] {
+        execute_frames(&mut buf, &format!("INSERT INTO batch VALUES ({id})"));
+    }
+    frame(&mut buf, b'S', b"");
+    stream.write_all(&buf).await.expect("batch");
+    let msgs = read_until(&mut stream, b'Z').await;
+    assert!(msgs
+        .iter()
+        .any(|(t, body)| *t == b'E' && String::from_utf8_lossy(body).contains("23505")));
+    assert_eq!(
+        msgs.last().map(|(_, body)| body.clone()),
+        Some(b"I".to_vec()),
+        "idle after Sync"
+    );
+
+    let client = server.connect().await;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM batch", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 0);
+
+    // A batch that succeeds is committed at Sync.
+    let mut buf = Vec::new();
+    for id in [1, 2, 3] {
+        execute_frames(&mut buf, &format!("INSERT INTO batch VALUES ({id})"));
+    }
+    frame(&mut buf, b'S', b"");
+    stream.write_all(&buf).await.expect("batch");
+    read_until(&mut stream, b'Z').await;
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM batch", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 3);
+    server.stop().await;
+}

@@ -603,7 +603,7 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                 for (i, c) in visible_columns(t) {
                     if let Some(d) = &c.default {
                         out.push(vec![
-                            oid(t.oid * 1000 + i as u32),
+                            oid(t.oid.wrapping_mul(1000).wrapping_add(i as u32)),
                             oid(t.oid),
                             Value::Int(i as i64 + 1),
                             text(d),

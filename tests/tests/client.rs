@@ -671,3 +671,34 @@ async fn repeatable_read_conflicts_and_deadlocks_are_reported() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn select_for_update_locks_the_rows_it_returns() {
+    let server = TestServer::start("for_update").await;
+    let a = server.connect().await;
+    let b = server.connect().await;
+    within_timeout(async {
+        a.batch_execute("CREATE TABLE stock (id integer PRIMARY KEY, n integer); INSERT INTO stock VALUES (1, 5), (2, 5)")
+            .await
+            .unwrap();
+        a.batch_execute("BEGIN").await.unwrap();
+        let rows = a.query("SELECT id, n FROM stock WHERE id = 1 FOR UPDATE", &[]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+
+        // B's update of the locked row waits for A's transaction.
+        let b_update = b.execute("UPDATE stock SET n = n + 1 WHERE id = 1", &[]);
+        tokio::pin!(b_update);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut b_update).await.is_err(),
+            "the UPDATE did not wait for the FOR UPDATE lock"
+        );
+        a.execute("UPDATE stock SET n = 100 WHERE id = 1", &[]).await.unwrap();
+        a.batch_execute("COMMIT").await.unwrap();
+        assert_eq!(b_update.await.unwrap(), 1);
+        let n: i32 = a.query_one("SELECT n FROM stock WHERE id = 1", &[]).await.unwrap().get(0);
+        assert_eq!(n, 101, "B acted on A's committed value");
+
+        assert_sqlstate(a.query("SELECT count(*) FROM stock FOR UPDATE", &[]).await, "0A000");
+    })
+    .await;
+}

@@ -77,6 +77,7 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
         Plan::Series { .. } => {
             push_node(out, depth, vec!["Function Scan on generate_series".into()])
         }
+        Plan::Rows(rows) => push_node(out, depth, vec![format!("LockRows ({} rows)", rows.len())]),
         Plan::Unnest { .. } => push_node(out, depth, vec!["Function Scan on unnest".into()]),
         Plan::Virtual(vt) => push_node(out, depth, vec![format!("Seq Scan on {}", vt.name)]),
         Plan::Filter { input, .. } => {

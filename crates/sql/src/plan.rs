@@ -62,6 +62,8 @@ pub enum Plan {
         rows: Vec<Vec<Expr>>,
         width: usize,
     },
+    /// Rows computed before the plan runs (rows locked by FOR UPDATE).
+    Rows(Vec<Vec<crate::value::Value>>),
     /// Rows of a table through its primary index (`index` None) or a
     /// secondary index.
     Scan {
@@ -140,4 +142,29 @@ pub enum SetOpKind {
 pub struct QueryPlan {
     pub plan: Plan,
     pub columns: Vec<Column>,
+    /// SELECT ... FOR UPDATE / FOR SHARE: lock the rows read.
+    pub lock_rows: bool,
+}
+
+impl Plan {
+    /// For FOR UPDATE: the single table scan (with the filter right above
+    /// it) the rows come from, or why there is none.
+    pub fn lockable_scan_mut(&mut self) -> Result<&mut Plan, &'static str> {
+        match self {
+            Plan::Filter { input, .. } if matches!(**input, Plan::Scan { .. }) => Ok(self),
+            Plan::Scan { .. } => Ok(self),
+            Plan::Project { input, .. }
+            | Plan::Sort { input, .. }
+            | Plan::Limit { input, .. }
+            | Plan::Truncate { input, .. }
+            | Plan::Filter { input, .. } => input.lockable_scan_mut(),
+            Plan::Aggregate { .. } => {
+                Err("FOR UPDATE is not allowed with aggregate functions or GROUP BY")
+            }
+            Plan::Distinct { .. } => Err("FOR UPDATE is not allowed with DISTINCT clause"),
+            Plan::SetOp { .. } => Err("FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT"),
+            Plan::Join { .. } => Err("FOR UPDATE of a join is not supported yet"),
+            _ => Err("FOR UPDATE needs a table to lock rows of"),
+        }
+    }
 }

@@ -259,7 +259,7 @@ async fn lock_latest(
 /// The rows an UPDATE or DELETE acts on, each locked and at its latest
 /// committed version (re-checked against the filter).
 #[allow(clippy::too_many_arguments)]
-async fn locked_targets(
+pub async fn locked_targets(
     txn: &mut Transaction,
     table: &TableDef,
     index: Option<&IndexDef>,

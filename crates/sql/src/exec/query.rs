@@ -65,6 +65,7 @@ pub fn run_plan<'a>(
         Plan::Series {
             start, stop, step, ..
         } => series(start, stop, step.as_ref(), env)?,
+        Plan::Rows(rows) => Box::new(rows.iter().cloned().map(Ok)),
         Plan::Unnest { array } => match array.eval(&[], env)? {
             Value::Array(items) => Box::new(items.into_iter().map(|v| Ok(vec![v]))),
             _ => Box::new(std::iter::empty()),

@@ -74,14 +74,15 @@ impl Planner<'_> {
                 offset,
             };
         }
-        if !q.locks.is_empty() {
-            // Refused rather than ignored: an application relying on the row
-            // locks would otherwise lose updates.
-            return Err(SqlError::unsupported(
-                "SELECT ... FOR UPDATE/SHARE is not supported yet",
-            ));
+        let lock_rows = !q.locks.is_empty();
+        if lock_rows {
+            plan.lockable_scan_mut().map_err(SqlError::unsupported)?;
         }
-        Ok(QueryPlan { plan, columns })
+        Ok(QueryPlan {
+            plan,
+            columns,
+            lock_rows,
+        })
     }
 
     /// Plans a subquery that may refer to `scope` (correlated).

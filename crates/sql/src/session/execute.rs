@@ -530,7 +530,7 @@ impl Session {
             Ast::Rollback { .. } => Ok(self.rollback()),
             Ast::Savepoint { name } => self.savepoint(name),
             Ast::ReleaseSavepoint { name } => self.release(name),
-            Ast::Query(q) => self.query(q, params, cache),
+            Ast::Query(q) => self.query(q, params, cache).await,
             Ast::Explain {
                 statement,
                 analyze: false,
@@ -713,7 +713,7 @@ impl Session {
         }
     }
 
-    fn query(
+    async fn query(
         &mut self,
         q: &ast::Query,
         params: Vec<Value>,
@@ -722,6 +722,33 @@ impl Session {
         let control = self.control();
         let tz = self.time_zone().clone();
         let version = self.begin_statement()?;
+        let qp = {
+            let txn = self
+                .txn
+                .as_ref()
+                .ok_or_else(|| SqlError::internal("no transaction"))?;
+            let view = CatalogView {
+                state: &self.state,
+                txn,
+            };
+            let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
+            match super::cached_plan(cache, version, &types) {
+                Some(super::Planned::Query(plan)) => plan,
+                _ => {
+                    let mut planner = Planner::new(&view, types.clone(), tz);
+                    let plan = Arc::new(planner.plan_query(q)?);
+                    super::store_plan(cache, version, types, &super::Planned::Query(plan.clone()));
+                    plan
+                }
+            }
+        };
+        let locked_plan;
+        let plan = if qp.lock_rows {
+            locked_plan = self.lock_rows(&qp.plan, &params, &control).await?;
+            &locked_plan
+        } else {
+            &qp.plan
+        };
         let txn = self
             .txn
             .as_ref()
@@ -729,16 +756,6 @@ impl Session {
         let view = CatalogView {
             state: &self.state,
             txn,
-        };
-        let types: Vec<DataType> = params.iter().map(crate::cast::type_of).collect();
-        let qp = match super::cached_plan(cache, version, &types) {
-            Some(super::Planned::Query(plan)) => plan,
-            _ => {
-                let mut planner = Planner::new(&view, types.clone(), tz);
-                let plan = Arc::new(planner.plan_query(q)?);
-                super::store_plan(cache, version, types, &super::Planned::Query(plan.clone()));
-                plan
-            }
         };
         let exec = Executor {
             txn,
@@ -748,12 +765,57 @@ impl Session {
             subqueries: Some(&exec),
             ..self.env(&params, &control)
         };
-        let rows = exec::collect_rows(exec::run_plan(&qp.plan, &exec, &env)?)?;
+        let rows = exec::collect_rows(exec::run_plan(plan, &exec, &env)?)?;
         Ok(QueryResult {
             tag: format!("SELECT {}", rows.len()),
             columns: Some(qp.columns.clone()),
             rows,
         })
+    }
+
+    /// SELECT ... FOR UPDATE: locks the rows the scan finds (waiting for
+    /// concurrent writers), re-reads their latest committed versions and
+    /// re-checks the filter, as UPDATE does; the rest of the plan then runs
+    /// over those rows.
+    async fn lock_rows(
+        &mut self,
+        plan: &crate::plan::Plan,
+        params: &[Value],
+        control: &StatementControl,
+    ) -> SqlResult<crate::plan::Plan> {
+        use crate::plan::Plan;
+        let mut plan = plan.clone();
+        let node = plan.lockable_scan_mut().map_err(SqlError::unsupported)?;
+        let (scan, filter) = match &*node {
+            Plan::Filter { input, predicate } => (&**input, Some(predicate)),
+            scan => (scan, None),
+        };
+        let Plan::Scan {
+            table,
+            index,
+            range,
+        } = scan
+        else {
+            return Err(SqlError::internal("FOR UPDATE without a table scan"));
+        };
+        let mut txn = self
+            .txn
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let env = self.env(params, control);
+        let rows = exec::locked_targets(
+            &mut txn,
+            table,
+            index.as_ref(),
+            range,
+            filter,
+            &NoViews,
+            &env,
+        )
+        .await;
+        self.txn = Some(txn);
+        *node = Plan::Rows(rows?.into_iter().map(|(_, row)| row).collect());
+        Ok(plan)
     }
 
     fn explain(&mut self, statement: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {

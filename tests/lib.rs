@@ -69,7 +69,21 @@ fn locate_duet_bin() -> Result<PathBuf, String> {
         .and_then(Path::parent)
         .expect("test executable is not in <target>/<profile>/deps");
     if std::env::var_os("CARGO").is_some() && std::env::var_os("DUET_NO_BUILD").is_none() {
-        build_duet(profile_dir)?;
+        // The exact binary cargo built from this checkout: the copy at
+        // <profile>/duet can be another checkout's when several share a
+        // target directory (CI clones do).
+        if let Some(bin) = build_duet(profile_dir)? {
+            if built_from_this_checkout(&bin) {
+                return Ok(bin);
+            }
+            // Another checkout sharing the target directory left its copy at
+            // <profile>/duet and cargo, seeing ours fresh, did not replace
+            // it: rebuild ours.
+            clean_duet(profile_dir)?;
+            if let Some(bin) = build_duet(profile_dir)? {
+                return Ok(bin);
+            }
+        }
     }
     let bin = profile_dir.join("duet");
     if !bin.is_file() {
@@ -89,7 +103,7 @@ fn locate_duet_bin() -> Result<PathBuf, String> {
 /// that features resolve as in `cargo test --workspace` and the binary
 /// shares every compiled dependency with the test build; if some other
 /// crate's tests do not compile, the binary alone is built.
-fn build_duet(profile_dir: &Path) -> Result<(), String> {
+fn build_duet(profile_dir: &Path) -> Result<Option<PathBuf>, String> {
     let target_dir = profile_dir.parent().expect("target dir");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
@@ -100,7 +114,7 @@ fn build_duet(profile_dir: &Path) -> Result<(), String> {
         let mut cmd = Command::new(std::env::var_os("CARGO").expect("CARGO"));
         cmd.arg("build")
             .args(args)
-            .args(["--quiet", "--profile", profile])
+            .args(["--quiet", "--message-format=json", "--profile", profile])
             .arg("--manifest-path")
             .arg(&manifest)
             .arg("--target-dir")
@@ -112,17 +126,76 @@ fn build_duet(profile_dir: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("failed to run cargo: {e}"))?;
     if unified.status.success() {
-        return Ok(());
+        return Ok(built_executable(&unified.stdout));
     }
-    let status = cargo(&["-p", "duet", "--bin", "duet"])
-        .status()
+    let single = cargo(&["-p", "duet", "--bin", "duet"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .map_err(|e| format!("failed to run cargo: {e}"))?;
-    if !status.success() {
+    if !single.status.success() {
         return Err(format!(
-            "`cargo build -p duet` failed ({status}); see its output above"
+            "`cargo build -p duet` failed ({}); see its output above",
+            single.status
         ));
     }
-    Ok(())
+    Ok(built_executable(&single.stdout))
+}
+
+/// Whether `bin` was built from the checkout these tests belong to.
+fn built_from_this_checkout(bin: &Path) -> bool {
+    let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/duet");
+    let Ok(out) = Command::new(bin)
+        .arg("version")
+        .env("DUET_PRINT_SOURCE_DIR", "1")
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let source = text
+        .lines()
+        .find_map(|l| l.strip_prefix("source: "))
+        .map(PathBuf::from);
+    match (
+        source.and_then(|s| s.canonicalize().ok()),
+        expected.canonicalize().ok(),
+    ) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn clean_duet(profile_dir: &Path) -> Result<(), String> {
+    let target_dir = profile_dir.parent().expect("target dir");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let status = Command::new(std::env::var_os("CARGO").expect("CARGO"))
+        .args(["clean", "--quiet", "-p", "duet", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .map_err(|e| format!("failed to run cargo clean: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo clean -p duet` failed ({status})"))
+    }
+}
+
+/// The `duet` executable named in cargo's JSON build messages.
+fn built_executable(json_lines: &[u8]) -> Option<PathBuf> {
+    String::from_utf8_lossy(json_lines)
+        .lines()
+        .filter(|l| {
+            l.contains("\"reason\":\"compiler-artifact\"") && l.contains("\"kind\":[\"bin\"]")
+        })
+        // The binary itself, not the test harness of its unit tests.
+        .filter(|l| l.contains("\"name\":\"duet\"") && l.contains("\"test\":false"))
+        .find_map(|l| {
+            let start = l.find("\"executable\":\"")? + "\"executable\":\"".len();
+            let end = start + l[start..].find('"')?;
+            Some(PathBuf::from(&l[start..end]))
+        })
 }
 
 /// Runs a `duet` subcommand to completion (e.g. `duet cert create-ca`),
@@ -373,10 +446,18 @@ impl TestNode {
     }
 
     fn spawn_and_wait(&mut self) {
-        self.spawn();
-        if let Err(why) = self.wait_ready() {
+        // A free port can be taken by a parallel test between our probe and
+        // the server's bind: on a first start, move to new ports and retry.
+        for attempt in 0.. {
+            self.spawn();
+            let Err(why) = self.wait_ready() else { return };
             self.kill9();
-            panic!("duet did not become ready: {why}\n{}", self.logs());
+            let logs = self.logs();
+            if self.starts == attempt + 1 && attempt < 3 && logs.contains("already in use") {
+                [self.port, self.http_port] = free_ports::<2>();
+                continue;
+            }
+            panic!("duet did not become ready: {why}\n{logs}");
         }
     }
 

@@ -117,6 +117,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Version => {
             println!("duet {}", env!("CARGO_PKG_VERSION"));
+            // For the test harness: which checkout this binary was built from.
+            if std::env::var_os("DUET_PRINT_SOURCE_DIR").is_some() {
+                println!("source: {}", env!("CARGO_MANIFEST_DIR"));
+            }
             Ok(())
         }
         Command::Cert(cmd) => {

@@ -36,7 +36,7 @@ pub fn version_string() -> String {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Block {
+pub(super) enum Block {
     /// No explicit transaction: each statement commits on its own.
     Autocommit,
     InBlock,
@@ -215,15 +215,15 @@ impl exec::VirtualRows for CatalogView<'_> {
 pub struct Session {
     pub(crate) state: SessionState,
     pub(crate) txn: Option<Transaction>,
-    block: Block,
-    txn_time: DateTime<Utc>,
+    pub(super) block: Block,
+    pub(super) txn_time: DateTime<Utc>,
     notices: Vec<Notice>,
     param_changes: Vec<(String, String)>,
-    savepoints: Vec<(String, BTreeMap<Vec<u8>, Option<Vec<u8>>>)>,
+    pub(super) savepoints: Vec<(String, BTreeMap<Vec<u8>, Option<Vec<u8>>>)>,
     /// Settings as they were at BEGIN: SET is undone by ROLLBACK.
-    settings_at_begin: Option<Settings>,
+    pub(super) settings_at_begin: Option<Settings>,
     /// Statements of one multi-statement query share one transaction.
-    implicit: bool,
+    pub(super) implicit: bool,
     /// Recently parsed query strings.
     parsed: HashMap<String, Vec<Statement>>,
 }
@@ -391,23 +391,6 @@ impl Session {
         }
     }
 
-    /// Starts an implicit transaction: the statements of one multi-statement
-    /// simple query commit together (or not at all), as in PostgreSQL.
-    pub fn begin_implicit(&mut self) {
-        self.implicit = true;
-    }
-
-    /// Ends the implicit transaction, committing what it did.
-    pub async fn end_implicit(&mut self) -> SqlResult<()> {
-        self.implicit = false;
-        if self.block == Block::Autocommit {
-            if let Some(t) = self.txn.take() {
-                t.commit().await?;
-            }
-        }
-        Ok(())
-    }
-
     /// Describes a statement without running it.
     pub fn describe(&mut self, stmt: &Statement, param_types: &[DataType]) -> SqlResult<Describe> {
         if self.block == Block::Failed && !is_transaction_end(&stmt.inner.parsed) {
@@ -564,137 +547,6 @@ impl Session {
                 statement_kind(other)
             ))),
         }
-    }
-
-    fn begin(&mut self, modes: &[ast::TransactionMode]) -> SqlResult<QueryResult> {
-        if self.block != Block::Autocommit {
-            self.notice(
-                "WARNING",
-                "25001",
-                "there is already a transaction in progress",
-            );
-            return Ok(tag("BEGIN"));
-        }
-        self.block = Block::InBlock;
-        self.savepoints.clear();
-        self.settings_at_begin = Some(self.state.settings.clone());
-        let isolation = modes.iter().find_map(|m| match m {
-            ast::TransactionMode::IsolationLevel(l) => Some(match l {
-                ast::TransactionIsolationLevel::RepeatableRead => Isolation::RepeatableRead,
-                ast::TransactionIsolationLevel::Serializable => Isolation::Serializable,
-                _ => Isolation::ReadCommitted,
-            }),
-            _ => None,
-        });
-        let txn = self.txn();
-        if let Some(i) = isolation {
-            txn.set_isolation(i);
-        }
-        Ok(tag("BEGIN"))
-    }
-
-    async fn commit(&mut self) -> SqlResult<QueryResult> {
-        match self.block {
-            Block::Autocommit => {
-                self.notice("WARNING", "25P01", "there is no transaction in progress");
-                // COMMIT inside a multi-statement query commits what came before.
-                if let Some(t) = self.txn.take() {
-                    t.commit().await?;
-                }
-                Ok(tag("COMMIT"))
-            }
-            Block::Failed => Ok(self.rollback()),
-            Block::InBlock => {
-                self.block = Block::Autocommit;
-                self.savepoints.clear();
-                self.end_transaction_settings(true);
-                if let Some(t) = self.txn.take() {
-                    if let Err(e) = t.commit().await {
-                        return Err(e.into());
-                    }
-                }
-                Ok(tag("COMMIT"))
-            }
-        }
-    }
-
-    fn rollback(&mut self) -> QueryResult {
-        if self.block == Block::Autocommit {
-            self.notice("WARNING", "25P01", "there is no transaction in progress");
-        }
-        self.block = Block::Autocommit;
-        self.savepoints.clear();
-        self.end_transaction_settings(false);
-        if let Some(t) = self.txn.take() {
-            t.rollback();
-        }
-        tag("ROLLBACK")
-    }
-
-    /// At transaction end: transaction-scoped settings reset, and on
-    /// rollback every SET made in the block is undone.
-    fn end_transaction_settings(&mut self, committed: bool) {
-        let saved = self.settings_at_begin.take();
-        let before = self.state.settings.reported();
-        if let (false, Some(saved)) = (committed, saved) {
-            self.state.settings = saved;
-        }
-        for name in ["transaction_read_only", "transaction_isolation"] {
-            let _ = self.state.settings.reset(name);
-        }
-        for (k, v) in self.state.settings.reported() {
-            if !before.contains(&(k.clone(), v.clone())) {
-                self.parameter_changed(&k, &v);
-            }
-        }
-    }
-
-    fn savepoint(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
-        if self.block == Block::Autocommit {
-            return Err(SqlError::new(
-                SqlState::NO_ACTIVE_SQL_TRANSACTION,
-                "SAVEPOINT can only be used in transaction blocks",
-            ));
-        }
-        let saved = self.txn().savepoint();
-        self.savepoints
-            .push((crate::planner::ident_name(name), saved));
-        Ok(tag("SAVEPOINT"))
-    }
-
-    fn rollback_to(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
-        let n = crate::planner::ident_name(name);
-        let pos = self
-            .savepoints
-            .iter()
-            .rposition(|(s, _)| *s == n)
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState("3B001"),
-                    format!("savepoint \"{n}\" does not exist"),
-                )
-            })?;
-        self.savepoints.truncate(pos + 1);
-        let saved = self.savepoints[pos].1.clone();
-        self.txn().rollback_to(saved);
-        self.block = Block::InBlock;
-        Ok(tag("ROLLBACK"))
-    }
-
-    fn release(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
-        let n = crate::planner::ident_name(name);
-        let pos = self
-            .savepoints
-            .iter()
-            .rposition(|(s, _)| *s == n)
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState("3B001"),
-                    format!("savepoint \"{n}\" does not exist"),
-                )
-            })?;
-        self.savepoints.truncate(pos);
-        Ok(tag("RELEASE"))
     }
 
     pub(crate) fn env<'a>(

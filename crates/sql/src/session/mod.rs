@@ -6,6 +6,7 @@ mod ddl;
 mod execute;
 mod roles;
 mod settings;
+mod transaction;
 mod views;
 
 use std::net::SocketAddr;

@@ -134,3 +134,34 @@ async fn walkthrough_insecure() {
         psql(server.url(), &["DROP ROLE replicator"]).assert_ok();
     }
 }
+
+/// psql's other describe commands run and list what exists.
+#[tokio::test]
+async fn psql_meta_commands_describe_the_catalog() {
+    let server = TestServer::start("meta_commands").await;
+    let url = server.url().to_owned();
+    tokio::task::spawn_blocking(move || {
+        psql(
+            &url,
+            &[
+                "CREATE TABLE meta (id serial PRIMARY KEY, v text UNIQUE)",
+                "CREATE INDEX meta_v_idx ON meta (v)",
+            ],
+        )
+        .assert_ok();
+        for (command, expected) in [
+            ("\\l", "defaultdb"),
+            ("\\dn", "public"),
+            ("\\di", "meta_v_idx"),
+            ("\\ds", "meta_id_seq"),
+            ("\\dt+", "meta"),
+            ("\\d+ meta", "meta_v_key"),
+        ] {
+            let out = psql(&url, &[command]);
+            let out = out.assert_ok();
+            assert!(out.stdout.contains(expected), "{command}:\n{}", out.stdout);
+        }
+    })
+    .await
+    .unwrap();
+}

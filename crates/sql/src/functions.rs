@@ -71,6 +71,9 @@ pub enum Func {
     RelationIsPublishable,
     HasPrivilege,
     ArrayUpper,
+    EncodingToChar,
+    RelationSize,
+    SizePretty,
     ArrayLength,
     Cardinality,
     Subscript,
@@ -194,6 +197,16 @@ impl Func {
             ("array_to_string", 2 | 3) => (Func::ArrayToString, T::Text),
             ("pg_get_expr", 2 | 3) => (Func::GetExpr, T::Text),
             ("array_upper", 2) => (Func::ArrayUpper, T::Int4),
+            ("pg_encoding_to_char", 1) => (Func::EncodingToChar, T::Name),
+            (
+                "pg_table_size"
+                | "pg_relation_size"
+                | "pg_total_relation_size"
+                | "pg_indexes_size"
+                | "pg_database_size",
+                1 | 2,
+            ) => (Func::RelationSize, T::Int8),
+            ("pg_size_pretty", 1) => (Func::SizePretty, T::Text),
             ("array_lower", 2) => (Func::ArrayLength, T::Int4),
             ("array_length", 2) => (Func::ArrayLength, T::Int4),
             ("cardinality", 1) => (Func::Cardinality, T::Int4),
@@ -552,6 +565,10 @@ impl Func {
                 None => V::Null,
             },
             Func::GetExpr => V::Text(text(0)),
+            Func::EncodingToChar => V::Text(if int(0)? == 6 { "UTF8" } else { "" }.into()),
+            // Sizes are not tracked per relation yet.
+            Func::RelationSize => V::Int(0),
+            Func::SizePretty => V::Text(size_pretty(int(0)?)),
             Func::ArrayUpper | Func::ArrayLength | Func::Cardinality => match &args[0] {
                 // One-dimensional arrays with lower bound 1: upper = length.
                 V::Array(items) if items.is_empty() => V::Null,
@@ -694,6 +711,18 @@ fn sequence_name(v: &Value, _env: &EvalEnv) -> SqlResult<String> {
         Value::Int(oid) => Ok(format!("#{oid}")),
         other => Err(bad_arg("nextval", other)),
     }
+}
+
+/// PostgreSQL's pg_size_pretty: bytes, kB, MB, GB, TB (rounded, units of 1024).
+fn size_pretty(bytes: i64) -> String {
+    let mut size = bytes as f64;
+    for unit in ["bytes", "kB", "MB", "GB", "TB"] {
+        if size.abs() < 10.0 * 1024.0 || unit == "TB" {
+            return format!("{} {unit}", size.round() as i64);
+        }
+        size /= 1024.0;
+    }
+    format!("{bytes} bytes")
 }
 
 /// PostgreSQL's format_type(oid, typmod).

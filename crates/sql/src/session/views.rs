@@ -67,6 +67,9 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("attgenerated", T::InternalChar),
             ("attisdropped", T::Bool),
             ("attcollation", T::Oid),
+            ("attstorage", T::InternalChar),
+            ("attcompression", T::InternalChar),
+            ("attstattarget", T::Int2),
         ],
         "pg_type" => vec![
             ("oid", T::Oid),
@@ -140,6 +143,8 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("datallowconn", T::Bool),
             ("datconnlimit", T::Int4),
             ("datacl", T::Array(Box::new(T::Text))),
+            ("datlocprovider", T::InternalChar),
+            ("daticulocale", T::Text),
         ],
         "pg_settings" => vec![
             ("name", T::Text),
@@ -408,7 +413,12 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                 (PUBLIC_NAMESPACE_OID, "public"),
                 (INFORMATION_SCHEMA_NAMESPACE_OID, "information_schema"),
             ] {
-                out.push(vec![oid(o), text(n), oid(10), Value::Null]);
+                out.push(vec![
+                    oid(o),
+                    text(n),
+                    oid(role_oid(crate::catalog::ROOT_USER)),
+                    Value::Null,
+                ]);
             }
         }
         "pg_class" => {
@@ -465,6 +475,9 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                         text(""),
                         Value::Bool(false),
                         oid(if c.data_type.is_string() { 100 } else { 0 }),
+                        text(if c.data_type.typlen() > 0 { "p" } else { "x" }),
+                        text(""),
+                        Value::Int(-1),
                     ]);
                 }
             }
@@ -576,6 +589,8 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                     Value::Bool(false),
                     Value::Bool(true),
                     Value::Int(-1),
+                    Value::Null,
+                    text("c"),
                     Value::Null,
                 ]);
             }

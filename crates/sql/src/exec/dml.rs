@@ -16,6 +16,7 @@ use crate::row::{
 use crate::value::Value;
 
 /// Rows affected and RETURNING rows.
+#[derive(Default)]
 pub struct DmlResult {
     pub count: u64,
     pub returning: Vec<Row>,
@@ -159,10 +160,7 @@ pub async fn execute_insert(
                 .collect()
         }
     };
-    let mut result = DmlResult {
-        count: 0,
-        returning: Vec::new(),
-    };
+    let mut result = DmlResult::default();
     for src in source {
         env.check_interrupt()?;
         let mut row: Row = vec![Value::Null; table.columns.len()];
@@ -296,10 +294,7 @@ pub async fn execute_update(
         env,
     )
     .await?;
-    let mut result = DmlResult {
-        count: 0,
-        returning: Vec::new(),
-    };
+    let mut result = DmlResult::default();
     let pk_columns_changed = plan
         .assignments
         .iter()
@@ -347,10 +342,7 @@ pub async fn execute_delete(
         env,
     )
     .await?;
-    let mut result = DmlResult {
-        count: 0,
-        returning: Vec::new(),
-    };
+    let mut result = DmlResult::default();
     for (key, old) in rows {
         let pk = primary_key_suffix(table, &old);
         delete_index_entries(txn, table, &old, &pk);

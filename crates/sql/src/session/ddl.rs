@@ -78,6 +78,8 @@ impl Session {
         let database = self.state.database.oid;
         let user = self.state.user.clone();
         let mut notices = Vec::new();
+        // The field itself, not a method: the match below also borrows
+        // self.state.
         let txn = self
             .txn
             .as_mut()

@@ -402,10 +402,7 @@ impl Session {
         let had_txn = self.txn.is_some();
         let tz = self.time_zone().clone();
         self.txn();
-        let txn = self
-            .txn
-            .take()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self.take_txn()?;
         let result = (|| {
             let view = CatalogView {
                 state: &self.state,
@@ -575,10 +572,7 @@ impl Session {
         let tz = self.time_zone().clone();
         let version = self.begin_statement()?;
         let qp = {
-            let txn = self
-                .txn
-                .as_ref()
-                .ok_or_else(|| SqlError::internal("no transaction"))?;
+            let txn = self.current_txn()?;
             let view = CatalogView {
                 state: &self.state,
                 txn,
@@ -601,10 +595,7 @@ impl Session {
         } else {
             &qp.plan
         };
-        let txn = self
-            .txn
-            .as_ref()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self.current_txn()?;
         let view = CatalogView {
             state: &self.state,
             txn,
@@ -650,10 +641,7 @@ impl Session {
         else {
             return Err(SqlError::internal("FOR UPDATE without a table scan"));
         };
-        let mut txn = self
-            .txn
-            .take()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let mut txn = self.take_txn()?;
         let env = self.env(params, control);
         let rows = exec::locked_targets(
             &mut txn,
@@ -673,10 +661,7 @@ impl Session {
     fn explain(&mut self, statement: &Ast, params: Vec<Value>) -> SqlResult<QueryResult> {
         let tz = self.time_zone().clone();
         self.begin_statement()?;
-        let txn = self
-            .txn
-            .as_ref()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self.current_txn()?;
         let view = CatalogView {
             state: &self.state,
             txn,
@@ -712,10 +697,7 @@ impl Session {
         let control = self.control();
         let tz = self.time_zone().clone();
         let version = self.begin_statement()?;
-        let mut txn = self
-            .txn
-            .take()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let mut txn = self.take_txn()?;
         let result = self
             .run_dml(ast, &params, &control, tz, &mut txn, (cache, version))
             .await;
@@ -803,10 +785,7 @@ impl Session {
     /// apply at once. Returns that version.
     fn begin_statement(&mut self) -> SqlResult<u64> {
         self.txn().begin_statement();
-        let txn = self
-            .txn
-            .as_ref()
-            .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let txn = self.current_txn()?;
         let seq = txn.snapshot_sequence();
         let version = match self.state.last_catalog_version {
             (s, v) if s == seq && !txn.has_writes() => v,
@@ -821,6 +800,21 @@ impl Session {
             self.state.roles_version = version;
         }
         Ok(version)
+    }
+
+    /// The open transaction (every statement path starts one first).
+    pub(crate) fn current_txn(&self) -> SqlResult<&Transaction> {
+        self.txn
+            .as_ref()
+            .ok_or_else(|| SqlError::internal("no transaction"))
+    }
+
+    /// Takes the transaction out while a statement needs it mutably beside
+    /// the session's state; the caller puts it back.
+    fn take_txn(&mut self) -> SqlResult<Transaction> {
+        self.txn
+            .take()
+            .ok_or_else(|| SqlError::internal("no transaction"))
     }
 
     /// Refreshes role membership after role changes.

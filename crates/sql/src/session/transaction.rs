@@ -122,10 +122,10 @@ impl Session {
         Ok(tag("SAVEPOINT"))
     }
 
-    pub(super) fn rollback_to(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
+    /// Where the named savepoint is on the stack (the newest of that name).
+    fn savepoint_position(&self, name: &ast::Ident) -> SqlResult<usize> {
         let n = crate::planner::ident_name(name);
-        let pos = self
-            .savepoints
+        self.savepoints
             .iter()
             .rposition(|(s, _)| *s == n)
             .ok_or_else(|| {
@@ -133,7 +133,11 @@ impl Session {
                     SqlState("3B001"),
                     format!("savepoint \"{n}\" does not exist"),
                 )
-            })?;
+            })
+    }
+
+    pub(super) fn rollback_to(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
+        let pos = self.savepoint_position(name)?;
         self.savepoints.truncate(pos + 1);
         let saved = self.savepoints[pos].1.clone();
         self.txn().rollback_to(saved);
@@ -142,17 +146,7 @@ impl Session {
     }
 
     pub(super) fn release(&mut self, name: &ast::Ident) -> SqlResult<QueryResult> {
-        let n = crate::planner::ident_name(name);
-        let pos = self
-            .savepoints
-            .iter()
-            .rposition(|(s, _)| *s == n)
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState("3B001"),
-                    format!("savepoint \"{n}\" does not exist"),
-                )
-            })?;
+        let pos = self.savepoint_position(name)?;
         self.savepoints.truncate(pos);
         Ok(tag("RELEASE"))
     }

@@ -191,6 +191,7 @@ impl From<duet_storage::StorageError> for SqlError {
                 SqlState::DISK_FULL,
                 format!("could not write to the data directory: {msg}"),
             ),
+            E::ReadOnly => SqlError::read_only("COMMIT"),
             other => SqlError::new(SqlState::IO_ERROR, other.to_string()),
         }
     }

@@ -3,13 +3,15 @@
 //! writers into one WAL write and one fsync (group commit), so commits are
 //! issued concurrently from blocking threads rather than behind a mutex.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{Options, DB};
+use tokio::sync::broadcast;
 
-use crate::error::StorageResult;
+use crate::batch::{header_seq, CommittedBatch, RawBatch};
+use crate::error::{StorageError, StorageResult};
 use crate::lock::{LockManager, TxnId};
 use crate::txn::{Isolation, Transaction};
 
@@ -18,13 +20,43 @@ use crate::txn::{Isolation, Transaction};
 pub struct EngineOptions {
     /// fsync every commit (the default; only tests of non-durable paths turn it off).
     pub sync_commits: bool,
+    /// Archived WAL kept for secondaries that fall behind (MB).
+    pub wal_keep_mb: u64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { sync_commits: true }
+        EngineOptions {
+            sync_commits: true,
+            wal_keep_mb: 1024,
+        }
     }
 }
+
+/// State that outlives any one engine instance: the write fence and the
+/// feed of committed batches (a secondary swaps its engine when it installs
+/// a fresh copy of its primary; both survive the swap).
+pub(crate) struct EngineShared {
+    /// False on a secondary: commits fail with `ReadOnly`; only the
+    /// replication applier writes.
+    pub(crate) writable: AtomicBool,
+    /// Every committed batch, for the replication shipper. Sent to only
+    /// when someone listens.
+    pub(crate) feed: broadcast::Sender<CommittedBatch>,
+}
+
+impl EngineShared {
+    pub(crate) fn new() -> Arc<EngineShared> {
+        Arc::new(EngineShared {
+            writable: AtomicBool::new(true),
+            feed: broadcast::channel(FEED_CAPACITY).0,
+        })
+    }
+}
+
+/// Batches a slow shipper may fall behind the live feed before it must go
+/// back to reading the WAL.
+const FEED_CAPACITY: usize = 8192;
 
 pub struct Engine {
     pub(crate) db: Arc<DB>,
@@ -32,19 +64,34 @@ pub struct Engine {
     next_txn: AtomicU64,
     sync_commits: bool,
     /// Commits currently writing (to choose between writing inline and
-    /// joining a write group from a blocking thread).
+    /// joining a write group from a blocking thread, and so that demotion
+    /// can wait for the last of them).
     commits_in_flight: AtomicU64,
+    shared: Arc<EngineShared>,
+    path: PathBuf,
 }
 
 impl Engine {
-    /// Opens (or creates) the RocksDB database at `path`.
+    /// Opens (or creates) a standalone RocksDB database at `path`.
     pub fn open(path: &Path, options: EngineOptions) -> StorageResult<Arc<Engine>> {
+        Engine::open_shared(path, options, EngineShared::new())
+    }
+
+    pub(crate) fn open_shared(
+        path: &Path,
+        options: EngineOptions,
+        shared: Arc<EngineShared>,
+    ) -> StorageResult<Arc<Engine>> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         // Concurrent writers pipeline WAL and memtable writes.
         opts.set_enable_pipelined_write(true);
         opts.increase_parallelism(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Keep WAL files (in db/archive) after their memtables are flushed,
+        // up to this size, so a secondary that fell behind can catch up
+        // from the WAL instead of a full copy.
+        opts.set_wal_size_limit_mb(options.wal_keep_mb);
         let mut block_opts = rocksdb::BlockBasedOptions::default();
         block_opts.set_bloom_filter(10.0, false);
         block_opts.set_block_cache(&rocksdb::Cache::new_lru_cache(128 << 20));
@@ -57,7 +104,14 @@ impl Engine {
             next_txn: AtomicU64::new(1),
             sync_commits: options.sync_commits,
             commits_in_flight: AtomicU64::new(0),
+            shared,
+            path: path.to_path_buf(),
         }))
+    }
+
+    /// The RocksDB directory.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Starts a transaction reading from a fresh snapshot.
@@ -73,52 +127,192 @@ impl Engine {
 
     /// Writes a batch durably, outside any transaction (sequence blocks).
     pub fn write_now_blocking(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> StorageResult<()> {
-        let mut batch = WriteBatch::default();
+        let mut batch = RawBatch::new();
         for (k, v) in writes {
             match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
+                Some(v) => batch.put(&k, &v),
+                None => batch.delete(&k),
             }
         }
-        self.write_batch_blocking(batch)
+        self.write_batch_blocking(batch).map(|_| ())
     }
 
-    pub(crate) fn write_batch_blocking(&self, batch: WriteBatch) -> StorageResult<()> {
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync_commits);
-        Ok(self.db.write_opt(batch, &wo)?)
+    /// Writes one batch now, on this thread; returns its sequence number.
+    pub(crate) fn write_batch_blocking(&self, mut batch: RawBatch) -> StorageResult<u64> {
+        let _in_flight = self.enter_commit()?;
+        self.write_and_publish(&mut batch)
     }
 
-    /// Writes one batch with the WAL on, fsync'd unless disabled. When other
-    /// commits are in flight it runs on a blocking thread, so that concurrent
-    /// commits meet in RocksDB's write group (one fsync for many); a lone
-    /// commit writes directly and saves the two thread hand-offs.
-    pub(crate) async fn write_batch(&self, batch: WriteBatch) -> StorageResult<()> {
-        struct InFlight<'a>(&'a AtomicU64);
-        impl Drop for InFlight<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
+    /// Writes one batch with the WAL on, fsync'd unless disabled, and
+    /// returns its sequence number. When other commits are in flight it
+    /// runs on a blocking thread, so that concurrent commits meet in
+    /// RocksDB's write group (one fsync for many); a lone commit writes
+    /// directly and saves the two thread hand-offs.
+    pub(crate) async fn write_batch(self: &Arc<Self>, mut batch: RawBatch) -> StorageResult<u64> {
+        let in_flight = self.enter_commit()?;
+        if in_flight.others == 0 {
+            return self.write_and_publish(&mut batch);
         }
-        let others = self.commits_in_flight.fetch_add(1, Ordering::AcqRel);
-        let _in_flight = InFlight(&self.commits_in_flight);
-        if others == 0 {
-            return self.write_batch_blocking(batch);
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.write_and_publish(&mut batch))
+            .await
+            .map_err(|e| crate::StorageError::Engine(format!("commit task failed: {e}")))?
+    }
+
+    /// Counts a commit in flight, then checks the fence (in this order, so
+    /// that [`Engine::wait_for_commits`] after closing the fence sees every
+    /// commit that got past it).
+    fn enter_commit(&self) -> StorageResult<InFlight<'_>> {
+        let others = self.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight {
+            counter: &self.commits_in_flight,
+            others,
+        };
+        if !self.shared.writable.load(Ordering::SeqCst) {
+            return Err(StorageError::ReadOnly);
         }
-        let db = self.db.clone();
-        let sync = self.sync_commits;
-        tokio::task::spawn_blocking(move || {
-            let mut wo = WriteOptions::default();
-            wo.set_sync(sync);
-            db.write_opt(batch, &wo)
+        Ok(guard)
+    }
+
+    fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
+        let seq = batch.write(&self.db, self.sync_commits)?;
+        if self.shared.feed.receiver_count() > 0 {
+            let _ = self.shared.feed.send(CommittedBatch {
+                seq,
+                data: bytes::Bytes::copy_from_slice(batch.data()),
+            });
+        }
+        Ok(seq)
+    }
+
+    /// Waits until no commit is writing (after the fence was closed).
+    pub fn wait_for_commits(&self) {
+        while self.commits_in_flight.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Replays a batch shipped from the primary. It must start exactly at
+    /// the next sequence number, so that LSNs stay equal on both nodes.
+    /// Bypasses the write fence: on a secondary only this path writes.
+    pub fn apply_replicated(&self, data: &[u8], sync: bool) -> StorageResult<u64> {
+        let expected = self.latest_sequence_number() + 1;
+        let shipped = header_seq(data).unwrap_or(0);
+        if shipped != expected {
+            return Err(StorageError::Corrupt(format!(
+                "replicated batch starts at LSN {shipped}, expected {expected}"
+            )));
+        }
+        let mut batch = RawBatch::from_data(data)?;
+        let seq = batch.write(&self.db, sync && self.sync_commits)?;
+        if seq != expected {
+            return Err(StorageError::Corrupt(format!(
+                "replicated batch was written at LSN {seq}, expected {expected}"
+            )));
+        }
+        Ok(seq)
+    }
+
+    /// Writes node-level keys (replication's system id and epoch history)
+    /// durably, past the write fence: promotion writes its epoch before the
+    /// node opens for writes. Returns the batch's LSN; shipped like any
+    /// other commit.
+    pub fn write_unfenced(&self, writes: &[(Vec<u8>, Vec<u8>)]) -> StorageResult<u64> {
+        let mut batch = RawBatch::new();
+        for (k, v) in writes {
+            batch.put(k, v);
+        }
+        let others = self.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        let _in_flight = InFlight {
+            counter: &self.commits_in_flight,
+            others,
+        };
+        self.write_and_publish(&mut batch)
+    }
+
+    /// Makes every write so far durable (the applier writes without
+    /// syncing, then syncs once per burst of batches).
+    pub fn flush_wal(&self) -> StorageResult<()> {
+        Ok(self.db.flush_wal(true)?)
+    }
+
+    /// Subscribes to batches as they commit (the shipper's live feed).
+    pub fn subscribe(&self) -> broadcast::Receiver<CommittedBatch> {
+        self.shared.feed.subscribe()
+    }
+
+    /// Committed batches from the WAL (live and archived) after `lsn`, in
+    /// order; fails if the WAL that far back is gone.
+    pub fn wal_after(&self, lsn: u64) -> StorageResult<WalBatches> {
+        Ok(WalBatches {
+            iter: self.db.get_updates_since(lsn)?,
         })
-        .await
-        .map_err(|e| crate::StorageError::Engine(format!("commit task failed: {e}")))??;
+    }
+
+    /// Writes a consistent copy of the database into `dir` (which must not
+    /// exist): hard links to the SST files plus the WAL tail.
+    pub fn checkpoint(&self, dir: &Path) -> StorageResult<()> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db)?;
+        checkpoint.create_checkpoint(dir)?;
         Ok(())
     }
 
     /// The sequence number of the last committed write (the node's LSN).
     pub fn latest_sequence_number(&self) -> u64 {
         self.db.latest_sequence_number()
+    }
+
+    /// A checksum of every key and value at one snapshot, and the LSN of
+    /// that snapshot: two nodes at the same LSN must agree on it.
+    pub fn content_checksum(&self) -> StorageResult<(u64, String)> {
+        let snapshot = self.db.snapshot();
+        let lsn = snapshot.sequence_number();
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_snapshot(&snapshot);
+        let mut iter = self.db.raw_iterator_opt(opts);
+        iter.seek_to_first();
+        let mut hasher = crc32fast::Hasher::new();
+        let mut keys: u64 = 0;
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            hasher.update(&(k.len() as u64).to_le_bytes());
+            hasher.update(k);
+            hasher.update(&(v.len() as u64).to_le_bytes());
+            hasher.update(v);
+            keys += 1;
+            iter.next();
+        }
+        iter.status()?;
+        Ok((lsn, format!("{keys}:{:08x}", hasher.finalize())))
+    }
+}
+
+struct InFlight<'a> {
+    counter: &'a AtomicU64,
+    /// Commits that were already writing when this one started.
+    others: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Batches read back from the WAL, in sequence order.
+pub struct WalBatches {
+    iter: rocksdb::DBWALIterator,
+}
+
+impl Iterator for WalBatches {
+    type Item = StorageResult<CommittedBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.iter.next()? {
+            Ok((seq, batch)) => Ok(CommittedBatch {
+                seq,
+                data: bytes::Bytes::copy_from_slice(batch.data()),
+            }),
+            Err(e) => Err(e.into()),
+        })
     }
 }

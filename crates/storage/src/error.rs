@@ -18,11 +18,15 @@ pub enum StorageError {
     Locked { path: String },
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// The node is a secondary (or is being demoted): only the replication
+    /// applier writes.
+    #[error("cannot commit: this node is read-only")]
+    ReadOnly,
 }
 
-impl From<rocksdb::Error> for StorageError {
-    fn from(e: rocksdb::Error) -> Self {
-        let msg = e.into_string();
+impl StorageError {
+    /// Classifies a RocksDB error message.
+    pub(crate) fn from_message(msg: String) -> StorageError {
         if msg.contains("No space left") {
             StorageError::DiskFull(msg)
         } else if msg.contains("lock hold by current process")
@@ -32,6 +36,12 @@ impl From<rocksdb::Error> for StorageError {
         } else {
             StorageError::Engine(msg)
         }
+    }
+}
+
+impl From<rocksdb::Error> for StorageError {
+    fn from(e: rocksdb::Error) -> Self {
+        StorageError::from_message(e.into_string())
     }
 }
 

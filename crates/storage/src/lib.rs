@@ -5,14 +5,18 @@
 //! The SQL layer maps tables, indexes and the catalog onto keys built with
 //! [`keycode`]; this crate knows nothing about SQL.
 
+pub mod batch;
 pub mod engine;
 pub mod error;
 pub mod interrupt;
 pub mod keycode;
 pub mod lock;
+pub mod store;
 pub mod txn;
 
-pub use engine::{Engine, EngineOptions};
+pub use batch::CommittedBatch;
+pub use engine::{Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
+pub use store::Store;
 pub use interrupt::{Interrupt, StatementControl};
 pub use txn::{Isolation, Scan, Transaction};

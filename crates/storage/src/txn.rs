@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use rocksdb::{ReadOptions, SnapshotWithThreadMode, WriteBatch, DB};
+use rocksdb::{ReadOptions, SnapshotWithThreadMode, DB};
+
+use crate::batch::RawBatch;
 
 use crate::engine::Engine;
 use crate::error::StorageResult;
@@ -158,37 +160,38 @@ impl Transaction {
         self.writes = saved;
     }
 
-    /// Writes the write set as one batch (one WAL record) and releases locks.
-    pub async fn commit(mut self) -> StorageResult<()> {
+    /// Writes the write set as one batch (one WAL record) and releases
+    /// locks. Returns the batch's LSN (None if there was nothing to write).
+    pub async fn commit(mut self) -> StorageResult<Option<u64>> {
         let result = match self.take_batch() {
-            Some(batch) => self.engine.write_batch(batch).await,
-            None => Ok(()),
+            Some(batch) => self.engine.write_batch(batch).await.map(Some),
+            None => Ok(None),
         };
         self.release_locks();
         result
     }
 
     /// Commits from synchronous code (bootstrap, tools).
-    pub fn commit_blocking(mut self) -> StorageResult<()> {
+    pub fn commit_blocking(mut self) -> StorageResult<Option<u64>> {
         let batch = self.take_batch();
         let result = match batch {
-            Some(b) => self.engine.write_batch_blocking(b),
-            None => Ok(()),
+            Some(b) => self.engine.write_batch_blocking(b).map(Some),
+            None => Ok(None),
         };
         self.release_locks();
         result
     }
 
-    fn take_batch(&mut self) -> Option<WriteBatch> {
+    fn take_batch(&mut self) -> Option<RawBatch> {
         let writes = std::mem::take(&mut self.writes);
         if writes.is_empty() {
             return None;
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = RawBatch::new();
         for (k, v) in writes {
             match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
+                Some(v) => batch.put(&k, &v),
+                None => batch.delete(&k),
             }
         }
         Some(batch)

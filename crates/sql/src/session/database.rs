@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
-use duet_storage::{Engine, EngineOptions, Isolation, Transaction};
+use duet_storage::{Engine, EngineOptions, Isolation, Store, Transaction};
 
 use super::{DatabaseOptions, RoleInfo, Session, SessionContext};
 use crate::catalog::{
@@ -33,7 +33,7 @@ struct SequenceState {
 
 /// A node's database. Shared by all sessions.
 pub struct Database {
-    pub(crate) engine: Arc<Engine>,
+    store: Arc<Store>,
     tables: RwLock<TableCache>,
     sequences: Mutex<HashMap<u32, SequenceState>>,
 }
@@ -47,9 +47,9 @@ impl Database {
                 format!("cannot create data directory {}: {e}", data_dir.display()),
             )
         })?;
-        let engine = Engine::open(&data_dir.join("db"), EngineOptions::default())?;
+        let store = Store::open(data_dir, EngineOptions::default())?;
         let db = Arc::new(Database {
-            engine,
+            store,
             tables: RwLock::default(),
             sequences: Mutex::default(),
         });
@@ -59,7 +59,7 @@ impl Database {
 
     /// Creates the default databases and the root/admin roles on first start.
     fn bootstrap(&self, options: &DatabaseOptions) -> SqlResult<()> {
-        let mut txn = self.engine.begin(Isolation::ReadCommitted);
+        let mut txn = self.engine().begin(Isolation::ReadCommitted);
         let mut cat = Catalog::new(&mut txn);
         if cat.database("defaultdb")?.is_some() {
             return Ok(());
@@ -97,9 +97,34 @@ impl Database {
         Ok(())
     }
 
+    /// The storage engine in use now.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.store.engine()
+    }
+
+    /// The node's storage (replication swaps engines and fences writes there).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// True on a secondary: only the replication applier writes.
+    pub fn is_read_only(&self) -> bool {
+        !self.store.is_writable()
+    }
+
+    /// Forgets what was cached from storage: after a role change (another
+    /// node may have handed out sequence values) or a fresh copy.
+    pub fn reset_caches(&self) {
+        self.sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *self.tables.write().unwrap_or_else(|e| e.into_inner()) = TableCache::default();
+    }
+
     /// A fresh read-committed transaction.
     pub(crate) fn begin(&self, isolation: Isolation) -> Transaction {
-        self.engine.begin(isolation)
+        self.engine().begin(isolation)
     }
 
     /// Looks up a role for authentication.
@@ -215,7 +240,7 @@ impl Database {
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
         if !seqs.contains_key(&oid) {
             let stored = self
-                .engine
+                .engine()
                 .get_committed(&sequence_key(oid))?
                 .and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
             let last = stored.unwrap_or(start - increment);
@@ -260,7 +285,7 @@ impl Database {
             } else {
                 reserve.max(min)
             };
-            self.engine.write_now_blocking(vec![(
+            self.engine().write_now_blocking(vec![(
                 sequence_key(oid),
                 Some(reserve.to_be_bytes().to_vec()),
             )])?;
@@ -282,7 +307,7 @@ impl Database {
         let increment = self.sequence_def(oid)?.map(|d| d.increment).unwrap_or(1);
         let last = if is_called { value } else { value - increment };
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-        self.engine
+        self.engine()
             .write_now_blocking(vec![(sequence_key(oid), Some(last.to_be_bytes().to_vec()))])?;
         seqs.insert(
             oid,

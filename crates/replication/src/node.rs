@@ -1,0 +1,340 @@
+//! The replication node: the REPLICATE statements (SPEC 4.2), their role
+//! and state checks, and the tasks they start. One per server.
+
+use std::sync::{Arc, Mutex};
+
+use duet_storage::Store;
+use tracing::{info, warn};
+
+use crate::error::{ReplError, ReplResult};
+use crate::receiver::{self, ReceiverHandle};
+use crate::state::{NodeState, Role, Service, StateFile};
+use crate::status::{format_lsn, StatusBoard};
+use crate::system;
+use crate::url::PrimaryUrl;
+
+/// A REPLICATE statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    SetPrimary(String),
+    SetRole(Role),
+    Service(ServiceAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    Create,
+    Start,
+    Stop,
+    Drop,
+}
+
+impl std::fmt::Display for ServiceAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServiceAction::Create => "CREATE",
+            ServiceAction::Start => "START",
+            ServiceAction::Stop => "STOP",
+            ServiceAction::Drop => "DROP",
+        })
+    }
+}
+
+/// Called after the node's data or role changed under the SQL layer (so
+/// it drops caches: sequences handed out elsewhere, a new copy).
+pub type ChangeHook = Box<dyn Fn() + Send + Sync>;
+
+pub struct Replication {
+    pub(crate) store: Arc<Store>,
+    file: StateFile,
+    state: Mutex<NodeState>,
+    /// One REPLICATE statement at a time.
+    statements: tokio::sync::Mutex<()>,
+    pub(crate) on_change: ChangeHook,
+    receiver: Mutex<Option<ReceiverHandle>>,
+    pub status: Arc<StatusBoard>,
+}
+
+impl Replication {
+    /// Loads the node's state, fences writes on a secondary, and resumes
+    /// its stream if the service was running.
+    pub fn open(store: Arc<Store>, on_change: ChangeHook) -> ReplResult<Arc<Replication>> {
+        let file = StateFile::new(store.data_dir());
+        let state = file.load()?;
+        let node = Arc::new(Replication {
+            store,
+            file,
+            state: Mutex::new(state.clone()),
+            statements: tokio::sync::Mutex::new(()),
+            on_change,
+            receiver: Mutex::new(None),
+            status: Arc::new(StatusBoard::default()),
+        });
+        if state.role == Role::Secondary {
+            node.store.set_writable(false);
+        } else {
+            system::ensure_system_id(&node.store.engine())?;
+        }
+        if state.role == Role::Secondary && state.service == Service::Running {
+            node.start_receiver(&state)?;
+        }
+        Ok(node)
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn role(&self) -> Role {
+        self.state().role
+    }
+
+    pub(crate) fn save_state(&self, state: NodeState) -> ReplResult<()> {
+        self.save(state)
+    }
+
+    fn save(&self, state: NodeState) -> ReplResult<()> {
+        self.file.save(&state)?;
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        Ok(())
+    }
+
+    /// Runs a REPLICATE statement; returns the message for the client.
+    pub async fn execute(self: &Arc<Self>, command: Command) -> ReplResult<String> {
+        let _one_at_a_time = self.statements.lock().await;
+        match command {
+            Command::SetPrimary(url) => self.set_primary(&url).await,
+            Command::SetRole(role) => self.set_role(role).await,
+            Command::Service(action) => self.service(action).await,
+        }
+    }
+
+    async fn set_primary(self: &Arc<Self>, url: &str) -> ReplResult<String> {
+        let state = self.state();
+        if state.role == Role::Primary {
+            return Err(ReplError::WrongRole(
+                "REPLICATE SET PRIMARY cannot run on a PRIMARY node (demote it first with REPLICATE SET ROLE SECONDARY)".into(),
+            ));
+        }
+        let parsed = PrimaryUrl::parse(url)
+            .map_err(|e| ReplError::Failed(format!("invalid primary URL: {e}")))?;
+        receiver::validate_primary(&parsed).await?;
+        let mut next = state.clone();
+        next.primary_url = Some(url.to_string());
+        next.role = Role::Secondary;
+        self.fence();
+        self.save(next.clone())?;
+        if state.role != Role::Secondary {
+            (self.on_change)();
+        }
+        if next.service == Service::Running {
+            self.stop_receiver();
+            self.start_receiver(&next)?;
+        }
+        info!(primary = %parsed.masked(), "primary set; this node is a SECONDARY");
+        Ok(format!(
+            "primary set to {}; this node is a SECONDARY",
+            parsed.masked()
+        ))
+    }
+
+    async fn set_role(self: &Arc<Self>, role: Role) -> ReplResult<String> {
+        let state = self.state();
+        if state.role == Role::Primary && role == Role::Primary {
+            return Err(ReplError::WrongRole(
+                "this node is already the PRIMARY".into(),
+            ));
+        }
+        let mut next = state.clone();
+        next.role = role;
+        match (state.role, role) {
+            (Role::Secondary, Role::Primary | Role::Default) => {
+                // Promotion: stop replaying (what was received is applied
+                // already), start a new epoch, open for writes.
+                self.stop_receiver();
+                let engine = self.store.engine();
+                engine.flush_wal()?;
+                let history = system::epoch_history(&engine)?;
+                let epoch = history.last().map(|(e, _)| *e).unwrap_or(0).max(state.epoch) + 1;
+                let lsn = system::begin_epoch(&engine, epoch)?;
+                next.epoch = epoch;
+                next.service = Service::None;
+                self.save(next)?;
+                (self.on_change)();
+                self.store.set_writable(true);
+                self.status.update_receiver(|r| r.state = "stopped".into());
+                info!(epoch, lsn, role = %role, "promoted");
+                Ok(format!(
+                    "this node is now {role} in epoch {epoch} (from LSN {})",
+                    format_lsn(lsn)
+                ))
+            }
+            (_, Role::Secondary) => {
+                self.fence();
+                self.save(next)?;
+                (self.on_change)();
+                let lsn = self.store.engine().latest_sequence_number();
+                Ok(format!(
+                    "this node is now SECONDARY (read-only) at LSN {}",
+                    format_lsn(lsn)
+                ))
+            }
+            _ => {
+                self.save(next)?;
+                Ok(format!("this node is now {role}"))
+            }
+        }
+    }
+
+    async fn service(self: &Arc<Self>, action: ServiceAction) -> ReplResult<String> {
+        let state = self.state();
+        let wrong_role = |needed: &str| {
+            ReplError::WrongServiceState(format!(
+                "REPLICATE SET SERVICE {action} must run on a {needed} node (this node is {})",
+                state.role
+            ))
+        };
+        let wrong_state = |why: &str| {
+            ReplError::WrongServiceState(format!(
+                "REPLICATE SET SERVICE {action}: {why} (service state is {})",
+                state.service
+            ))
+        };
+        match action {
+            ServiceAction::Drop => {
+                if state.role != Role::Default {
+                    return Err(wrong_role("DEFAULT"));
+                }
+                self.stop_receiver();
+                let mut next = state.clone();
+                next.service = Service::None;
+                next.primary_url = None;
+                next.slot = None;
+                self.save(next)?;
+                Ok("replication service dropped".into())
+            }
+            _ if state.role != Role::Secondary => Err(wrong_role("SECONDARY")),
+            ServiceAction::Create => {
+                if state.service != Service::None {
+                    return Err(wrong_state("the service already exists"));
+                }
+                let url = self.primary_url(&state)?;
+                let slot = state.slot.clone().unwrap_or_else(new_slot_name);
+                let copied = receiver::prepare(self, &url, &slot).await?;
+                let mut next = self.state();
+                next.service = Service::Created;
+                next.slot = Some(slot.clone());
+                self.save(next)?;
+                let lsn = self.store.engine().latest_sequence_number();
+                Ok(if copied {
+                    format!(
+                        "replication service created (slot {slot}); initial copy done at LSN {}",
+                        format_lsn(lsn)
+                    )
+                } else {
+                    format!(
+                        "replication service created (slot {slot}); no copy needed at LSN {}",
+                        format_lsn(lsn)
+                    )
+                })
+            }
+            ServiceAction::Start => {
+                if !matches!(state.service, Service::Created | Service::Stopped) {
+                    return Err(wrong_state(if state.service == Service::None {
+                        "run REPLICATE SET SERVICE CREATE first"
+                    } else {
+                        "the service is already running"
+                    }));
+                }
+                let mut next = state.clone();
+                next.service = Service::Running;
+                self.start_receiver(&next)?;
+                self.save(next)?;
+                Ok("replication service started".into())
+            }
+            ServiceAction::Stop => {
+                if state.service != Service::Running {
+                    return Err(wrong_state("the service is not running"));
+                }
+                let stopped = self.request_stop().await?;
+                let mut next = self.state();
+                next.service = Service::Stopped;
+                self.save(next)?;
+                Ok(format!(
+                    "replication stopped, consistent at LSN {} (checksum {})",
+                    format_lsn(stopped.0),
+                    stopped.1
+                ))
+            }
+        }
+    }
+
+    fn primary_url(&self, state: &NodeState) -> ReplResult<PrimaryUrl> {
+        let url = state.primary_url.as_deref().ok_or_else(|| {
+            ReplError::WrongServiceState(
+                "no primary is set: run REPLICATE SET PRIMARY <url> first".into(),
+            )
+        })?;
+        PrimaryUrl::parse(url).map_err(|e| ReplError::Failed(format!("invalid primary URL: {e}")))
+    }
+
+    /// Closes the node for ordinary writes.
+    fn fence(&self) {
+        self.store.set_writable(false);
+    }
+
+    fn start_receiver(self: &Arc<Self>, state: &NodeState) -> ReplResult<()> {
+        let url = self.primary_url(state)?;
+        let slot = state.slot.clone().unwrap_or_else(new_slot_name);
+        let handle = receiver::spawn(self.clone(), url, slot);
+        if let Some(old) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(handle)
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    fn stop_receiver(&self) {
+        if let Some(handle) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            handle.abort();
+        }
+    }
+
+    /// SERVICE STOP: has the receiver stop at a point both nodes agree on.
+    async fn request_stop(self: &Arc<Self>) -> ReplResult<(u64, String)> {
+        let handle = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(handle) = handle else {
+            return Err(ReplError::Failed("the replication stream is not running".into()));
+        };
+        match handle.stop().await {
+            Ok(point) => Ok(point),
+            Err(e) => {
+                warn!(error = %e, "SERVICE STOP failed; the stream keeps running");
+                // The receiver task ended; restart it so streaming goes on.
+                let _ = self.start_receiver(&self.state());
+                Err(e)
+            }
+        }
+    }
+}
+
+fn new_slot_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("duet_slot_{nanos:08x}")
+}

@@ -1,0 +1,520 @@
+//! The secondary's side of the stream: validates the primary, makes the
+//! initial copy when needed, then replays the primary's batches in LSN
+//! order, acknowledging what it wrote, flushed and applied. Runs as a task
+//! that reconnects by itself until it is stopped or aborted.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{FutureExt, SinkExt, StreamExt};
+use pgwire::messages::copy::CopyData;
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::basebackup;
+use crate::client::{self, ConnectError, PrimaryConnection};
+use crate::error::{ReplError, ReplResult};
+use crate::frame::{PrimaryMessage, SecondaryMessage};
+use crate::node::Replication;
+use crate::system;
+use crate::url::PrimaryUrl;
+
+/// SQLSTATE the primary answers START_REPLICATION with when this node
+/// cannot continue from where it is (other system, diverged history, WAL
+/// gone): the receiver then re-copies by itself.
+pub const COPY_REQUIRED: &str = "55000";
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+type StopReply = oneshot::Sender<ReplResult<(u64, String)>>;
+
+pub(crate) struct ReceiverHandle {
+    task: tokio::task::JoinHandle<()>,
+    stop: mpsc::Sender<StopReply>,
+}
+
+impl ReceiverHandle {
+    pub(crate) fn abort(self) {
+        self.task.abort();
+    }
+
+    /// Asks the stream to stop at a point both nodes agree on.
+    pub(crate) async fn stop(self) -> ReplResult<(u64, String)> {
+        let (tx, rx) = oneshot::channel();
+        if self.stop.send(tx).await.is_err() {
+            return Err(ReplError::Failed("the replication stream has ended".into()));
+        }
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err(ReplError::Failed("the replication stream has ended".into())));
+        if result.is_err() {
+            self.task.abort();
+        }
+        result
+    }
+}
+
+/// What the primary said about itself (IDENTIFY_SYSTEM).
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub system_id: String,
+    pub epoch: u64,
+    pub role: String,
+    pub lsn: u64,
+    pub history: Vec<(u64, u64)>,
+}
+
+fn failed(step: &str, url: &PrimaryUrl, e: ConnectError) -> ReplError {
+    ReplError::Failed(format!(
+        "primary {} failed at step \"{step}\": {e}",
+        url.masked()
+    ))
+}
+
+async fn connect(url: &PrimaryUrl) -> ReplResult<PrimaryConnection> {
+    client::connect(url, true).await.map_err(|e| {
+        let step = e.step();
+        failed(step, url, e)
+    })
+}
+
+async fn identify(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> ReplResult<Identity> {
+    let rows = conn
+        .simple_query("IDENTIFY_SYSTEM")
+        .await
+        .map_err(|e| failed("identify", url, e))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ReplError::Failed("IDENTIFY_SYSTEM returned no row".into()))?;
+    let col = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let num = |i: usize| col(i).parse::<u64>().unwrap_or(0);
+    let history = col(4)
+        .split(',')
+        .filter_map(|p| {
+            let (e, l) = p.split_once(':')?;
+            Some((e.parse().ok()?, l.parse().ok()?))
+        })
+        .collect();
+    Ok(Identity {
+        system_id: col(0),
+        epoch: num(1),
+        role: col(2),
+        lsn: num(3),
+        history,
+    })
+}
+
+/// Checks a primary URL before it is stored: it parses, the primary is
+/// reachable, accepts our credentials for replication, and is a PRIMARY.
+pub(crate) async fn validate_primary(url: &PrimaryUrl) -> ReplResult<()> {
+    let mut conn = connect(url).await?;
+    let ident = identify(&mut conn, url).await?;
+    let _ = conn.close().await;
+    if ident.role != "PRIMARY" {
+        return Err(ReplError::Failed(format!(
+            "primary {} failed at step \"role\": it is a {} node, not a PRIMARY",
+            url.masked(),
+            ident.role
+        )));
+    }
+    Ok(())
+}
+
+/// Whether this node's data can continue from the primary's stream.
+fn can_continue(node: &Replication, ident: &Identity) -> ReplResult<bool> {
+    let engine = node.store.engine();
+    if system::system_id(&engine)?.as_deref() != Some(ident.system_id.as_str()) {
+        return Ok(false);
+    }
+    let epoch = system::epoch_history(&engine)?
+        .last()
+        .map(|(e, _)| *e)
+        .unwrap_or(0);
+    let lsn = engine.latest_sequence_number();
+    Ok(system::can_follow(&ident.history, epoch, lsn) && lsn <= ident.lsn)
+}
+
+/// SERVICE CREATE: checks the primary and copies its data if this node's
+/// cannot continue from it. Returns whether a copy was made.
+pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, _slot: &str) -> ReplResult<bool> {
+    let mut conn = connect(url).await?;
+    let ident = identify(&mut conn, url).await?;
+    if ident.role != "PRIMARY" {
+        return Err(ReplError::Failed(format!(
+            "{} is a {} node, not a PRIMARY",
+            url.masked(),
+            ident.role
+        )));
+    }
+    if can_continue(node, &ident)? {
+        let _ = conn.close().await;
+        return Ok(false);
+    }
+    full_copy(node, &mut conn, &ident).await?;
+    let _ = conn.close().await;
+    Ok(true)
+}
+
+/// Receives a checkpoint of the primary and makes it this node's data.
+async fn full_copy(
+    node: &Replication,
+    conn: &mut PrimaryConnection,
+    ident: &Identity,
+) -> ReplResult<()> {
+    info!(primary_lsn = ident.lsn, "initial copy from the primary");
+    node.status.update_receiver(|r| {
+        r.state = "copying".into();
+        r.copy_progress = Some((0, 0));
+    });
+    let staging = node.store.staging_dir();
+    let mut sink = basebackup::Receiver::new(&staging)?;
+    let client = conn.client();
+    client
+        .send(PgWireFrontendMessage::Query(Query::new("BASE_BACKUP".into())))
+        .await
+        .map_err(|e| ReplError::Failed(format!("sending BASE_BACKUP: {e}")))?;
+    loop {
+        match next_message(client).await? {
+            PgWireBackendMessage::CopyOutResponse(_) => {}
+            PgWireBackendMessage::CopyData(d) => {
+                tokio::task::block_in_place(|| sink.handle(&d.data))?;
+                let progress = (sink.received_bytes, sink.total_bytes);
+                node.status
+                    .update_receiver(|r| r.copy_progress = Some(progress));
+            }
+            PgWireBackendMessage::CopyDone(_) | PgWireBackendMessage::CommandComplete(_) => {}
+            PgWireBackendMessage::ReadyForQuery(_) => break,
+            PgWireBackendMessage::ErrorResponse(e) => return Err(server_error(&e.fields)),
+            _ => {}
+        }
+    }
+    if !sink.is_done() {
+        return Err(ReplError::Failed("the initial copy ended early".into()));
+    }
+    let engine = node.store.install(&staging)?;
+    (node.on_change)();
+    info!(
+        lsn = engine.latest_sequence_number(),
+        bytes = sink.received_bytes,
+        "initial copy installed"
+    );
+    Ok(())
+}
+
+fn server_error(fields: &[(u8, String)]) -> ReplError {
+    let get = |c: u8| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    ReplError::Failed(format!(
+        "primary returned an error: {} (SQLSTATE {})",
+        get(b'M'),
+        get(b'C')
+    ))
+}
+
+async fn next_message(client: &mut client::PgWireClient) -> ReplResult<PgWireBackendMessage> {
+    match client.next().await {
+        Some(Ok(m)) => Ok(m),
+        Some(Err(e)) => Err(ReplError::Failed(format!("replication connection: {e}"))),
+        None => Err(ReplError::Failed("the primary closed the connection".into())),
+    }
+}
+
+/// Starts the stream task.
+pub(crate) fn spawn(node: Arc<Replication>, url: PrimaryUrl, slot: String) -> ReceiverHandle {
+    let (stop_tx, stop_rx) = mpsc::channel(1);
+    let task = tokio::spawn(run(node, url, slot, stop_rx));
+    ReceiverHandle {
+        task,
+        stop: stop_tx,
+    }
+}
+
+async fn run(
+    node: Arc<Replication>,
+    url: PrimaryUrl,
+    slot: String,
+    mut stop_rx: mpsc::Receiver<StopReply>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut force_copy = false;
+    loop {
+        node.status.update_receiver(|r| r.state = "starting".into());
+        match stream(&node, &url, &slot, &mut stop_rx, force_copy).await {
+            Ok(()) => {
+                node.status.update_receiver(|r| r.state = "stopped".into());
+                return;
+            }
+            Err(StreamError::CopyRequired(why)) => {
+                info!(reason = %why, "the primary requires a fresh copy");
+                force_copy = true;
+                continue;
+            }
+            Err(StreamError::Repl(e)) => {
+                warn!(error = %e, "replication stream interrupted; reconnecting");
+                let message = e.to_string();
+                node.status.update_receiver(|r| {
+                    r.state = "error".into();
+                    r.last_error = Some(message);
+                });
+            }
+        }
+        // Wait before reconnecting; a STOP while disconnected fails.
+        let deadline = tokio::time::sleep(backoff);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                req = stop_rx.recv() => match req {
+                    Some(reply) => {
+                        let _ = reply.send(Err(ReplError::Failed(
+                            "cannot stop consistently: the primary is not connected".into(),
+                        )));
+                    }
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+enum StreamError {
+    CopyRequired(String),
+    Repl(ReplError),
+}
+
+impl<E: Into<ReplError>> From<E> for StreamError {
+    fn from(e: E) -> Self {
+        StreamError::Repl(e.into())
+    }
+}
+
+/// One connection's worth of streaming. Ok(()) after a completed STOP.
+async fn stream(
+    node: &Arc<Replication>,
+    url: &PrimaryUrl,
+    slot: &str,
+    stop_rx: &mut mpsc::Receiver<StopReply>,
+    force_copy: bool,
+) -> Result<(), StreamError> {
+    let mut conn = connect(url).await?;
+    let ident = identify(&mut conn, url).await?;
+    if ident.role != "PRIMARY" {
+        return Err(ReplError::Failed(format!(
+            "{} is a {} node, not a PRIMARY",
+            url.masked(),
+            ident.role
+        ))
+        .into());
+    }
+    if force_copy || !can_continue(node, &ident)? {
+        full_copy(node, &mut conn, &ident).await?;
+    }
+    let mut state = node.state();
+    if state.epoch != ident.epoch {
+        state.epoch = ident.epoch;
+        node.save_state(state)?;
+    }
+    let engine = node.store.engine();
+    let local_epoch = system::epoch_history(&engine)?
+        .last()
+        .map(|(e, _)| *e)
+        .unwrap_or(0);
+    let mut applied = engine.latest_sequence_number();
+    let start = format!(
+        "START_REPLICATION SLOT {slot} LSN {applied} EPOCH {local_epoch} SYSTEM {}",
+        ident.system_id
+    );
+    let client = conn.client();
+    client
+        .send(PgWireFrontendMessage::Query(Query::new(start)))
+        .await
+        .map_err(|e| ReplError::Failed(format!("sending START_REPLICATION: {e}")))?;
+    match next_message(client).await? {
+        PgWireBackendMessage::CopyBothResponse(_) => {}
+        PgWireBackendMessage::ErrorResponse(e) => {
+            let code = e.fields.iter().find(|(k, _)| *k == b'C').map(|(_, v)| v.as_str());
+            if code == Some(COPY_REQUIRED) {
+                return Err(StreamError::CopyRequired(server_error(&e.fields).to_string()));
+            }
+            return Err(server_error(&e.fields).into());
+        }
+        other => {
+            return Err(ReplError::Failed(format!(
+                "unexpected answer to START_REPLICATION: {other:?}"
+            ))
+            .into())
+        }
+    }
+    info!(from_lsn = applied, epoch = ident.epoch, "streaming from the primary");
+    node.status.update_receiver(|r| {
+        r.state = "streaming".into();
+        r.last_error = None;
+        r.copy_progress = None;
+        r.applied_lsn = applied;
+        r.flushed_lsn = applied;
+        r.received_lsn = applied;
+    });
+    let mut stopping: Option<StopReply> = None;
+    let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let message = tokio::select! {
+            m = next_message(client) => m?,
+            req = stop_rx.recv(), if stopping.is_none() => {
+                if let Some(reply) = req {
+                    send(client, SecondaryMessage::Stop).await?;
+                    stopping = Some(reply);
+                }
+                continue;
+            }
+            _ = keepalive.tick() => {
+                send_status(client, applied).await?;
+                continue;
+            }
+        };
+        // Apply this message and whatever else already arrived, then
+        // flush once and acknowledge.
+        let mut next = Some(message);
+        let mut reply_requested = false;
+        while let Some(message) = next.take() {
+            match handle(node, &engine, &ident, message, &mut applied)? {
+                Handled::Continue { reply } => reply_requested |= reply,
+                Handled::StopPoint { lsn, checksum } => {
+                    engine.flush_wal()?;
+                    let result = check_stop_point(&engine, lsn, &checksum);
+                    let _ = send_status(client, applied).await;
+                    let _ = client
+                        .send(PgWireFrontendMessage::CopyDone(
+                            pgwire::messages::copy::CopyDone::new(),
+                        ))
+                        .await;
+                    let ok = result.is_ok();
+                    if let Some(reply) = stopping.take() {
+                        let _ = reply.send(result);
+                    }
+                    return if ok {
+                        Ok(())
+                    } else {
+                        Err(ReplError::Failed("stop point mismatch".into()).into())
+                    };
+                }
+            }
+            if let Some(Some(m)) = client.next().now_or_never() {
+                next = Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
+            }
+        }
+        engine.flush_wal()?;
+        node.status.update_receiver(|r| {
+            r.flushed_lsn = applied;
+            r.last_message = Some(SystemTime::now());
+        });
+        let _ = reply_requested;
+        send_status(client, applied).await?;
+    }
+}
+
+enum Handled {
+    Continue { reply: bool },
+    StopPoint { lsn: u64, checksum: String },
+}
+
+fn handle(
+    node: &Replication,
+    engine: &duet_storage::Engine,
+    ident: &Identity,
+    message: PgWireBackendMessage,
+    applied: &mut u64,
+) -> ReplResult<Handled> {
+    let data = match message {
+        PgWireBackendMessage::CopyData(CopyData { data, .. }) => data,
+        PgWireBackendMessage::ErrorResponse(e) => return Err(server_error(&e.fields)),
+        PgWireBackendMessage::CopyDone(_) => {
+            return Err(ReplError::Failed("the primary ended the stream".into()))
+        }
+        _ => return Ok(Handled::Continue { reply: false }),
+    };
+    match PrimaryMessage::decode(data).map_err(|e| ReplError::Failed(e.to_string()))? {
+        PrimaryMessage::Batch { epoch, lsn, data } => {
+            if epoch != ident.epoch {
+                return Err(ReplError::Failed(format!(
+                    "batch at LSN {lsn} is from epoch {epoch}, the stream is in epoch {}",
+                    ident.epoch
+                )));
+            }
+            if lsn != *applied + 1 {
+                return Err(ReplError::Failed(format!(
+                    "batch at LSN {lsn} does not follow LSN {applied}"
+                )));
+            }
+            engine.apply_replicated(&data, false)?;
+            let count = duet_storage::batch::header_count(&data).unwrap_or(1).max(1);
+            *applied = lsn + count - 1;
+            let now = SystemTime::now();
+            let applied = *applied;
+            node.status.update_receiver(|r| {
+                r.received_lsn = applied;
+                r.applied_lsn = applied;
+                r.primary_lsn = r.primary_lsn.max(applied);
+                r.last_replay = Some(now);
+            });
+            Ok(Handled::Continue { reply: false })
+        }
+        PrimaryMessage::Keepalive {
+            lsn,
+            reply_requested,
+        } => {
+            node.status.update_receiver(|r| {
+                r.primary_lsn = lsn;
+                r.last_message = Some(SystemTime::now());
+            });
+            Ok(Handled::Continue {
+                reply: reply_requested,
+            })
+        }
+        PrimaryMessage::StopPoint { lsn, checksum } => Ok(Handled::StopPoint { lsn, checksum }),
+    }
+}
+
+fn check_stop_point(
+    engine: &duet_storage::Engine,
+    lsn: u64,
+    checksum: &str,
+) -> ReplResult<(u64, String)> {
+    let (local_lsn, local_sum) = engine.content_checksum()?;
+    if local_lsn != lsn || local_sum != checksum {
+        return Err(ReplError::Failed(format!(
+            "not consistent: primary at LSN {lsn} with checksum {checksum}, \
+             secondary at LSN {local_lsn} with checksum {local_sum}"
+        )));
+    }
+    Ok((lsn, checksum.to_string()))
+}
+
+async fn send(client: &mut client::PgWireClient, message: SecondaryMessage) -> ReplResult<()> {
+    let bytes: Bytes = message.encode();
+    client
+        .send(PgWireFrontendMessage::CopyData(CopyData::new(bytes)))
+        .await
+        .map_err(|e| ReplError::Failed(format!("replication connection: {e}")))
+}
+
+async fn send_status(client: &mut client::PgWireClient, applied: u64) -> ReplResult<()> {
+    send(
+        client,
+        SecondaryMessage::Status {
+            written: applied,
+            flushed: applied,
+            applied,
+        },
+    )
+    .await
+}

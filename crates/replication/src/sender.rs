@@ -1,0 +1,387 @@
+//! The primary's side of the stream (the walsender): the replication
+//! commands a secondary sends, and the shipper that feeds it committed
+//! batches in LSN order — from the WAL while catching up, then live from
+//! the commit feed, reordered (commits finish slightly out of order).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use duet_storage::{CommittedBatch, Engine};
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use crate::error::{ReplError, ReplResult};
+use crate::frame::{PrimaryMessage, SecondaryMessage};
+use crate::node::Replication;
+use crate::state::Role;
+use crate::system;
+
+/// Batches read from the WAL per refill (bounds the shipper's memory).
+const WAL_READ_LIMIT: usize = 1024;
+
+/// A command on a replication connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicationCommand {
+    IdentifySystem,
+    BaseBackup,
+    StartReplication(StartRequest),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartRequest {
+    pub slot: String,
+    /// The secondary's last applied LSN: shipping starts after it.
+    pub lsn: u64,
+    /// The epoch of the secondary's last batch.
+    pub epoch: u64,
+    pub system_id: String,
+}
+
+impl ReplicationCommand {
+    /// Recognises a replication command; None for ordinary SQL.
+    pub fn parse(sql: &str) -> Option<ReplicationCommand> {
+        let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+        let first = words.first()?.to_ascii_uppercase();
+        match first.as_str() {
+            "IDENTIFY_SYSTEM" if words.len() == 1 => Some(ReplicationCommand::IdentifySystem),
+            "BASE_BACKUP" if words.len() == 1 => Some(ReplicationCommand::BaseBackup),
+            "START_REPLICATION" => {
+                let mut req = StartRequest {
+                    slot: String::new(),
+                    lsn: 0,
+                    epoch: 0,
+                    system_id: String::new(),
+                };
+                for pair in words[1..].chunks(2) {
+                    let [key, value] = pair else { return None };
+                    match key.to_ascii_uppercase().as_str() {
+                        "SLOT" => req.slot = value.to_string(),
+                        "LSN" => req.lsn = value.parse().ok()?,
+                        "EPOCH" => req.epoch = value.parse().ok()?,
+                        "SYSTEM" => req.system_id = value.to_string(),
+                        _ => return None,
+                    }
+                }
+                Some(ReplicationCommand::StartReplication(req))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Why START_REPLICATION was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The secondary must re-copy (SQLSTATE 55000; it does so by itself).
+    #[error("copy required: {0}")]
+    CopyRequired(String),
+    #[error(transparent)]
+    Repl(#[from] ReplError),
+}
+
+impl From<duet_storage::StorageError> for StartError {
+    fn from(e: duet_storage::StorageError) -> Self {
+        StartError::Repl(e.into())
+    }
+}
+
+/// Who is on the other end, for pg_stat_replication.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub pid: i32,
+    pub application_name: String,
+    pub client_addr: String,
+    pub user: String,
+}
+
+impl Replication {
+    /// This node's current epoch: that of its last epoch record.
+    pub fn current_epoch(&self) -> ReplResult<u64> {
+        Ok(system::epoch_history(&self.store.engine())?
+            .last()
+            .map(|(e, _)| *e)
+            .unwrap_or(0))
+    }
+
+    /// IDENTIFY_SYSTEM: (column, value) pairs.
+    pub fn identify(&self) -> ReplResult<Vec<(&'static str, String)>> {
+        let engine = self.store.engine();
+        let history = system::epoch_history(&engine)?;
+        Ok(vec![
+            ("systemid", system::system_id(&engine)?.unwrap_or_default()),
+            ("epoch", history.last().map(|(e, _)| *e).unwrap_or(0).to_string()),
+            ("role", self.role().to_string()),
+            ("lsn", engine.latest_sequence_number().to_string()),
+            (
+                "history",
+                history
+                    .iter()
+                    .map(|(e, l)| format!("{e}:{l}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ])
+    }
+
+    /// BASE_BACKUP: the frames of a fresh checkpoint.
+    pub fn base_backup(&self) -> ReplResult<tokio::sync::mpsc::Receiver<ReplResult<Bytes>>> {
+        crate::basebackup::send(&self.store)
+    }
+
+    /// START_REPLICATION: checks that the secondary can continue from its
+    /// position, then returns the shipper that feeds it.
+    pub fn start_shipper(
+        self: &Arc<Self>,
+        req: &StartRequest,
+        peer: Peer,
+    ) -> Result<Shipper, StartError> {
+        let role = self.role();
+        if role == Role::Secondary {
+            return Err(ReplError::Failed(
+                "this node is a SECONDARY; replicate from the PRIMARY".into(),
+            )
+            .into());
+        }
+        // Subscribe before looking at the WAL, so no batch falls between.
+        let feed = self.store.subscribe();
+        let engine = self.store.engine();
+        let history = system::epoch_history(&engine)?;
+        let epoch = history.last().map(|(e, _)| *e).unwrap_or(0);
+        if req.epoch > epoch {
+            // A secondary of a newer primary: this node was superseded.
+            self.store.set_writable(false);
+            warn!(
+                our_epoch = epoch,
+                their_epoch = req.epoch,
+                "a node of a later epoch connected: this node no longer accepts writes"
+            );
+            return Err(ReplError::Failed(format!(
+                "this node is in epoch {epoch} but the secondary is in epoch {}: \
+                 this node has been superseded and is now read-only",
+                req.epoch
+            ))
+            .into());
+        }
+        let system_id = system::system_id(&engine)?.unwrap_or_default();
+        if req.system_id != system_id {
+            return Err(StartError::CopyRequired(format!(
+                "the secondary holds another system's data ({} vs {system_id})",
+                req.system_id
+            )));
+        }
+        let latest = engine.latest_sequence_number();
+        if !system::can_follow(&history, req.epoch, req.lsn) || req.lsn > latest {
+            return Err(StartError::CopyRequired(format!(
+                "the secondary's history (epoch {}, LSN {}) diverged from this node's",
+                req.epoch, req.lsn
+            )));
+        }
+        if req.lsn < latest {
+            let first = engine.wal_after(req.lsn)?.next().transpose()?;
+            if first.map(|b| b.seq) != Some(req.lsn + 1) {
+                return Err(StartError::CopyRequired(format!(
+                    "the WAL after LSN {} is no longer kept",
+                    req.lsn
+                )));
+            }
+        }
+        info!(slot = %req.slot, from = req.lsn, peer = %peer.client_addr, "secondary attached");
+        self.status.update_sender(peer.pid, |s| {
+            s.pid = peer.pid;
+            s.application_name = peer.application_name.clone();
+            s.client_addr = peer.client_addr.clone();
+            s.user = peer.user.clone();
+            s.slot = req.slot.clone();
+            s.state = "catchup".into();
+            s.sent_lsn = req.lsn;
+            s.write_lsn = req.lsn;
+            s.flush_lsn = req.lsn;
+            s.replay_lsn = req.lsn;
+            s.started = Some(SystemTime::now());
+        });
+        let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ok(Shipper {
+            node: self.clone(),
+            engine,
+            feed,
+            epoch,
+            next: req.lsn + 1,
+            pending: BTreeMap::new(),
+            queue: VecDeque::new(),
+            catching_up: true,
+            stop: None,
+            done: false,
+            keepalive,
+            pid: peer.pid,
+        })
+    }
+}
+
+/// Feeds one secondary.
+pub struct Shipper {
+    node: Arc<Replication>,
+    engine: Arc<Engine>,
+    feed: broadcast::Receiver<CommittedBatch>,
+    epoch: u64,
+    /// The LSN the next batch sent must start at.
+    next: u64,
+    /// Live batches that arrived ahead of `next`.
+    pending: BTreeMap<u64, CommittedBatch>,
+    /// Batches ready to send, in order.
+    queue: VecDeque<CommittedBatch>,
+    /// Reading the WAL until it is exhausted.
+    catching_up: bool,
+    /// SERVICE STOP: the stop point (LSN, checksum) once asked for.
+    stop: Option<(u64, String)>,
+    done: bool,
+    keepalive: tokio::time::Interval,
+    pid: i32,
+}
+
+impl Drop for Shipper {
+    fn drop(&mut self) {
+        self.node.status.remove_sender(self.pid);
+    }
+}
+
+impl Shipper {
+    /// The next frame to send; None once the stop point was sent.
+    /// Cancel-safe: it only awaits the feed and the keepalive timer.
+    pub async fn next_frame(&mut self) -> ReplResult<Option<Bytes>> {
+        loop {
+            if let Some(batch) = self.queue.pop_front() {
+                if batch.next_seq() <= self.next {
+                    continue; // sent already (WAL and feed overlap)
+                }
+                if batch.seq != self.next {
+                    return Err(ReplError::Failed(format!(
+                        "batch at LSN {} does not follow LSN {}",
+                        batch.seq,
+                        self.next - 1
+                    )));
+                }
+                self.next = batch.next_seq();
+                let sent = self.next - 1;
+                self.node.status.update_sender(self.pid, |s| s.sent_lsn = sent);
+                return Ok(Some(
+                    PrimaryMessage::Batch {
+                        epoch: self.epoch,
+                        lsn: batch.seq,
+                        data: batch.data,
+                    }
+                    .encode(),
+                ));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if let Some((lsn, checksum)) = self.stop.clone() {
+                if self.next > lsn {
+                    self.done = true;
+                    return Ok(Some(PrimaryMessage::StopPoint { lsn, checksum }.encode()));
+                }
+                if self.refill_from_wal()? == 0 {
+                    return Err(ReplError::Failed(format!(
+                        "the WAL up to the stop point (LSN {lsn}) is not readable"
+                    )));
+                }
+                continue;
+            }
+            if self.catching_up {
+                let read = self.refill_from_wal()?;
+                if read < WAL_READ_LIMIT {
+                    self.catching_up = false;
+                    let next = self.next;
+                    self.node.status.update_sender(self.pid, |s| {
+                        if s.state == "catchup" && s.sent_lsn + 1 >= next {
+                            s.state = "streaming".into();
+                        }
+                    });
+                }
+                if read > 0 {
+                    continue;
+                }
+            }
+            if let Some(batch) = self.pending.remove(&self.next) {
+                self.queue.push_back(batch);
+                continue;
+            }
+            tokio::select! {
+                received = self.feed.recv() => match received {
+                    Ok(batch) => {
+                        if batch.next_seq() > self.next {
+                            self.pending.insert(batch.seq, batch);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.pending.clear();
+                        self.catching_up = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(ReplError::Failed("the commit feed closed".into()));
+                    }
+                },
+                _ = self.keepalive.tick() => {
+                    // A gap that outlived a tick (a commit that failed after
+                    // taking its sequence numbers): fill it from the WAL.
+                    if !self.pending.is_empty() {
+                        self.catching_up = true;
+                    }
+                    return Ok(Some(PrimaryMessage::Keepalive {
+                        lsn: self.engine.latest_sequence_number(),
+                        reply_requested: false,
+                    }.encode()));
+                }
+            }
+        }
+    }
+
+    /// Queues up to WAL_READ_LIMIT batches from the WAL after `next - 1`.
+    fn refill_from_wal(&mut self) -> ReplResult<usize> {
+        let mut read = 0;
+        for batch in self.engine.wal_after(self.next - 1)? {
+            let batch = batch?;
+            let stop_at = self.stop.as_ref().map(|(l, _)| *l);
+            if stop_at.is_some_and(|l| batch.seq > l) {
+                break;
+            }
+            self.queue.push_back(batch);
+            read += 1;
+            if read >= WAL_READ_LIMIT {
+                break;
+            }
+        }
+        Ok(read)
+    }
+
+    /// Handles a CopyData frame from the secondary.
+    pub fn on_message(&mut self, frame: &[u8]) -> ReplResult<()> {
+        match SecondaryMessage::decode(frame).map_err(|e| ReplError::Failed(e.to_string()))? {
+            SecondaryMessage::Status {
+                written,
+                flushed,
+                applied,
+            } => {
+                self.node.status.update_sender(self.pid, |s| {
+                    s.write_lsn = written;
+                    s.flush_lsn = flushed;
+                    s.replay_lsn = applied;
+                    s.last_reply = Some(SystemTime::now());
+                });
+            }
+            SecondaryMessage::Stop => {
+                let engine = self.engine.clone();
+                let point = tokio::task::block_in_place(|| engine.content_checksum())?;
+                info!(lsn = point.0, "secondary asked to stop; stop point fixed");
+                self.node
+                    .status
+                    .update_sender(self.pid, |s| s.state = "stopping".into());
+                self.stop = Some(point);
+            }
+        }
+        Ok(())
+    }
+}

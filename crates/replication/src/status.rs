@@ -1,0 +1,86 @@
+//! What the status views show (SPEC 4.4), updated by the stream tasks.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// The secondary's view of its stream (pg_stat_wal_receiver).
+#[derive(Debug, Clone, Default)]
+pub struct ReceiverStatus {
+    /// "starting", "copying", "streaming", "stopped", "error".
+    pub state: String,
+    pub primary_lsn: u64,
+    pub received_lsn: u64,
+    pub flushed_lsn: u64,
+    pub applied_lsn: u64,
+    pub last_message: Option<SystemTime>,
+    /// Commit time on the secondary of the last applied batch.
+    pub last_replay: Option<SystemTime>,
+    pub last_error: Option<String>,
+    /// Initial copy: (bytes received, bytes total).
+    pub copy_progress: Option<(u64, u64)>,
+}
+
+/// One secondary as its primary sees it (pg_stat_replication).
+#[derive(Debug, Clone, Default)]
+pub struct SenderStatus {
+    pub pid: i32,
+    pub application_name: String,
+    pub client_addr: String,
+    pub user: String,
+    pub slot: String,
+    /// "catchup", "streaming", "backup", "stopping".
+    pub state: String,
+    pub sent_lsn: u64,
+    pub write_lsn: u64,
+    pub flush_lsn: u64,
+    pub replay_lsn: u64,
+    pub started: Option<SystemTime>,
+    pub last_reply: Option<SystemTime>,
+}
+
+/// Shared status boards.
+#[derive(Default)]
+pub struct StatusBoard {
+    pub receiver: Mutex<ReceiverStatus>,
+    pub senders: Mutex<BTreeMap<i32, SenderStatus>>,
+}
+
+impl StatusBoard {
+    pub fn receiver(&self) -> ReceiverStatus {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn update_receiver(&self, f: impl FnOnce(&mut ReceiverStatus)) {
+        f(&mut self.receiver.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn senders(&self) -> Vec<SenderStatus> {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn update_sender(&self, pid: i32, f: impl FnOnce(&mut SenderStatus)) {
+        let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        f(senders.entry(pid).or_default())
+    }
+
+    pub fn remove_sender(&self, pid: i32) {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+    }
+}
+
+/// PostgreSQL's LSN notation (`X/X`) for a RocksDB sequence number.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
+}

@@ -89,6 +89,11 @@ impl Replication {
         self.state().role
     }
 
+    /// This node's LSN: the sequence number of its last write.
+    pub fn local_lsn(&self) -> u64 {
+        self.store.engine().latest_sequence_number()
+    }
+
     pub(crate) fn save_state(&self, state: NodeState) -> ReplResult<()> {
         self.save(state)
     }

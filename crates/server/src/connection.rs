@@ -20,6 +20,8 @@ use tokio::time::Instant;
 use tokio_util::codec::{Framed, FramedParts};
 use tracing::debug;
 
+use duet_replication::sender::ReplicationCommand;
+
 use crate::codec::{CodecError, PgCodec, Phase};
 use crate::encode::{self, Severity};
 use crate::extended::{ExtError, Extended};
@@ -227,6 +229,7 @@ pub(crate) async fn handle(
         user,
         database,
         slot,
+        walsender,
     } = started;
     let _cancel_key = CancelKey {
         registry: &shared.cancel,
@@ -239,6 +242,8 @@ pub(crate) async fn handle(
         session,
         ext: Extended::default(),
         shutdown,
+        walsender,
+        replication: shared.replication.clone(),
     };
     let result = backend.run().await;
     let Backend {
@@ -282,6 +287,9 @@ pub(crate) struct Backend {
     pub(crate) session: Session,
     pub(crate) ext: Extended,
     shutdown: watch::Receiver<bool>,
+    /// Set on a replication connection: it also takes replication commands.
+    walsender: Option<crate::walsender::WalSender>,
+    pub(crate) replication: Arc<duet_replication::Replication>,
 }
 
 impl Backend {
@@ -313,7 +321,18 @@ impl Backend {
                 continue;
             }
             match msg {
-                PgWireFrontendMessage::Query(q) => self.simple_query(&q.query).await?,
+                PgWireFrontendMessage::Query(q) => {
+                    let command = self
+                        .walsender
+                        .as_ref()
+                        .and_then(|_| ReplicationCommand::parse(&q.query));
+                    match (command, self.walsender.clone()) {
+                        (Some(command), Some(sender)) => {
+                            self.replication_command(sender, command).await?
+                        }
+                        _ => self.simple_query(&q.query).await?,
+                    }
+                }
                 PgWireFrontendMessage::Parse(m) => {
                     let r = self.on_parse(m).await;
                     self.extended_outcome(r).await?;
@@ -473,7 +492,7 @@ impl Backend {
     /// RowDescription, DataRows (text) and CommandComplete of one
     /// statement of a simple query. The inner error is an encoding failure
     /// to report as the statement's error.
-    async fn send_simple_result(
+    pub(crate) async fn send_simple_result(
         &mut self,
         result: duet_sql::QueryResult,
     ) -> Result<Result<(), SqlError>, ConnError> {

@@ -11,8 +11,10 @@ mod codec;
 mod connection;
 pub mod encode;
 mod extended;
+mod node_control;
 pub mod server;
 mod startup;
+mod walsender;
 
 pub use config::Config;
 pub use server::{run, Server, ServerError, ServerHandle};

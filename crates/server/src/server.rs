@@ -50,6 +50,8 @@ pub enum ServerError {
     Listen { addr: String, cause: io::Error },
     #[error("cannot install signal handlers: {0}")]
     Signal(io::Error),
+    #[error("cannot start replication: {0}")]
+    Replication(duet_replication::ReplError),
 }
 
 /// Cancel keys of the running sessions: pid -> (secret, interrupt).
@@ -96,6 +98,7 @@ impl CancelRegistry {
 /// State shared by every connection of one server.
 pub(crate) struct Shared {
     pub(crate) db: Arc<Database>,
+    pub(crate) replication: Arc<duet_replication::Replication>,
     pub(crate) config: Config,
     pub(crate) hba: RwLock<Arc<Vec<HbaRule>>>,
     pub(crate) cancel: CancelRegistry,
@@ -203,6 +206,26 @@ impl ServerHandle {
     }
 }
 
+/// Attaches replication to the database: the SQL layer runs REPLICATE
+/// statements through it, and it tells the SQL layer to drop its caches
+/// when the node's data or role changes.
+fn open_replication(db: &Arc<Database>) -> Result<Arc<duet_replication::Replication>, ServerError> {
+    let weak = Arc::downgrade(db);
+    let replication = duet_replication::Replication::open(
+        db.store().clone(),
+        Box::new(move || {
+            if let Some(db) = weak.upgrade() {
+                db.reset_caches();
+            }
+        }),
+    )
+    .map_err(ServerError::Replication)?;
+    db.set_node_control(Arc::new(crate::node_control::ReplicationControl {
+        replication: replication.clone(),
+    }));
+    Ok(replication)
+}
+
 impl Server {
     /// Opens the database in `config.data_dir`, loads TLS (unless
     /// insecure) and binds `config.listen`.
@@ -226,6 +249,7 @@ impl Server {
         db: Arc<Database>,
     ) -> Result<Server, ServerError> {
         let rules = effective_rules(&config).map_err(ServerError::Hba)?;
+        let replication = open_replication(&db)?;
         let tls = if config.insecure {
             None
         } else {
@@ -243,6 +267,7 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             db,
+            replication,
             config,
             hba: RwLock::new(Arc::new(rules)),
             cancel: CancelRegistry::default(),

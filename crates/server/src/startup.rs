@@ -26,6 +26,8 @@ pub(crate) struct Started<'a> {
     pub(crate) user: String,
     pub(crate) database: String,
     pub(crate) slot: SessionSlot<'a>,
+    /// Set on a replication connection.
+    pub(crate) walsender: Option<crate::walsender::WalSender>,
 }
 
 /// What the `replication` startup parameter asks for.
@@ -98,11 +100,16 @@ pub(crate) async fn startup<'a>(
     let mut database = None;
     let mut replication = Replication::No;
     let mut startup_params = Vec::new();
+    let mut application_name: Option<String> = None;
     for (key, value) in &startup.parameters {
         match key.as_str() {
             "user" => user = Some(value.clone()),
             "database" => database = Some(value.clone()),
             "replication" => replication = parse_replication(value)?,
+            "application_name" => {
+                application_name = Some(value.clone());
+                startup_params.push((key.clone(), value.clone()));
+            }
             k if k.starts_with("_pq_.") => {}
             _ => startup_params.push((key.clone(), value.clone())),
         }
@@ -177,10 +184,6 @@ pub(crate) async fn startup<'a>(
                 ),
             ));
         }
-        return Err(fatal(
-            SqlState::FEATURE_NOT_SUPPORTED,
-            "replication connections are not supported yet",
-        ));
     }
     if !shared
         .db
@@ -233,11 +236,17 @@ pub(crate) async fn startup<'a>(
         return Err(e);
     }
     conn.deadline = None;
+    let walsender = (replication != Replication::No).then(|| crate::walsender::WalSender {
+        pid,
+        user: user.clone(),
+        application_name: application_name.unwrap_or_default(),
+    });
     Ok(Some(Started {
         session,
         pid,
         user,
         database,
         slot,
+        walsender,
     }))
 }

@@ -14,6 +14,7 @@ mod functions;
 mod parser;
 mod plan;
 mod planner;
+pub mod replicate;
 mod row;
 pub mod scram;
 pub mod session;
@@ -25,5 +26,6 @@ pub use session::{
     Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
     SessionContext, Statement, TransactionState,
 };
+pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, ViewRows};
 pub use types::DataType;
 pub use value::{TimeZone, Value};

@@ -21,10 +21,17 @@ pub enum Parsed {
         grantees: Vec<String>,
         grant: bool,
     },
+    /// REPLICATE ... and SHOW REPLICATION STATUS.
+    Replicate(crate::replicate::ReplicateStatement),
 }
 
 /// Splits a query string into statements and parses each.
 pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
+    // A bare primary URL is not SQL: REPLICATE is recognised on the whole
+    // text before it is split into statements.
+    if let Some(replicate) = crate::replicate::parse(sql) {
+        return Ok(vec![Parsed::Replicate(replicate?)]);
+    }
     let dialect = PostgreSqlDialect {};
     let mut out = Vec::new();
     // Most queries are one statement: skip the splitting pass for them.

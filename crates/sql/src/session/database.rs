@@ -34,6 +34,8 @@ struct SequenceState {
 /// A node's database. Shared by all sessions.
 pub struct Database {
     store: Arc<Store>,
+    /// Replication, once the server has attached it.
+    control: std::sync::OnceLock<Arc<dyn crate::replicate::NodeControl>>,
     tables: RwLock<TableCache>,
     sequences: Mutex<HashMap<u32, SequenceState>>,
 }
@@ -50,6 +52,7 @@ impl Database {
         let store = Store::open(data_dir, EngineOptions::default())?;
         let db = Arc::new(Database {
             store,
+            control: std::sync::OnceLock::new(),
             tables: RwLock::default(),
             sequences: Mutex::default(),
         });
@@ -105,6 +108,15 @@ impl Database {
     /// The node's storage (replication swaps engines and fences writes there).
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// Attaches the node's replication (once, at server start).
+    pub fn set_node_control(&self, control: Arc<dyn crate::replicate::NodeControl>) {
+        let _ = self.control.set(control);
+    }
+
+    pub(crate) fn node_control(&self) -> Option<&Arc<dyn crate::replicate::NodeControl>> {
+        self.control.get()
     }
 
     /// True on a secondary: only the replication applier writes.

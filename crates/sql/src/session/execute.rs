@@ -264,7 +264,7 @@ impl Session {
         state
             .settings
             .set_internal("session_authorization", &state.user.clone());
-        Ok(Session {
+        let mut session = Session {
             state,
             txn: None,
             block: Block::Autocommit,
@@ -275,7 +275,12 @@ impl Session {
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),
-        })
+        };
+        // A secondary's sessions start read-only (reported at startup,
+        // not as a change).
+        session.follow_node_role();
+        session.param_changes.clear();
+        Ok(session)
     }
 
     /// Parses a query string into statements (empty for an empty query).
@@ -421,7 +426,23 @@ impl Session {
                     Ast::Explain { .. } => Some(vec![text_column("QUERY PLAN")]),
                     _ => None,
                 },
-                Parsed::CreateUser(_) | Parsed::GrantRole { .. } => None,
+                Parsed::Replicate(crate::replicate::ReplicateStatement::ShowStatus) => self
+                    .state
+                    .db
+                    .node_control()
+                    .and_then(|c| c.view("replication_status"))
+                    .map(|v| {
+                        v.columns
+                            .into_iter()
+                            .map(|(name, data_type)| super::Column {
+                                name,
+                                data_type,
+                                table_oid: 0,
+                                column_id: 0,
+                            })
+                            .collect()
+                    }),
+                Parsed::CreateUser(_) | Parsed::GrantRole { .. } | Parsed::Replicate(_) => None,
             };
             Ok(Describe {
                 params: planner.param_types(),
@@ -443,6 +464,7 @@ impl Session {
         params: Vec<Value>,
     ) -> SqlResult<QueryResult> {
         self.state.interrupt.reset();
+        self.follow_node_role();
         let parsed = &stmt.inner.parsed;
         if self.block == Block::Failed && !is_transaction_end(parsed) {
             return Err(SqlError::new(
@@ -498,6 +520,7 @@ impl Session {
                 grantees,
                 grant,
             } => return self.grant_roles(roles, grantees, *grant),
+            Parsed::Replicate(statement) => return self.replicate(statement.clone()).await,
             Parsed::Sql(ast) => &**ast,
         };
         match ast {

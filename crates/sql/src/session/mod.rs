@@ -4,6 +4,7 @@
 mod database;
 mod ddl;
 mod execute;
+mod replication;
 mod roles;
 mod settings;
 mod transaction;

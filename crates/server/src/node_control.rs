@@ -1,0 +1,158 @@
+//! The SQL layer's view of replication ([`NodeControl`]), implemented on
+//! the replication crate: REPLICATE statements, the status views and the
+//! LSN functions.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use duet_replication::status::format_lsn;
+use duet_replication::{Command, Replication, Role, ServiceAction};
+use duet_sql::{
+    DataType, NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SqlError, SqlResult,
+    SqlState, Value, ViewRows,
+};
+
+pub(crate) struct ReplicationControl {
+    pub(crate) replication: Arc<Replication>,
+}
+
+fn command(statement: ReplicateStatement) -> Option<Command> {
+    Some(match statement {
+        ReplicateStatement::SetPrimary(url) => Command::SetPrimary(url),
+        ReplicateStatement::SetRole(role) => Command::SetRole(match role {
+            NodeRole::Default => Role::Default,
+            NodeRole::Primary => Role::Primary,
+            NodeRole::Secondary => Role::Secondary,
+        }),
+        ReplicateStatement::Service(verb) => Command::Service(match verb {
+            ServiceVerb::Create => ServiceAction::Create,
+            ServiceVerb::Start => ServiceAction::Start,
+            ServiceVerb::Stop => ServiceAction::Stop,
+            ServiceVerb::Drop => ServiceAction::Drop,
+        }),
+        ReplicateStatement::ShowStatus => return None,
+    })
+}
+
+fn text(s: impl Into<String>) -> Value {
+    Value::Text(s.into())
+}
+
+fn opt_text(s: Option<String>) -> Value {
+    s.map(Value::Text).unwrap_or(Value::Null)
+}
+
+fn lsn_value(lsn: u64) -> Value {
+    text(format_lsn(lsn))
+}
+
+fn time_value(t: Option<SystemTime>) -> Value {
+    match t {
+        Some(t) => Value::TimestampTz(chrono::DateTime::<chrono::Utc>::from(t)),
+        None => Value::Null,
+    }
+}
+
+fn columns(spec: &[(&str, DataType)]) -> Vec<(String, DataType)> {
+    spec.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+}
+
+#[async_trait::async_trait]
+impl NodeControl for ReplicationControl {
+    async fn replicate(&self, statement: ReplicateStatement) -> SqlResult<String> {
+        let Some(command) = command(statement) else {
+            return Err(SqlError::internal("not a REPLICATE command"));
+        };
+        self.replication
+            .execute(command)
+            .await
+            .map_err(|e| SqlError::new(SqlState(e.sqlstate()), e.to_string()))
+    }
+
+    fn view(&self, name: &str) -> Option<ViewRows> {
+        let repl = &self.replication;
+        match name {
+            "replication_status" => {
+                let state = repl.state();
+                let receiver = repl.status.receiver();
+                let engine_lsn = repl.local_lsn();
+                let primary_url = state.primary_url.as_deref().map(|u| {
+                    duet_replication::url::PrimaryUrl::parse(u)
+                        .map(|p| p.masked())
+                        .unwrap_or_else(|_| "(invalid URL)".into())
+                });
+                let lag = receiver.primary_lsn.saturating_sub(receiver.applied_lsn);
+                let (copied, total) = receiver.copy_progress.unwrap_or((0, 0));
+                let mut rows = vec![vec![
+                    text("local"),
+                    text(state.role.to_string()),
+                    Value::Int(state.epoch as i64),
+                    text(state.service.to_string()),
+                    opt_text(primary_url),
+                    opt_text(state.slot.clone()),
+                    text(if state.role == Role::Secondary {
+                        receiver.state.clone()
+                    } else {
+                        "-".into()
+                    }),
+                    lsn_value(engine_lsn),
+                    lsn_value(receiver.flushed_lsn),
+                    lsn_value(receiver.applied_lsn),
+                    Value::Int(lag as i64),
+                    time_value(receiver.last_message),
+                    opt_text(receiver.copy_progress.map(|_| format!("{copied}/{total} bytes"))),
+                    opt_text(receiver.last_error.clone()),
+                ]];
+                for s in repl.status.senders() {
+                    rows.push(vec![
+                        text(format!("secondary {}", s.client_addr)),
+                        text("SECONDARY"),
+                        Value::Int(state.epoch as i64),
+                        text(s.state.clone()),
+                        Value::Null,
+                        text(s.slot.clone()),
+                        text(s.state.clone()),
+                        lsn_value(s.sent_lsn),
+                        lsn_value(s.flush_lsn),
+                        lsn_value(s.replay_lsn),
+                        Value::Int(engine_lsn.saturating_sub(s.replay_lsn) as i64),
+                        time_value(s.last_reply),
+                        Value::Null,
+                        Value::Null,
+                    ]);
+                }
+                Some(ViewRows {
+                    columns: columns(&[
+                        ("node", DataType::Text),
+                        ("role", DataType::Text),
+                        ("epoch", DataType::Int8),
+                        ("service", DataType::Text),
+                        ("primary_url", DataType::Text),
+                        ("slot", DataType::Text),
+                        ("stream", DataType::Text),
+                        ("lsn", DataType::Text),
+                        ("flushed_lsn", DataType::Text),
+                        ("applied_lsn", DataType::Text),
+                        ("lag_batches", DataType::Int8),
+                        ("last_message", DataType::TimestampTz),
+                        ("copy_progress", DataType::Text),
+                        ("last_error", DataType::Text),
+                    ]),
+                    rows,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn lsn(&self, function: &str) -> Option<u64> {
+        let repl = &self.replication;
+        let secondary = repl.role() == Role::Secondary;
+        match function {
+            "pg_current_wal_lsn" => Some(repl.local_lsn()),
+            "pg_last_wal_receive_lsn" if secondary => Some(repl.status.receiver().received_lsn),
+            "pg_last_wal_replay_lsn" if secondary => Some(repl.local_lsn()),
+            _ => None,
+        }
+    }
+}

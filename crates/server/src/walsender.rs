@@ -1,0 +1,185 @@
+//! Replication connections (startup parameter `replication`): besides
+//! SQL they accept the commands a secondary sends — IDENTIFY_SYSTEM,
+//! BASE_BACKUP (CopyOut of a checkpoint) and START_REPLICATION (CopyBoth:
+//! batches out, acknowledgements in), as PostgreSQL's walsender does.
+
+use duet_replication::sender::{Peer, ReplicationCommand, StartError};
+use duet_sql::{Column, DataType, QueryResult, SqlError, SqlState, Value};
+use pgwire::messages::copy::{CopyBothResponse, CopyData, CopyDone, CopyOutResponse};
+use pgwire::messages::response::CommandComplete;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::connection::{Backend, ConnError};
+
+/// Who the replication connection belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct WalSender {
+    pub(crate) pid: i32,
+    pub(crate) user: String,
+    pub(crate) application_name: String,
+}
+
+fn repl_error(e: duet_replication::ReplError) -> SqlError {
+    SqlError::new(SqlState(e.sqlstate()), e.to_string())
+}
+
+impl Backend {
+    /// Runs a replication command; ReadyForQuery follows.
+    pub(crate) async fn replication_command(
+        &mut self,
+        sender: WalSender,
+        command: ReplicationCommand,
+    ) -> Result<(), ConnError> {
+        let result = match command {
+            ReplicationCommand::IdentifySystem => self.identify_system().await?,
+            ReplicationCommand::BaseBackup => self.base_backup().await?,
+            ReplicationCommand::StartReplication(req) => {
+                let peer = Peer {
+                    pid: sender.pid,
+                    application_name: sender.application_name.clone(),
+                    client_addr: self.conn.peer.ip().to_string(),
+                    user: sender.user.clone(),
+                };
+                let shipper = self.replication().start_shipper(&req, peer);
+                match shipper {
+                    Ok(shipper) => self.stream(shipper).await?,
+                    Err(StartError::CopyRequired(why)) => Err(SqlError::new(
+                        SqlState(duet_replication::receiver::COPY_REQUIRED),
+                        format!("copy required: {why}"),
+                    )),
+                    Err(StartError::Repl(e)) => Err(repl_error(e)),
+                }
+            }
+        };
+        if let Err(e) = result {
+            self.send_error(&e).await?;
+        }
+        self.ready_for_query().await
+    }
+
+    fn replication(&self) -> &std::sync::Arc<duet_replication::Replication> {
+        &self.replication
+    }
+
+    async fn identify_system(&mut self) -> Result<Result<(), SqlError>, ConnError> {
+        let fields = match self.replication().identify() {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(repl_error(e))),
+        };
+        let result = QueryResult {
+            tag: "IDENTIFY_SYSTEM".into(),
+            columns: Some(
+                fields
+                    .iter()
+                    .map(|(name, _)| Column {
+                        name: name.to_string(),
+                        data_type: DataType::Text,
+                        table_oid: 0,
+                        column_id: 0,
+                    })
+                    .collect(),
+            ),
+            rows: vec![fields.into_iter().map(|(_, v)| Value::Text(v)).collect()],
+        };
+        self.send_simple_result(result).await
+    }
+
+    async fn base_backup(&mut self) -> Result<Result<(), SqlError>, ConnError> {
+        let mut frames = match self.replication().base_backup() {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(repl_error(e))),
+        };
+        self.conn
+            .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+                1,
+                0,
+                vec![],
+            )))
+            .await?;
+        while let Some(frame) = frames.recv().await {
+            match frame {
+                Ok(data) => {
+                    self.conn
+                        .send(PgWireBackendMessage::CopyData(CopyData::new(data)))
+                        .await?
+                }
+                // After CopyOutResponse an error ends the copy.
+                Err(e) => return Ok(Err(repl_error(e))),
+            }
+        }
+        self.conn
+            .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+            .await?;
+        self.conn
+            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                "BASE_BACKUP".into(),
+            )))
+            .await?;
+        Ok(Ok(()))
+    }
+
+    /// START_REPLICATION: ships until the secondary stops or goes away.
+    async fn stream(
+        &mut self,
+        mut shipper: duet_replication::sender::Shipper,
+    ) -> Result<Result<(), SqlError>, ConnError> {
+        self.conn
+            .send(PgWireBackendMessage::CopyBothResponse(CopyBothResponse::new(
+                1,
+                0,
+                vec![],
+            )))
+            .await?;
+        self.conn.flush().await?;
+        let mut sending = true;
+        loop {
+            tokio::select! {
+                frame = shipper.next_frame(), if sending => match frame {
+                    Ok(Some(data)) => {
+                        self.conn.send(PgWireBackendMessage::CopyData(CopyData::new(data))).await?;
+                        self.conn.flush().await?;
+                    }
+                    Ok(None) => {
+                        // Stop point sent: the copy is over from our side.
+                        self.conn.send(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
+                        self.conn.flush().await?;
+                        sending = false;
+                    }
+                    Err(e) => return Ok(Err(repl_error(e))),
+                },
+                msg = self.conn.recv() => match msg? {
+                    Some(PgWireFrontendMessage::CopyData(d)) => {
+                        if let Err(e) = shipper.on_message(&d.data) {
+                            return Ok(Err(repl_error(e)));
+                        }
+                    }
+                    Some(PgWireFrontendMessage::CopyDone(_)) => {
+                        if sending {
+                            self.conn.send(PgWireBackendMessage::CopyDone(CopyDone::new())).await?;
+                        }
+                        break;
+                    }
+                    Some(PgWireFrontendMessage::CopyFail(f)) => {
+                        return Ok(Err(SqlError::new(
+                            SqlState::QUERY_CANCELED,
+                            format!("replication stream failed on the secondary: {}", f.message),
+                        )));
+                    }
+                    Some(PgWireFrontendMessage::Terminate(_)) | None => return Err(ConnError::Closed),
+                    Some(_) => {
+                        return Err(crate::connection::fatal(
+                            SqlState::PROTOCOL_VIOLATION,
+                            "unexpected message during a replication stream",
+                        ))
+                    }
+                },
+            }
+        }
+        self.conn
+            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                "START_REPLICATION".into(),
+            )))
+            .await?;
+        Ok(Ok(()))
+    }
+}

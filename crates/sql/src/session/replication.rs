@@ -1,0 +1,73 @@
+//! REPLICATE statements and SHOW REPLICATION STATUS in a session, and the
+//! session following its node's role (read-only on a secondary).
+
+use super::execute::{tag, Block, Session};
+use super::{Column, QueryResult};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::replicate::ReplicateStatement;
+
+impl Session {
+    pub(crate) async fn replicate(&mut self, statement: ReplicateStatement) -> SqlResult<QueryResult> {
+        let control = self.state.db.node_control().cloned().ok_or_else(|| {
+            SqlError::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                "replication is not available in this process",
+            )
+        })?;
+        if statement == ReplicateStatement::ShowStatus {
+            let view = control.view("replication_status").unwrap_or_default();
+            return Ok(QueryResult {
+                tag: format!("SHOW {}", view.rows.len()),
+                columns: Some(
+                    view.columns
+                        .into_iter()
+                        .map(|(name, data_type)| Column {
+                            name,
+                            data_type,
+                            table_oid: 0,
+                            column_id: 0,
+                        })
+                        .collect(),
+                ),
+                rows: view.rows,
+            });
+        }
+        if !self.state.is_admin {
+            return Err(SqlError::insufficient_privilege(
+                "permission denied to run REPLICATE statements",
+            )
+            .with_detail("Only members of the admin role may change replication."));
+        }
+        if self.block != Block::Autocommit || self.implicit {
+            return Err(SqlError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "REPLICATE cannot run inside a transaction block",
+            ));
+        }
+        // Nothing of this session's may stay open across a role change.
+        if let Some(txn) = self.txn.take() {
+            txn.rollback();
+        }
+        let message = control.replicate(statement).await?;
+        self.notice("NOTICE", "00000", message);
+        self.follow_node_role();
+        Ok(tag("REPLICATE"))
+    }
+
+    /// Makes the session read-only on a secondary (and says so through
+    /// in_hot_standby, as PostgreSQL 14+ does), writable again after a
+    /// promotion.
+    pub(crate) fn follow_node_role(&mut self) {
+        let read_only = self.state.db.is_read_only();
+        if read_only == self.state.in_recovery {
+            return;
+        }
+        self.state.in_recovery = read_only;
+        let value = if read_only { "on" } else { "off" };
+        for name in ["in_hot_standby", "default_transaction_read_only"] {
+            self.state.settings.set_internal(name, value);
+            self.parameter_changed(name, value);
+        }
+        self.state.settings.set_internal("transaction_read_only", value);
+    }
+}

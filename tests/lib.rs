@@ -115,6 +115,17 @@ impl TestNode {
     }
 
     pub fn start(mode: Mode) -> TestNode {
+        TestNode::start_with_certs(mode, None)
+    }
+
+    /// Starts a secure node whose certificates are copies of `other`'s
+    /// (same CA, node certificate for localhost/127.0.0.1, client
+    /// certificates): the nodes of one replication pair trust each other.
+    pub fn secure_sharing_certs(other: &TestNode) -> TestNode {
+        TestNode::start_with_certs(Mode::Secure, Some(&other.certs_dir()))
+    }
+
+    fn start_with_certs(mode: Mode, certs_from: Option<&Path>) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix("duet-test-")
             .tempdir()
@@ -129,8 +140,17 @@ impl TestNode {
             child: None,
             starts: 0,
         };
-        if mode == Mode::Secure {
-            node.create_certs();
+        match certs_from {
+            Some(from) => {
+                fs::create_dir_all(node.certs_dir()).unwrap();
+                for entry in fs::read_dir(from).expect("read certs dir") {
+                    let entry = entry.unwrap();
+                    let to = node.certs_dir().join(entry.file_name());
+                    fs::copy(entry.path(), &to).expect("copy certificate");
+                }
+            }
+            None if mode == Mode::Secure => node.create_certs(),
+            None => {}
         }
         node.spawn_and_wait();
         node
@@ -405,6 +425,20 @@ impl Drop for TestNode {
                 eprintln!("kept {}", dir.keep().display());
             }
         }
+    }
+}
+
+/// Polls `check` every 20 ms until it returns Some, or panics with
+/// `what` after `timeout`.
+#[track_caller]
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -141,8 +141,97 @@ impl NodeControl for ReplicationControl {
                     rows,
                 })
             }
+            "pg_stat_replication" => {
+                let local = repl.local_lsn();
+                let rows = repl
+                    .status
+                    .senders()
+                    .into_iter()
+                    .map(|s| {
+                        let behind = |lsn: u64| {
+                            text(if lsn >= local { "00:00:00" } else { "behind" }.to_string())
+                        };
+                        vec![
+                            Value::Int(s.pid as i64),
+                            text(s.user.clone()),
+                            text(s.application_name.clone()),
+                            text(s.client_addr.clone()),
+                            time_value(s.started),
+                            text(s.state.clone()),
+                            lsn_value(s.sent_lsn),
+                            lsn_value(s.write_lsn),
+                            lsn_value(s.flush_lsn),
+                            lsn_value(s.replay_lsn),
+                            behind(s.write_lsn),
+                            behind(s.flush_lsn),
+                            behind(s.replay_lsn),
+                            Value::Int(0),
+                            text("async"),
+                            time_value(s.last_reply),
+                        ]
+                    })
+                    .collect();
+                Some(ViewRows {
+                    columns: Vec::new(),
+                    rows,
+                })
+            }
+            "pg_stat_wal_receiver" => {
+                let state = repl.state();
+                if state.role != Role::Secondary || state.service != duet_replication::Service::Running {
+                    return Some(ViewRows::default());
+                }
+                let r = repl.status.receiver();
+                let url = state
+                    .primary_url
+                    .as_deref()
+                    .and_then(|u| duet_replication::url::PrimaryUrl::parse(u).ok());
+                Some(ViewRows {
+                    columns: Vec::new(),
+                    rows: vec![vec![
+                        Value::Int(std::process::id() as i64),
+                        text(r.state.clone()),
+                        lsn_value(r.received_lsn),
+                        lsn_value(r.flushed_lsn),
+                        lsn_value(r.primary_lsn),
+                        time_value(r.last_message),
+                        opt_text(state.slot.clone()),
+                        opt_text(url.as_ref().map(|u| u.host.clone())),
+                        url.as_ref()
+                            .map(|u| Value::Int(u.port as i64))
+                            .unwrap_or(Value::Null),
+                        opt_text(url.map(|u| u.masked())),
+                    ]],
+                })
+            }
+            "pg_replication_slots" => {
+                let rows = repl
+                    .status
+                    .senders()
+                    .into_iter()
+                    .map(|s| {
+                        vec![
+                            text(s.slot.clone()),
+                            Value::Null,
+                            text("physical"),
+                            Value::Bool(true),
+                            lsn_value(s.flush_lsn),
+                            Value::Null,
+                            text("reserved"),
+                        ]
+                    })
+                    .collect();
+                Some(ViewRows {
+                    columns: Vec::new(),
+                    rows,
+                })
+            }
             _ => None,
         }
+    }
+
+    fn last_replay(&self) -> Option<SystemTime> {
+        self.replication.status.receiver().last_replay
     }
 
     fn lsn(&self, function: &str) -> Option<u64> {

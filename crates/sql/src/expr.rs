@@ -227,6 +227,10 @@ pub trait SessionInfo: Send + Sync {
     fn current_database(&self) -> &str;
     fn backend_pid(&self) -> i32;
     fn in_recovery(&self) -> bool;
+    /// An LSN function's value (see [`crate::replicate::NodeControl::lsn`]).
+    fn wal_lsn(&self, function: &str) -> Option<u64>;
+    /// When the last replicated batch was applied (secondary).
+    fn last_replay(&self) -> Option<std::time::SystemTime>;
     fn setting(&self, name: &str) -> Option<String>;
     fn nextval(&self, sequence: &str) -> SqlResult<i64>;
     fn currval(&self, sequence: &str) -> SqlResult<i64>;

@@ -23,6 +23,10 @@ pub enum Func {
     CurrentSetting,
     BackendPid,
     IsInRecovery,
+    CurrentWalLsn,
+    ReceiveLsn,
+    ReplayLsn,
+    LastReplayTimestamp,
     NextVal,
     CurrVal,
     SetVal,
@@ -114,6 +118,12 @@ impl Func {
             ("current_setting", 1 | 2) => (Func::CurrentSetting, T::Text),
             ("pg_backend_pid", 0) => (Func::BackendPid, T::Int4),
             ("pg_is_in_recovery", 0) => (Func::IsInRecovery, T::Bool),
+            ("pg_current_wal_lsn" | "pg_current_wal_insert_lsn" | "pg_current_wal_flush_lsn", 0) => {
+                (Func::CurrentWalLsn, T::Text)
+            }
+            ("pg_last_wal_receive_lsn", 0) => (Func::ReceiveLsn, T::Text),
+            ("pg_last_wal_replay_lsn", 0) => (Func::ReplayLsn, T::Text),
+            ("pg_last_xact_replay_timestamp", 0) => (Func::LastReplayTimestamp, T::TimestampTz),
             ("nextval", 1) => (Func::NextVal, T::Int8),
             ("currval", 1) => (Func::CurrVal, T::Int8),
             ("setval", 2 | 3) => (Func::SetVal, T::Int8),
@@ -294,6 +304,25 @@ impl Func {
             }
             Func::BackendPid => V::Int(env.session.backend_pid() as i64),
             Func::IsInRecovery => V::Bool(env.session.in_recovery()),
+            Func::CurrentWalLsn | Func::ReceiveLsn | Func::ReplayLsn => {
+                let function = match self {
+                    Func::CurrentWalLsn => "pg_current_wal_lsn",
+                    Func::ReceiveLsn => "pg_last_wal_receive_lsn",
+                    _ => "pg_last_wal_replay_lsn",
+                };
+                if *self == Func::CurrentWalLsn && env.session.in_recovery() {
+                    return Err(SqlError::new(SqlState("55000"), "recovery is in progress")
+                        .with_hint("WAL control functions cannot be executed during recovery."));
+                }
+                match env.session.wal_lsn(function) {
+                    Some(lsn) => V::Text(crate::replicate::format_lsn(lsn)),
+                    None => V::Null,
+                }
+            }
+            Func::LastReplayTimestamp => match env.session.last_replay() {
+                Some(t) => V::TimestampTz(chrono::DateTime::<chrono::Utc>::from(t)),
+                None => V::Null,
+            },
             Func::NextVal => V::Int(env.session.nextval(&sequence_name(&args[0], env)?)?),
             Func::CurrVal => V::Int(env.session.currval(&sequence_name(&args[0], env)?)?),
             Func::SetVal => {

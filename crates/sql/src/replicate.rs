@@ -47,12 +47,69 @@ pub struct ViewRows {
 pub trait NodeControl: Send + Sync {
     /// Runs a REPLICATE statement; Ok is the message for the client.
     async fn replicate(&self, statement: ReplicateStatement) -> SqlResult<String>;
-    /// A replication view by name: "replication_status",
-    /// "pg_stat_replication", "pg_stat_wal_receiver", "pg_replication_slots".
+    /// A replication view by name: "replication_status" (columns of its
+    /// own), or "pg_stat_replication", "pg_stat_wal_receiver",
+    /// "pg_replication_slots" (rows in the column order of
+    /// [`view_columns`]).
     fn view(&self, name: &str) -> Option<ViewRows>;
+    /// When the last replicated batch was applied on this secondary.
+    fn last_replay(&self) -> Option<std::time::SystemTime>;
     /// An LSN function: "pg_current_wal_lsn", "pg_last_wal_receive_lsn",
     /// "pg_last_wal_replay_lsn"; None where PostgreSQL returns NULL.
     fn lsn(&self, function: &str) -> Option<u64>;
+}
+
+/// Columns of the PostgreSQL-shaped replication views (LSNs and lags as
+/// text: duet has no pg_lsn or interval type yet).
+pub fn view_columns(name: &str) -> Option<Vec<(&'static str, DataType)>> {
+    use DataType as T;
+    Some(match name {
+        "pg_stat_replication" => vec![
+            ("pid", T::Int4),
+            ("usename", T::Name),
+            ("application_name", T::Text),
+            ("client_addr", T::Text),
+            ("backend_start", T::TimestampTz),
+            ("state", T::Text),
+            ("sent_lsn", T::Text),
+            ("write_lsn", T::Text),
+            ("flush_lsn", T::Text),
+            ("replay_lsn", T::Text),
+            ("write_lag", T::Text),
+            ("flush_lag", T::Text),
+            ("replay_lag", T::Text),
+            ("sync_priority", T::Int4),
+            ("sync_state", T::Text),
+            ("reply_time", T::TimestampTz),
+        ],
+        "pg_stat_wal_receiver" => vec![
+            ("pid", T::Int4),
+            ("status", T::Text),
+            ("written_lsn", T::Text),
+            ("flushed_lsn", T::Text),
+            ("latest_end_lsn", T::Text),
+            ("last_msg_receipt_time", T::TimestampTz),
+            ("slot_name", T::Text),
+            ("sender_host", T::Text),
+            ("sender_port", T::Int4),
+            ("conninfo", T::Text),
+        ],
+        "pg_replication_slots" => vec![
+            ("slot_name", T::Name),
+            ("plugin", T::Name),
+            ("slot_type", T::Text),
+            ("active", T::Bool),
+            ("restart_lsn", T::Text),
+            ("confirmed_flush_lsn", T::Text),
+            ("wal_status", T::Text),
+        ],
+        _ => return None,
+    })
+}
+
+/// PostgreSQL's LSN notation for a sequence number.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
 }
 
 /// Recognises REPLICATE and SHOW REPLICATION STATUS; None for other SQL.

@@ -77,6 +77,12 @@ impl SessionInfo for SessionState {
     fn in_recovery(&self) -> bool {
         self.in_recovery
     }
+    fn wal_lsn(&self, function: &str) -> Option<u64> {
+        self.db.node_control()?.lsn(function)
+    }
+    fn last_replay(&self) -> Option<std::time::SystemTime> {
+        self.db.node_control()?.last_replay()
+    }
     fn setting(&self, name: &str) -> Option<String> {
         self.settings.get(name)
     }

@@ -270,6 +270,9 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("extname", T::Name),
             ("extversion", T::Text),
         ],
+        "pg_stat_replication" | "pg_stat_wal_receiver" | "pg_replication_slots" => {
+            return crate::replicate::view_columns(name)
+        }
         "pg_stat_activity" => vec![
             ("datname", T::Name),
             ("pid", T::Int4),
@@ -407,6 +410,11 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
         .collect();
     let mut out: Vec<Row> = Vec::new();
     match name {
+        "pg_stat_replication" | "pg_stat_wal_receiver" | "pg_replication_slots" => {
+            if let Some(view) = state.db.node_control().and_then(|c| c.view(name)) {
+                out.extend(view.rows);
+            }
+        }
         "pg_namespace" => {
             for (o, n) in [
                 (PG_CATALOG_NAMESPACE_OID, "pg_catalog"),

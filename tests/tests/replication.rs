@@ -1,0 +1,293 @@
+//! Primary-secondary replication between real duet processes in secure
+//! mode (TLS, certificates made by `duet cert`), set up with the KWDB
+//! statements exactly as an operator types them in psql.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use duet_tests::{psql_rows, wait_for, TestNode};
+
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// The primary URL as the KWDB reference writes it: bare, verify-ca,
+/// root's client certificate.
+fn kwdb_url(primary: &TestNode, certs: &Path) -> String {
+    format!(
+        "postgresql://root@localhost:{}/defaultdb?sslmode=verify-ca&sslcert={c}/client.root.crt&sslkey={c}/client.root.key&sslrootcert={c}/ca.crt",
+        primary.port(),
+        c = certs.display()
+    )
+}
+
+fn query(node: &TestNode, sql: &str) -> Vec<Vec<String>> {
+    psql_rows(&node.root_url(), None, sql)
+}
+
+fn scalar(node: &TestNode, sql: &str) -> String {
+    query(node, sql)
+        .first()
+        .and_then(|r| r.first().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until `sql` on `node` returns `expected`.
+#[track_caller]
+fn wait_for_value(node: &TestNode, sql: &str, expected: &str) {
+    wait_for(&format!("{sql} = {expected}"), CATCH_UP, || {
+        (scalar(node, sql) == expected).then_some(())
+    });
+}
+
+/// Primary n1 with the seed table, secondary n2 streaming from it.
+fn pair() -> (TestNode, TestNode) {
+    let primary = TestNode::secure();
+    let secondary = TestNode::secure_sharing_certs(&primary);
+    primary
+        .psql(&[
+            "CREATE TABLE replication_test (id serial primary key, test_data text, created_at timestamptz default now());",
+            "INSERT INTO replication_test (test_data) VALUES ('hello replication');",
+            "REPLICATE SET ROLE PRIMARY;",
+        ])
+        .assert_ok();
+    let url = kwdb_url(&primary, &secondary.certs_dir());
+    let set_primary = format!("REPLICATE SET PRIMARY {url};");
+    let out = secondary.psql(&[
+        &set_primary,
+        "REPLICATE SET SERVICE CREATE;",
+        "REPLICATE SET SERVICE START;",
+    ]);
+    out.assert_ok();
+    assert!(out.stderr.contains("initial copy done"), "{}", out.stderr);
+    (primary, secondary)
+}
+
+#[test]
+fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
+    let (primary, secondary) = pair();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "1");
+    assert_eq!(
+        query(&secondary, "SELECT id, test_data FROM replication_test"),
+        vec![vec!["1".to_string(), "hello replication".to_string()]]
+    );
+
+    // Hot standby: reads yes, writes and DDL 25006.
+    assert_eq!(scalar(&secondary, "SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(scalar(&secondary, "SHOW transaction_read_only"), "on");
+    assert_eq!(scalar(&primary, "SELECT pg_is_in_recovery()"), "f");
+    for write in [
+        "INSERT INTO replication_test (test_data) VALUES ('nope')",
+        "UPDATE replication_test SET test_data = 'x'",
+        "CREATE TABLE t2 (a int)",
+    ] {
+        secondary
+            .psql(&["\\set VERBOSITY verbose", write])
+            .assert_err("ERROR:  25006: cannot execute");
+    }
+
+    // New commits, DDL and users on the primary reach the secondary.
+    primary
+        .psql(&[
+            "INSERT INTO replication_test (test_data) SELECT 'row ' || g FROM generate_series(2, 200) g",
+            "CREATE TABLE other (k int primary key, v text)",
+            "INSERT INTO other VALUES (1, 'one')",
+            "CREATE USER replicator REPLICATION LOGIN ENCRYPTED PASSWORD 'password'",
+        ])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "200");
+    wait_for_value(&secondary, "SELECT v FROM other WHERE k = 1", "one");
+    wait_for_value(
+        &secondary,
+        "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'",
+        "t",
+    );
+    assert_eq!(
+        scalar(&secondary, "SELECT max(id) FROM replication_test"),
+        scalar(&primary, "SELECT max(id) FROM replication_test")
+    );
+
+    // libpq picks the primary among both hosts for read-write sessions.
+    let multi = format!(
+        "postgresql://root@127.0.0.1:{},127.0.0.1:{}/defaultdb?target_session_attrs=read-write&sslmode=verify-full&sslrootcert={c}/ca.crt&sslcert={c}/client.root.crt&sslkey={c}/client.root.key",
+        secondary.port(),
+        primary.port(),
+        c = primary.certs_dir().display()
+    );
+    let rows = psql_rows(&multi, None, "SELECT pg_is_in_recovery()");
+    assert_eq!(rows, vec![vec!["f".to_string()]]);
+}
+
+#[test]
+fn stop_returns_a_consistent_lsn_and_start_resumes() {
+    let (primary, secondary) = pair();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'r' FROM generate_series(1, 50)"])
+        .assert_ok();
+    let out = secondary.psql(&["REPLICATE SET SERVICE STOP;"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("replication stopped, consistent at LSN"),
+        "{}",
+        out.stderr
+    );
+    // Everything committed before STOP is there.
+    assert_eq!(
+        scalar(&secondary, "SELECT count(*) FROM replication_test"),
+        "51"
+    );
+    let status = query(&secondary, "SHOW REPLICATION STATUS");
+    assert_eq!(status[0][3], "STOPPED", "{status:?}");
+
+    // Paused: new commits wait on the primary until START.
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('after stop')"])
+        .assert_ok();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        scalar(&secondary, "SELECT count(*) FROM replication_test"),
+        "51"
+    );
+    // STOP twice is a state error naming the state.
+    secondary
+        .psql(&["\\set VERBOSITY verbose", "REPLICATE SET SERVICE STOP;"])
+        .assert_err("59002");
+    secondary
+        .psql(&["REPLICATE SET SERVICE START;"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "52");
+}
+
+#[test]
+fn each_node_restarting_mid_stream_resumes_by_itself() {
+    let (mut primary, mut secondary) = pair();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'a' FROM generate_series(1, 20)"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "21");
+
+    secondary.restart();
+    assert_eq!(scalar(&secondary, "SELECT pg_is_in_recovery()"), "t");
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'b' FROM generate_series(1, 20)"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "41");
+
+    primary.kill9();
+    primary.restart();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'c' FROM generate_series(1, 20)"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "61");
+}
+
+#[test]
+fn promotion_after_the_primary_dies_and_the_old_primary_rejoins() {
+    let (mut primary, secondary) = pair();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 100)"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "101");
+    primary.kill9();
+
+    // Promotion works with the primary gone.
+    let started = Instant::now();
+    secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
+    let promote = started.elapsed();
+    secondary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('new primary')"])
+        .assert_ok();
+    assert_eq!(scalar(&secondary, "SELECT pg_is_in_recovery()"), "f");
+    eprintln!("promotion took {promote:?} (psql included)");
+    // Serial values continue past everything replicated.
+    assert_eq!(
+        scalar(&secondary, "SELECT max(id) > 101 FROM replication_test"),
+        "t"
+    );
+
+    // The old primary comes back (still PRIMARY in its own eyes) and takes
+    // a write the new primary never sees: its history diverges.
+    primary.restart();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('lost on the old primary')"])
+        .assert_ok();
+    // Re-attached as a secondary of the new primary, it re-copies by
+    // itself and converges.
+    let url = kwdb_url(&secondary, &primary.certs_dir());
+    let set_primary = format!("REPLICATE SET PRIMARY {url};");
+    primary
+        .psql(&[
+            "REPLICATE SET ROLE SECONDARY;",
+            &set_primary,
+            "REPLICATE SET SERVICE CREATE;",
+            "REPLICATE SET SERVICE START;",
+        ])
+        .assert_ok();
+    secondary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('after rejoin')"])
+        .assert_ok();
+    wait_for_value(
+        &primary,
+        "SELECT count(*) FROM replication_test WHERE test_data = 'after rejoin'",
+        "1",
+    );
+    assert_eq!(
+        scalar(
+            &primary,
+            "SELECT count(*) FROM replication_test WHERE test_data = 'lost on the old primary'"
+        ),
+        "0"
+    );
+    assert_eq!(
+        query(&primary, "SELECT id, test_data FROM replication_test ORDER BY id"),
+        query(&secondary, "SELECT id, test_data FROM replication_test ORDER BY id")
+    );
+    primary
+        .psql(&["\\set VERBOSITY verbose", "INSERT INTO replication_test (test_data) VALUES ('x')"])
+        .assert_err("25006");
+}
+
+#[test]
+fn replication_needs_admin_and_a_trusted_certificate() {
+    let primary = TestNode::secure();
+    primary
+        .psql(&[
+            "REPLICATE SET ROLE PRIMARY;",
+            "CREATE USER app LOGIN PASSWORD 'app-password'",
+        ])
+        .assert_ok();
+    // A non-admin may not run REPLICATE statements.
+    let app = duet_tests::psql_with_password(
+        &primary.url("app"),
+        "app-password",
+        &["\\set VERBOSITY verbose", "REPLICATE SET ROLE DEFAULT;"],
+    );
+    app.assert_err("42501");
+    // On the PRIMARY, SET PRIMARY is a role error.
+    primary
+        .psql(&["\\set VERBOSITY verbose", "REPLICATE SET PRIMARY postgresql://root@localhost:1/defaultdb;"])
+        .assert_err("59001");
+
+    // A node with its own CA cannot verify the primary's certificate.
+    let stranger = TestNode::secure();
+    let url = kwdb_url(&primary, &stranger.certs_dir());
+    let out = stranger.psql(&["\\set VERBOSITY verbose", &format!("REPLICATE SET PRIMARY {url};")]);
+    out.assert_err("59000");
+    assert!(out.stderr.contains("tls"), "{}", out.stderr);
+    assert_eq!(scalar(&stranger, "SELECT pg_is_in_recovery()"), "f");
+
+    // A user without REPLICATION (and not admin) cannot open a stream.
+    let trusted = TestNode::secure_sharing_certs(&primary);
+    let url = format!(
+        "postgresql://app:app-password@localhost:{}/defaultdb?sslmode=verify-full&sslrootcert={}/ca.crt",
+        primary.port(),
+        trusted.certs_dir().display()
+    );
+    let out = trusted.psql(&["\\set VERBOSITY verbose", &format!("REPLICATE SET PRIMARY {url};")]);
+    out.assert_err("59000");
+    assert!(
+        out.stderr.contains("permission denied to start WAL sender"),
+        "{}",
+        out.stderr
+    );
+    // The password never shows.
+    assert!(!out.stderr.contains("app-password"), "{}", out.stderr);
+}

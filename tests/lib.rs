@@ -100,6 +100,8 @@ pub struct TestNode {
     child: Option<Child>,
     /// Number of times the process was started (names the log files).
     starts: u32,
+    /// DUET_* settings of this node.
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -125,7 +127,16 @@ impl TestNode {
         TestNode::start_with_certs(Mode::Secure, Some(&other.certs_dir()))
     }
 
+    /// A secure node with its own CA and extra `DUET_*` settings.
+    pub fn secure_with_env(env: &[(&str, &str)]) -> TestNode {
+        TestNode::start_full(Mode::Secure, None, env)
+    }
+
     fn start_with_certs(mode: Mode, certs_from: Option<&Path>) -> TestNode {
+        TestNode::start_full(mode, certs_from, &[])
+    }
+
+    fn start_full(mode: Mode, certs_from: Option<&Path>, env: &[(&str, &str)]) -> TestNode {
         let dir = tempfile::Builder::new()
             .prefix("duet-test-")
             .tempdir()
@@ -139,6 +150,10 @@ impl TestNode {
             http_port,
             child: None,
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         match certs_from {
             Some(from) => {
@@ -354,6 +369,7 @@ impl TestNode {
                 cmd.env_remove(key);
             }
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.env("DUET_ROOT_PASSWORD", ROOT_PASSWORD)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())

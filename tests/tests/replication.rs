@@ -291,3 +291,135 @@ fn replication_needs_admin_and_a_trusted_certificate() {
     // The password never shows.
     assert!(!out.stderr.contains("app-password"), "{}", out.stderr);
 }
+
+/// Runs writers against `node` until `stop` is set; returns the ids whose
+/// INSERT was acknowledged (psql exited 0 after COMMIT returned).
+fn write_load(
+    url: String,
+    writers: u32,
+    mode: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<u32>>> {
+    (0..writers)
+        .map(|w| {
+            let url = url.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    let id = w * 1_000_000 + i;
+                    let set = format!("SET synchronous_commit = {mode}");
+                    let insert = format!("INSERT INTO acked VALUES ({id}, {w})");
+                    if duet_tests::psql(&url, &[&set, &insert]).success() {
+                        acked.push(id);
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn synchronous_commits_survive_a_primary_sigkill_and_promotion() {
+    let (mut primary, secondary) = pair();
+    primary
+        .psql(&["CREATE TABLE acked (id int primary key, writer int)"])
+        .assert_ok();
+    wait_for_value(
+        &secondary,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'acked'",
+        "1",
+    );
+
+    // remote_apply: once COMMIT returns, the row is visible on the
+    // secondary, with no waiting.
+    for i in 0..5 {
+        primary
+            .psql(&[
+                "SET synchronous_commit = remote_apply",
+                &format!("INSERT INTO acked VALUES ({}, 99)", 9_000_000 + i),
+            ])
+            .assert_ok();
+        assert_eq!(
+            scalar(&secondary, &format!("SELECT count(*) FROM acked WHERE id = {}", 9_000_000 + i)),
+            "1"
+        );
+    }
+
+    // Four writers in `on` mode; the primary dies under them.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = write_load(primary.root_url(), 4, "on", stop.clone());
+    wait_for("100 commits under load", CATCH_UP, || {
+        (scalar(&secondary, "SELECT count(*) FROM acked")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 105)
+            .then_some(())
+    });
+    primary.kill9();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let acked: Vec<u32> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer thread"))
+        .collect();
+    assert!(acked.len() >= 50, "only {} commits acknowledged", acked.len());
+
+    secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
+    let present: std::collections::HashSet<u32> = query(&secondary, "SELECT id FROM acked")
+        .into_iter()
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let lost: Vec<&u32> = acked.iter().filter(|id| !present.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged commits missing on the new primary: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+    secondary
+        .psql(&["INSERT INTO acked VALUES (8000000, 1)"])
+        .assert_ok();
+}
+
+#[test]
+fn synchronous_commit_without_a_secondary_times_out_or_falls_back() {
+    let primary = TestNode::secure_with_env(&[
+        ("DUET_REPLICATION_SYNCHRONOUS_COMMIT", "on"),
+        ("DUET_REPLICATION_SYNC_TIMEOUT_MS", "200"),
+    ]);
+    primary
+        .psql(&["CREATE TABLE t (a int)", "REPLICATE SET ROLE PRIMARY;"])
+        .assert_ok();
+    assert_eq!(scalar(&primary, "SHOW synchronous_commit"), "on");
+    // No secondary: the wait times out, the COMMIT fails with 57014 and
+    // says the row is committed here.
+    let out = primary.psql(&["\\set VERBOSITY verbose", "INSERT INTO t VALUES (1)"]);
+    out.assert_err("57014");
+    assert!(out.stderr.contains("committed locally"), "{}", out.stderr);
+    assert_eq!(scalar(&primary, "SELECT count(*) FROM t"), "1");
+    // Per session, async commits do not wait.
+    primary
+        .psql(&["SET synchronous_commit = off", "INSERT INTO t VALUES (2)"])
+        .assert_ok();
+
+    let lenient = TestNode::secure_with_env(&[
+        ("DUET_REPLICATION_SYNCHRONOUS_COMMIT", "remote_apply"),
+        ("DUET_REPLICATION_SYNC_TIMEOUT_MS", "200"),
+        ("DUET_REPLICATION_SYNC_FALLBACK", "async"),
+    ]);
+    lenient
+        .psql(&["CREATE TABLE t (a int)", "REPLICATE SET ROLE PRIMARY;"])
+        .assert_ok();
+    let out = lenient.psql(&["INSERT INTO t VALUES (1)"]);
+    out.assert_ok();
+    assert!(
+        out.stderr.contains("WARNING") && out.stderr.contains("asynchronously"),
+        "{}",
+        out.stderr
+    );
+}

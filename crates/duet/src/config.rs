@@ -36,6 +36,17 @@ pub struct StartArgs {
     /// Log format [env: DUET_LOG_FORMAT] [default: human]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Default commit mode on a primary: off, local, remote_write, on,
+    /// remote_apply [env: DUET_REPLICATION_SYNCHRONOUS_COMMIT] [default: off]
+    #[arg(long, value_name = "MODE")]
+    pub synchronous_commit: Option<String>,
+    /// Milliseconds a synchronous commit waits for the secondary
+    /// [env: DUET_REPLICATION_SYNC_TIMEOUT_MS] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    pub sync_timeout_ms: Option<u64>,
+    /// After that timeout: error or async [env: DUET_REPLICATION_SYNC_FALLBACK] [default: error]
+    #[arg(long, value_name = "WHAT")]
+    pub sync_fallback: Option<String>,
     /// File holding root's password, used when the data directory is first
     /// created [env: DUET_ROOT_PASSWORD holds the password itself]
     #[arg(long, value_name = "FILE")]
@@ -81,6 +92,12 @@ pub enum ConfigError {
     LogFormat(String),
     #[error("max_connections must be at least 1")]
     MaxConnections,
+    #[error("invalid {key} {value:?}: expected {expected}")]
+    Value {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
     #[error("cannot read the root password file {}: {source}", path.display())]
     PasswordFile {
         path: PathBuf,
@@ -148,6 +165,19 @@ pub fn resolve(
     if let Some(v) = env("DUET_LOG_FORMAT") {
         config.log_format = v;
     }
+    if let Some(v) = env("DUET_REPLICATION_SYNCHRONOUS_COMMIT") {
+        config.replication.synchronous_commit = v;
+    }
+    if let Some(v) = env("DUET_REPLICATION_SYNC_TIMEOUT_MS") {
+        config.replication.sync_timeout_ms = v.trim().parse().map_err(|_| ConfigError::Env {
+            name: "DUET_REPLICATION_SYNC_TIMEOUT_MS",
+            value: v,
+            expected: "a number of milliseconds",
+        })?;
+    }
+    if let Some(v) = env("DUET_REPLICATION_SYNC_FALLBACK") {
+        config.replication.sync_fallback = v;
+    }
 
     // Flags.
     if let Some(v) = &args.listen {
@@ -174,6 +204,15 @@ pub fn resolve(
     if let Some(v) = args.log_format {
         config.log_format = v.as_str().to_owned();
     }
+    if let Some(v) = &args.synchronous_commit {
+        config.replication.synchronous_commit = v.clone();
+    }
+    if let Some(v) = args.sync_timeout_ms {
+        config.replication.sync_timeout_ms = v;
+    }
+    if let Some(v) = &args.sync_fallback {
+        config.replication.sync_fallback = v.clone();
+    }
 
     // Never from the config file, so it does not end up in a checked-in file.
     config.root_password = match &args.root_password_file {
@@ -189,6 +228,24 @@ pub fn resolve(
     if config.max_connections == 0 {
         return Err(ConfigError::MaxConnections);
     }
+    let mode = config.replication.synchronous_commit.to_ascii_lowercase();
+    if !["off", "local", "remote_write", "on", "remote_apply"].contains(&mode.as_str()) {
+        return Err(ConfigError::Value {
+            key: "replication.synchronous_commit",
+            value: config.replication.synchronous_commit,
+            expected: "off, local, remote_write, on or remote_apply",
+        });
+    }
+    config.replication.synchronous_commit = mode;
+    let fallback = config.replication.sync_fallback.to_ascii_lowercase();
+    if !["error", "async"].contains(&fallback.as_str()) {
+        return Err(ConfigError::Value {
+            key: "replication.sync_fallback",
+            value: config.replication.sync_fallback,
+            expected: "error or async",
+        });
+    }
+    config.replication.sync_fallback = fallback;
     if config.hba.is_empty() {
         config.hba = hba::default_rules(config.insecure);
     } else {

@@ -89,6 +89,23 @@ impl Replication {
         self.state().role
     }
 
+    /// Waits until a secondary acknowledged `lsn` at `level`, or `timeout`
+    /// passed (false). Returns true at once unless this node is a PRIMARY.
+    pub async fn wait_for_secondary(
+        &self,
+        lsn: u64,
+        level: crate::status::AckLevel,
+        timeout: std::time::Duration,
+    ) -> bool {
+        if self.role() != Role::Primary {
+            return true;
+        }
+        let mut acks = self.status.acks.subscribe();
+        tokio::time::timeout(timeout, acks.wait_for(|a| a.reached(level, lsn)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// This node's LSN: the sequence number of its last write.
     pub fn local_lsn(&self) -> u64 {
         self.store.engine().latest_sequence_number()

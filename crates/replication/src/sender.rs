@@ -371,6 +371,7 @@ impl Shipper {
                     s.replay_lsn = applied;
                     s.last_reply = Some(SystemTime::now());
                 });
+                self.node.status.acknowledge(written, flushed, applied);
             }
             SecondaryMessage::Stop => {
                 let engine = self.engine.clone();

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use tokio::sync::watch;
+
 /// The secondary's view of its stream (pg_stat_wal_receiver).
 #[derive(Debug, Clone, Default)]
 pub struct ReceiverStatus {
@@ -39,11 +41,48 @@ pub struct SenderStatus {
     pub last_reply: Option<SystemTime>,
 }
 
+/// The highest positions any secondary has acknowledged (for commits
+/// waiting on synchronous replication).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acks {
+    pub written: u64,
+    pub flushed: u64,
+    pub applied: u64,
+}
+
+/// What a synchronous commit waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckLevel {
+    Written,
+    Flushed,
+    Applied,
+}
+
+impl Acks {
+    pub fn reached(&self, level: AckLevel, lsn: u64) -> bool {
+        match level {
+            AckLevel::Written => self.written >= lsn,
+            AckLevel::Flushed => self.flushed >= lsn,
+            AckLevel::Applied => self.applied >= lsn,
+        }
+    }
+}
+
 /// Shared status boards.
-#[derive(Default)]
 pub struct StatusBoard {
     pub receiver: Mutex<ReceiverStatus>,
     pub senders: Mutex<BTreeMap<i32, SenderStatus>>,
+    pub acks: watch::Sender<Acks>,
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        StatusBoard {
+            receiver: Mutex::default(),
+            senders: Mutex::default(),
+            acks: watch::channel(Acks::default()).0,
+        }
+    }
 }
 
 impl StatusBoard {
@@ -70,6 +109,17 @@ impl StatusBoard {
     pub fn update_sender(&self, pid: i32, f: impl FnOnce(&mut SenderStatus)) {
         let mut senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
         f(senders.entry(pid).or_default())
+    }
+
+    /// Records a secondary's acknowledgement; wakes waiting commits.
+    pub fn acknowledge(&self, written: u64, flushed: u64, applied: u64) {
+        self.acks.send_if_modified(|a| {
+            let before = *a;
+            a.written = a.written.max(written);
+            a.flushed = a.flushed.max(flushed);
+            a.applied = a.applied.max(applied);
+            *a != before
+        });
     }
 
     pub fn remove_sender(&self, pid: i32) {

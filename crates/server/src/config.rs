@@ -28,6 +28,8 @@ pub struct Config {
     pub hba: Vec<HbaRule>,
     /// Log format: "human" or "json".
     pub log_format: String,
+    /// The `[replication]` table.
+    pub replication: ReplicationSettings,
     /// Password for `root`, used only when the data directory is
     /// bootstrapped. Never read from the config file: it comes from
     /// `DUET_ROOT_PASSWORD` or `--root-password-file`.
@@ -57,7 +59,32 @@ impl Default for Config {
             authentication_timeout: 60,
             hba: Vec::new(),
             log_format: "human".into(),
+            replication: ReplicationSettings::default(),
             root_password: None,
+        }
+    }
+}
+
+/// Commit modes and retention of replication (SPEC 4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationSettings {
+    /// Default `synchronous_commit` of sessions: off / local (async),
+    /// remote_write, on (secondary flushed), remote_apply (visible there).
+    pub synchronous_commit: String,
+    /// How long a synchronous commit waits for the secondary (ms).
+    pub sync_timeout_ms: u64,
+    /// After the timeout: "error" (the COMMIT fails; it is committed
+    /// locally) or "async" (it succeeds with a WARNING).
+    pub sync_fallback: String,
+}
+
+impl Default for ReplicationSettings {
+    fn default() -> Self {
+        ReplicationSettings {
+            synchronous_commit: "off".into(),
+            sync_timeout_ms: 10_000,
+            sync_fallback: "error".into(),
         }
     }
 }

@@ -5,15 +5,21 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use duet_replication::status::format_lsn;
+use duet_replication::status::{format_lsn, AckLevel};
 use duet_replication::{Command, Replication, Role, ServiceAction};
 use duet_sql::{
     DataType, NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SqlError, SqlResult,
-    SqlState, Value, ViewRows,
+    SqlState, SyncLevel, Value, ViewRows,
 };
 
 pub(crate) struct ReplicationControl {
     pub(crate) replication: Arc<Replication>,
+    /// How long a synchronous commit waits for the secondary.
+    pub(crate) sync_timeout: std::time::Duration,
+    /// After the timeout, succeed with a WARNING instead of failing.
+    pub(crate) fallback_async: bool,
+    /// Whether commits wait for the secondary by default (sync_state).
+    pub(crate) synchronous: bool,
 }
 
 fn command(statement: ReplicateStatement) -> Option<Command> {
@@ -143,6 +149,7 @@ impl NodeControl for ReplicationControl {
             }
             "pg_stat_replication" => {
                 let local = repl.local_lsn();
+                let sync = self.synchronous;
                 let rows = repl
                     .status
                     .senders()
@@ -165,8 +172,8 @@ impl NodeControl for ReplicationControl {
                             behind(s.write_lsn),
                             behind(s.flush_lsn),
                             behind(s.replay_lsn),
-                            Value::Int(0),
-                            text("async"),
+                            Value::Int(if sync { 1 } else { 0 }),
+                            text(if sync { "sync" } else { "async" }),
                             time_value(s.last_reply),
                         ]
                     })
@@ -227,6 +234,40 @@ impl NodeControl for ReplicationControl {
                 })
             }
             _ => None,
+        }
+    }
+
+    async fn wait_for_replication(&self, lsn: u64, level: SyncLevel) -> SqlResult<Option<String>> {
+        let level = match level {
+            SyncLevel::RemoteWrite => AckLevel::Written,
+            SyncLevel::Flush => AckLevel::Flushed,
+            SyncLevel::RemoteApply => AckLevel::Applied,
+        };
+        if self
+            .replication
+            .wait_for_secondary(lsn, level, self.sync_timeout)
+            .await
+        {
+            return Ok(None);
+        }
+        let message = format!(
+            "no secondary confirmed LSN {} within replication.sync_timeout ({} ms)",
+            format_lsn(lsn),
+            self.sync_timeout.as_millis()
+        );
+        tracing::warn!(lsn, fallback_async = self.fallback_async, "{message}");
+        if self.fallback_async {
+            Ok(Some(format!(
+                "{message}; the commit continued asynchronously (replication.sync_fallback = async)"
+            )))
+        } else {
+            Err(SqlError::new(
+                SqlState::QUERY_CANCELED,
+                format!("canceling wait for synchronous replication: {message}"),
+            )
+            .with_detail(
+                "The transaction has already committed locally, but might not have been replicated to the secondary.",
+            ))
         }
     }
 

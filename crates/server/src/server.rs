@@ -209,7 +209,10 @@ impl ServerHandle {
 /// Attaches replication to the database: the SQL layer runs REPLICATE
 /// statements through it, and it tells the SQL layer to drop its caches
 /// when the node's data or role changes.
-fn open_replication(db: &Arc<Database>) -> Result<Arc<duet_replication::Replication>, ServerError> {
+fn open_replication(
+    db: &Arc<Database>,
+    settings: &crate::config::ReplicationSettings,
+) -> Result<Arc<duet_replication::Replication>, ServerError> {
     let weak = Arc::downgrade(db);
     let replication = duet_replication::Replication::open(
         db.store().clone(),
@@ -222,6 +225,9 @@ fn open_replication(db: &Arc<Database>) -> Result<Arc<duet_replication::Replicat
     .map_err(ServerError::Replication)?;
     db.set_node_control(Arc::new(crate::node_control::ReplicationControl {
         replication: replication.clone(),
+        sync_timeout: std::time::Duration::from_millis(settings.sync_timeout_ms),
+        fallback_async: settings.sync_fallback.eq_ignore_ascii_case("async"),
+        synchronous: duet_sql::SyncLevel::from_setting(&settings.synchronous_commit).is_some(),
     }));
     Ok(replication)
 }
@@ -234,6 +240,10 @@ impl Server {
             &config.data_dir,
             DatabaseOptions {
                 root_password: config.root_password.as_ref().map(|s| s.0.clone()),
+                session_defaults: vec![(
+                    "synchronous_commit".into(),
+                    config.replication.synchronous_commit.clone(),
+                )],
             },
         )
         .map_err(|cause| ServerError::Database {
@@ -249,7 +259,7 @@ impl Server {
         db: Arc<Database>,
     ) -> Result<Server, ServerError> {
         let rules = effective_rules(&config).map_err(ServerError::Hba)?;
-        let replication = open_replication(&db)?;
+        let replication = open_replication(&db, &config.replication)?;
         let tls = if config.insecure {
             None
         } else {

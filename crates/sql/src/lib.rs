@@ -26,6 +26,6 @@ pub use session::{
     Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
     SessionContext, Statement, TransactionState,
 };
-pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, ViewRows};
+pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SyncLevel, ViewRows};
 pub use types::DataType;
 pub use value::{TimeZone, Value};

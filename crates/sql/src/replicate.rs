@@ -34,6 +34,27 @@ pub enum ServiceVerb {
     Drop,
 }
 
+/// How far a commit on the primary waits for its secondary
+/// (`synchronous_commit`): written, flushed (`on`), or visible there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncLevel {
+    RemoteWrite,
+    Flush,
+    RemoteApply,
+}
+
+impl SyncLevel {
+    /// The level a `synchronous_commit` value asks for; None for off/local.
+    pub fn from_setting(value: &str) -> Option<SyncLevel> {
+        match value.to_ascii_lowercase().as_str() {
+            "remote_write" => Some(SyncLevel::RemoteWrite),
+            "on" | "true" | "yes" | "1" => Some(SyncLevel::Flush),
+            "remote_apply" => Some(SyncLevel::RemoteApply),
+            _ => None,
+        }
+    }
+}
+
 /// Rows of a replication view.
 #[derive(Debug, Clone, Default)]
 pub struct ViewRows {
@@ -52,6 +73,10 @@ pub trait NodeControl: Send + Sync {
     /// "pg_replication_slots" (rows in the column order of
     /// [`view_columns`]).
     fn view(&self, name: &str) -> Option<ViewRows>;
+    /// Waits until the secondary has reached `level` for the commit at
+    /// `lsn` (returns at once unless this node is a PRIMARY). Ok(Some) is
+    /// a warning: the wait timed out and fell back to asynchronous.
+    async fn wait_for_replication(&self, lsn: u64, level: SyncLevel) -> SqlResult<Option<String>>;
     /// When the last replicated batch was applied on this secondary.
     fn last_replay(&self) -> Option<std::time::SystemTime>;
     /// An LSN function: "pg_current_wal_lsn", "pg_last_wal_receive_lsn",

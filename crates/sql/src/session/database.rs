@@ -36,6 +36,7 @@ pub struct Database {
     store: Arc<Store>,
     /// Replication, once the server has attached it.
     control: std::sync::OnceLock<Arc<dyn crate::replicate::NodeControl>>,
+    pub(crate) session_defaults: Vec<(String, String)>,
     tables: RwLock<TableCache>,
     sequences: Mutex<HashMap<u32, SequenceState>>,
 }
@@ -53,6 +54,7 @@ impl Database {
         let db = Arc::new(Database {
             store,
             control: std::sync::OnceLock::new(),
+            session_defaults: options.session_defaults.clone(),
             tables: RwLock::default(),
             sequences: Mutex::default(),
         });

@@ -244,7 +244,7 @@ impl Session {
         database: DatabaseDef,
     ) -> SqlResult<Session> {
         let mut settings = Settings::default();
-        for (k, v) in &ctx.startup_params {
+        for (k, v) in db.session_defaults.iter().chain(&ctx.startup_params) {
             // Unknown startup parameters are ignored, as PostgreSQL ignores
             // unknown options only for custom (dotted) names; be lenient.
             let _ = settings.set(k, v);
@@ -505,7 +505,7 @@ impl Session {
             }
             (Ok(_), Block::Autocommit) if !self.implicit => {
                 if let Some(t) = self.txn.take() {
-                    t.commit().await?;
+                    self.commit_txn(t).await?;
                 }
             }
             _ => {}

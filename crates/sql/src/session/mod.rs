@@ -28,6 +28,9 @@ const SHORT_STATEMENT_MICROS: u64 = 250;
 pub struct DatabaseOptions {
     /// Password for `root` set on first start (stored as a SCRAM verifier).
     pub root_password: Option<String>,
+    /// Session parameter defaults from the server's configuration
+    /// (e.g. synchronous_commit), applied before startup parameters.
+    pub session_defaults: Vec<(String, String)>,
 }
 
 /// What authentication needs to know about a role.

@@ -1,6 +1,8 @@
 //! REPLICATE statements and SHOW REPLICATION STATUS in a session, and the
 //! session following its node's role (read-only on a secondary).
 
+use duet_storage::Transaction;
+
 use super::execute::{tag, Block, Session};
 use super::{Column, QueryResult};
 use crate::error::{SqlError, SqlResult, SqlState};
@@ -52,6 +54,25 @@ impl Session {
         self.notice("NOTICE", "00000", message);
         self.follow_node_role();
         Ok(tag("REPLICATE"))
+    }
+
+    /// Commits, then waits for the secondary as `synchronous_commit` asks
+    /// (the commit is visible on this node meanwhile, as in PostgreSQL).
+    pub(crate) async fn commit_txn(&mut self, txn: Transaction) -> SqlResult<()> {
+        let Some(lsn) = txn.commit().await? else {
+            return Ok(());
+        };
+        let setting = self.state.settings.get("synchronous_commit").unwrap_or_default();
+        let Some(level) = crate::replicate::SyncLevel::from_setting(&setting) else {
+            return Ok(());
+        };
+        let Some(control) = self.state.db.node_control().cloned() else {
+            return Ok(());
+        };
+        if let Some(warning) = control.wait_for_replication(lsn, level).await? {
+            self.notice("WARNING", "01000", warning);
+        }
+        Ok(())
     }
 
     /// Makes the session read-only on a secondary (and says so through

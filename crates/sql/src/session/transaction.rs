@@ -20,7 +20,7 @@ impl Session {
         self.implicit = false;
         if self.block == Block::Autocommit {
             if let Some(t) = self.txn.take() {
-                t.commit().await?;
+                self.commit_txn(t).await?;
             }
         }
         Ok(())
@@ -59,7 +59,7 @@ impl Session {
                 self.notice("WARNING", "25P01", "there is no transaction in progress");
                 // COMMIT inside a multi-statement query commits what came before.
                 if let Some(t) = self.txn.take() {
-                    t.commit().await?;
+                    self.commit_txn(t).await?;
                 }
                 Ok(tag("COMMIT"))
             }
@@ -69,9 +69,7 @@ impl Session {
                 self.savepoints.clear();
                 self.end_transaction_settings(true);
                 if let Some(t) = self.txn.take() {
-                    if let Err(e) = t.commit().await {
-                        return Err(e.into());
-                    }
+                    self.commit_txn(t).await?;
                 }
                 Ok(tag("COMMIT"))
             }

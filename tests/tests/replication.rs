@@ -423,3 +423,43 @@ fn synchronous_commit_without_a_secondary_times_out_or_falls_back() {
         out.stderr
     );
 }
+
+#[test]
+fn three_nodes_fail_over_and_the_other_secondary_follows_the_new_primary() {
+    let (mut primary, s1) = pair();
+    let s2 = TestNode::secure_sharing_certs(&primary);
+    let url = kwdb_url(&primary, &s2.certs_dir());
+    s2.psql(&[
+        &format!("REPLICATE SET PRIMARY {url};"),
+        "REPLICATE SET SERVICE CREATE;",
+        "REPLICATE SET SERVICE START;",
+    ])
+    .assert_ok();
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'x' FROM generate_series(1, 30)"])
+        .assert_ok();
+    wait_for_value(&s1, "SELECT count(*) FROM replication_test", "31");
+    wait_for_value(&s2, "SELECT count(*) FROM replication_test", "31");
+    // The primary sees both.
+    assert_eq!(scalar(&primary, "SELECT count(*) FROM pg_stat_replication"), "2");
+
+    primary.kill9();
+    s1.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
+    let url = kwdb_url(&s1, &s2.certs_dir());
+    let out = s2.psql(&[&format!("REPLICATE SET PRIMARY {url};")]);
+    out.assert_ok();
+    s1.psql(&["INSERT INTO replication_test (test_data) VALUES ('epoch 1')"])
+        .assert_ok();
+    wait_for_value(
+        &s2,
+        "SELECT count(*) FROM replication_test WHERE test_data = 'epoch 1'",
+        "1",
+    );
+    assert_eq!(
+        query(&s2, "SELECT id, test_data FROM replication_test ORDER BY id"),
+        query(&s1, "SELECT id, test_data FROM replication_test ORDER BY id")
+    );
+    let status = query(&s2, "SHOW REPLICATION STATUS");
+    assert_eq!(status[0][1], "SECONDARY", "{status:?}");
+    assert_eq!(status[0][2], "1", "epoch follows the new primary: {status:?}");
+}

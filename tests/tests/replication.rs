@@ -463,3 +463,35 @@ fn three_nodes_fail_over_and_the_other_secondary_follows_the_new_primary() {
     assert_eq!(status[0][1], "SECONDARY", "{status:?}");
     assert_eq!(status[0][2], "1", "epoch follows the new primary: {status:?}");
 }
+
+#[test]
+fn planned_switchover_loses_nothing_and_needs_no_copy() {
+    let (old_primary, old_secondary) = pair();
+    old_primary
+        .psql(&["INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 40)"])
+        .assert_ok();
+    // SPEC 5's sequence: STOP on the secondary, demote the primary,
+    // promote the secondary, re-attach the old primary.
+    old_secondary.psql(&["REPLICATE SET SERVICE STOP;"]).assert_ok();
+    old_primary.psql(&["REPLICATE SET ROLE SECONDARY;"]).assert_ok();
+    old_primary
+        .psql(&["\\set VERBOSITY verbose", "INSERT INTO replication_test (test_data) VALUES ('no')"])
+        .assert_err("25006");
+    old_secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
+    let url = kwdb_url(&old_secondary, &old_primary.certs_dir());
+    let out = old_primary.psql(&[
+        &format!("REPLICATE SET PRIMARY {url};"),
+        "REPLICATE SET SERVICE CREATE;",
+        "REPLICATE SET SERVICE START;",
+    ]);
+    out.assert_ok();
+    assert!(out.stderr.contains("no copy needed"), "{}", out.stderr);
+    old_secondary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('after switchover')"])
+        .assert_ok();
+    wait_for_value(&old_primary, "SELECT count(*) FROM replication_test", "42");
+    assert_eq!(
+        query(&old_primary, "SELECT id, test_data FROM replication_test ORDER BY id"),
+        query(&old_secondary, "SELECT id, test_data FROM replication_test ORDER BY id")
+    );
+}

@@ -300,6 +300,20 @@ impl Replication {
         PrimaryUrl::parse(url).map_err(|e| ReplError::Failed(format!("invalid primary URL: {e}")))
     }
 
+    /// A node of a later epoch exists: never accept writes in this one
+    /// again. The node becomes a SECONDARY (without a primary) until an
+    /// operator re-attaches it.
+    pub(crate) fn superseded(&self) -> ReplResult<()> {
+        self.fence();
+        let mut state = self.state();
+        if state.role != Role::Secondary {
+            state.role = Role::Secondary;
+            self.save(state)?;
+            (self.on_change)();
+        }
+        Ok(())
+    }
+
     /// Closes the node for ordinary writes.
     fn fence(&self) {
         self.store.set_writable(false);

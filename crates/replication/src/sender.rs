@@ -151,7 +151,8 @@ impl Replication {
         let epoch = history.last().map(|(e, _)| *e).unwrap_or(0);
         if req.epoch > epoch {
             // A secondary of a newer primary: this node was superseded.
-            self.store.set_writable(false);
+            // It stays read-only, across restarts too.
+            self.superseded()?;
             warn!(
                 our_epoch = epoch,
                 their_epoch = req.epoch,

@@ -118,6 +118,9 @@ table=$(
 echo "$table"
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+# Keep the replication section (bench/replication.sh writes it).
+marker='<!-- replication benchmark: written by bench/replication.sh -->'
+kept=$(sed -n "/$(printf '%s' "$marker" | sed 's/[^^]/[&]/g; s/\^/\\^/g')/,\$p" "$repo/docs/benchmarks.md" 2>/dev/null || true)
 cat >"$repo/docs/benchmarks.md" <<MD
 # Benchmarks
 
@@ -137,4 +140,5 @@ driven by \`pgbench -M prepared\` with custom scripts (\`bench/*.sql\`).
 
 $table
 MD
+if [ -n "$kept" ]; then printf '\n%s\n' "$kept" >>"$repo/docs/benchmarks.md"; fi
 log "wrote docs/benchmarks.md"

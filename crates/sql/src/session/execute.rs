@@ -244,7 +244,18 @@ impl Session {
         database: DatabaseDef,
     ) -> SqlResult<Session> {
         let mut settings = Settings::default();
-        for (k, v) in db.session_defaults.iter().chain(&ctx.startup_params) {
+        let options: Vec<(String, String)> = ctx
+            .startup_params
+            .iter()
+            .filter(|(k, _)| k == "options")
+            .flat_map(|(_, v)| super::settings::parse_options(v))
+            .collect();
+        for (k, v) in db
+            .session_defaults
+            .iter()
+            .chain(ctx.startup_params.iter().filter(|(k, _)| k != "options"))
+            .chain(&options)
+        {
             // Unknown startup parameters are ignored, as PostgreSQL ignores
             // unknown options only for custom (dotted) names; be lenient.
             let _ = settings.set(k, v);

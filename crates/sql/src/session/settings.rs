@@ -293,6 +293,46 @@ impl Settings {
     }
 }
 
+/// The settings in a startup `options` string (libpq's PGOPTIONS):
+/// `-c name=value` or `--name=value`, separated by spaces, with `\` escaping
+/// the next character.
+pub(crate) fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    let mut iter = words.into_iter();
+    while let Some(w) = iter.next() {
+        let pair = if w == "-c" {
+            iter.next()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            Some(rest.to_string())
+        } else if let Some(rest) = w.strip_prefix("-c") {
+            Some(rest.to_string())
+        } else {
+            None
+        };
+        if let Some((k, v)) = pair.as_deref().and_then(|p| p.split_once('=')) {
+            out.push((k.replace('-', "_"), v.to_string()));
+        }
+    }
+    out
+}
+
 /// "100ms", "1s", "5min", "250" (milliseconds).
 fn parse_duration_ms(v: &str) -> Option<u64> {
     let t = v.trim().trim_matches('\'').to_ascii_lowercase();
@@ -494,5 +534,23 @@ mod tests {
         assert!(s.set("myapp.flag", "1").is_ok());
         assert_eq!(s.set("statement_timeout", "1000").unwrap().1, "1s");
         assert!(s.set("server_version", "1").is_err());
+    }
+}
+
+#[cfg(test)]
+mod options_tests {
+    use super::parse_options;
+
+    #[test]
+    fn pgoptions_strings_become_settings() {
+        assert_eq!(
+            parse_options("-c synchronous_commit=on --statement-timeout=5s -cDateStyle=ISO\\,\\ DMY"),
+            vec![
+                ("synchronous_commit".to_string(), "on".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("DateStyle".to_string(), "ISO, DMY".to_string()),
+            ]
+        );
+        assert!(parse_options("").is_empty());
     }
 }

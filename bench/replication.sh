@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Replication benchmark: a duet primary + secondary against PostgreSQL 15
+# streaming replication (primary + standby from pg_basebackup), on this
+# machine, over loopback, fsync on everywhere, measured in the same run.
+#
+#   bench/replication.sh                       # 10 s per throughput run
+#   BENCH_SECONDS=30 BENCH_BIG_ROWS=1000000 bench/replication.sh
+#
+# Rows (appended to docs/benchmarks.md after the "replication" marker):
+#   * initial copy of a ~BENCH_BIG_ROWS-row table: duet SERVICE CREATE vs
+#     pg_basebackup, MB/s of the copied data directory
+#   * commit throughput with the secondary attached (pgbench single-row
+#     UPDATE, 8 clients, -M prepared), async and synchronous_commit=on
+#   * commit-to-visible lag on the secondary, p50/p99, at a moderate load
+#     (pgbench -R BENCH_RATE) in async mode (bench/probe, `repl-probe lag`)
+#   * catch-up: the secondary paused while BENCH_CATCHUP commits run, then
+#     resumed; commits per second until its LSN reaches the primary's
+#   * promote-to-first-write after SIGKILL of the primary
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bench=$repo/bench
+seconds=${BENCH_SECONDS:-10}
+rows=${BENCH_ROWS:-100000}
+big_rows=${BENCH_BIG_ROWS:-500000}
+rate=${BENCH_RATE:-1000}
+catchup=${BENCH_CATCHUP:-20000}
+# shellcheck source=../tests/support/postgres.sh
+source "$repo/tests/support/postgres.sh"
+
+work=$(mktemp -d /tmp/duet-replbench.XXXXXX)
+pids=()
+standby_dir=
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    if [ -n "$standby_dir" ]; then
+        _pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    pg_stop
+    rm -rf "$work"
+}
+trap cleanup EXIT
+log() { echo "bench: $*" >&2; }
+now_ms() { date +%s%3N; }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
+
+wait_sql() {
+    local url=$1
+    for _ in $(seq 600); do
+        psql -X -q -d "$url" -c 'SELECT 1' >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    log "server at $url did not come up"
+    return 1
+}
+
+tps() {
+    local url=$1 clients=$2 extra=${3:-}
+    # shellcheck disable=SC2086
+    pgbench -n -M prepared -f "$bench/update.sql" -c "$clients" -j "$(( clients < $(nproc) ? clients : $(nproc) ))" \
+        -T "$seconds" $extra "$url" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | xargs -r printf '%.0f\n'
+}
+
+load() {
+    local url=$1
+    q "$url" "CREATE TABLE kv (id int primary key, v int)"
+    q "$url" "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
+    q "$url" "CREATE TABLE big (id int primary key, pad text)"
+    local step=100000 from=1
+    while [ "$from" -le "$big_rows" ]; do
+        q "$url" "INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series($from, $(( from + step - 1 < big_rows ? from + step - 1 : big_rows ))) AS g"
+        from=$(( from + step ))
+    done
+}
+
+log "building duet and the probe (release)"
+(cd "$repo" && cargo build --release -p duet -p duet-bench-probe >&2)
+target=${CARGO_TARGET_DIR:-$repo/target}/release
+duet=$target/duet
+probe=$target/repl-probe
+
+declare -A r
+
+# --- PostgreSQL 15: primary + streaming standby -----------------------------
+pg_start
+purl=$PG_URL
+load "$purl"
+q "$purl" "CHECKPOINT"
+standby_dir=$PG_DIR/standby
+sport=$(pg_free_port)
+start=$(now_ms)
+_pg_as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$standby_dir" -X stream -c fast -R
+r[pg_copy_ms]=$(( $(now_ms) - start ))
+r[pg_copy_mb]=$(du -sm "$standby_dir" | cut -f1)
+_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
+    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
+surl="postgresql://postgres@127.0.0.1:$sport/postgres?sslmode=disable"
+wait_sql "$surl"
+log "PostgreSQL: async throughput"
+r[pg_async]=$(tps "$purl" 8)
+log "PostgreSQL: lag at $rate tps"
+pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$purl" >/dev/null 2>&1 &
+load_pid=$!
+r[pg_lag]=$("$probe" lag "$purl" "$surl" "$seconds")
+wait "$load_pid" || true
+log "PostgreSQL: synchronous_commit=on throughput"
+q "$purl" "ALTER SYSTEM SET synchronous_standby_names = '*'"
+q "$purl" "SELECT pg_reload_conf()"
+r[pg_sync]=$(PGOPTIONS='-c synchronous_commit=on' tps "$purl" 8)
+q "$purl" "ALTER SYSTEM RESET synchronous_standby_names"
+q "$purl" "SELECT pg_reload_conf()"
+log "PostgreSQL: catch-up"
+_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m fast -w stop >/dev/null
+pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$purl" >/dev/null 2>&1
+start=$(now_ms)
+_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
+    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
+"$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
+r[pg_catchup_ms]=$(( $(now_ms) - start ))
+log "PostgreSQL: promotion"
+kill -9 "$(head -1 "$PG_DIR/data/postmaster.pid")"
+r[pg_promote]=$("$probe" promote "$surl" "SELECT pg_promote()")
+_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m immediate -w stop >/dev/null 2>&1 || true
+standby_dir=
+pg_stop
+
+# --- duet: primary + secondary ---------------------------------------------
+start_duet() {
+    local name=$1 port=$2 http=$3
+    "$duet" start --insecure --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
+        --data-dir "$work/$name" --certs-dir "$work/certs" >"$work/$name.log" 2>&1 &
+    pids+=($!)
+    wait_sql "postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
+}
+p1=$(pg_free_port); h1=$(pg_free_port); p2=$(pg_free_port); h2=$(pg_free_port)
+start_duet n1 "$p1" "$h1"
+start_duet n2 "$p2" "$h2"
+primary_pid=${pids[0]}
+d1="postgresql://root@127.0.0.1:$p1/defaultdb?sslmode=disable"
+d2="postgresql://root@127.0.0.1:$p2/defaultdb?sslmode=disable"
+load "$d1"
+q "$d1" "REPLICATE SET ROLE PRIMARY"
+q "$d2" "REPLICATE SET PRIMARY $d1"
+start=$(now_ms)
+q "$d2" "REPLICATE SET SERVICE CREATE" >/dev/null
+r[duet_copy_ms]=$(( $(now_ms) - start ))
+r[duet_copy_mb]=$(du -sm "$work/n2/$(cat "$work/n2/ACTIVE_DB")" | cut -f1)
+q "$d2" "REPLICATE SET SERVICE START"
+log "duet: async throughput"
+r[duet_async]=$(tps "$d1" 8)
+log "duet: lag at $rate tps"
+pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$d1" >/dev/null 2>&1 &
+load_pid=$!
+r[duet_lag]=$("$probe" lag "$d1" "$d2" "$seconds")
+wait "$load_pid" || true
+log "duet: synchronous_commit=on throughput"
+r[duet_sync]=$(PGOPTIONS='-c synchronous_commit=on' tps "$d1" 8)
+log "duet: catch-up"
+q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null
+pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$d1" >/dev/null 2>&1
+start=$(now_ms)
+q "$d2" "REPLICATE SET SERVICE START"
+"$probe" wait-lsn "$d1" "$d2" "SELECT pg_current_wal_lsn()" "SELECT pg_last_wal_replay_lsn()" >/dev/null
+r[duet_catchup_ms]=$(( $(now_ms) - start ))
+log "duet: promotion"
+kill -9 "$primary_pid"
+r[duet_promote]=$("$probe" promote "$d2" "REPLICATE SET ROLE PRIMARY")
+
+# --- report -----------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "n/a" }'; }
+mbps() { awk -v mb="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.1f", mb * 1000 / ms; else print "n/a" }'; }
+per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print "n/a" }'; }
+read -r pg_p50 pg_p99 pg_n <<<"${r[pg_lag]}"
+read -r du_p50 du_p99 du_n <<<"${r[duet_lag]}"
+pg_copy=$(mbps "${r[pg_copy_mb]}" "${r[pg_copy_ms]}")
+du_copy=$(mbps "${r[duet_copy_mb]}" "${r[duet_copy_ms]}")
+pg_catch=$(per_s "$catchup" "${r[pg_catchup_ms]}")
+du_catch=$(per_s "$catchup" "${r[duet_catchup_ms]}")
+table=$(cat <<MD
+| measure | PostgreSQL 15 | duet | duet / PostgreSQL |
+|---|---:|---:|---:|
+| commit tps, secondary attached, async (8 clients) | ${r[pg_async]} | ${r[duet_async]} | $(ratio "${r[pg_async]}" "${r[duet_async]}") |
+| commit tps, synchronous_commit=on (8 clients) | ${r[pg_sync]} | ${r[duet_sync]} | $(ratio "${r[pg_sync]}" "${r[duet_sync]}") |
+| lag p50, ms, async at $rate tps (lower is better) | $pg_p50 | $du_p50 | $(ratio "$du_p50" "$pg_p50") |
+| lag p99, ms, async at $rate tps (lower is better) | $pg_p99 | $du_p99 | $(ratio "$du_p99" "$pg_p99") |
+| initial copy, MB/s (${r[pg_copy_mb]} MB vs ${r[duet_copy_mb]} MB) | $pg_copy | $du_copy | $(ratio "$pg_copy" "$du_copy") |
+| catch-up, commits/s applied ($catchup commits) | $pg_catch | $du_catch | $(ratio "$pg_catch" "$du_catch") |
+| promote to first write, ms (lower is better) | ${r[pg_promote]} | ${r[duet_promote]} | $(ratio "${r[duet_promote]}" "${r[pg_promote]}") |
+MD
+)
+echo "$table"
+
+marker='<!-- replication benchmark: written by bench/replication.sh -->'
+doc=$repo/docs/benchmarks.md
+if [ -f "$doc" ] && grep -qF "$marker" "$doc"; then
+    sed -i "/$(printf '%s' "$marker" | sed 's/[^^]/[&]/g; s/\^/\\^/g')/,\$d" "$doc"
+fi
+cat >>"$doc" <<MD
+$marker
+## Replication
+
+A duet primary with one secondary against PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') with one streaming
+standby (pg_basebackup -X stream, hot_standby), both fsync on, over
+loopback on this machine, measured in the same run by
+\`BENCH_SECONDS=$seconds bench/replication.sh\` ($(date -u +%Y-%m-%d)).
+Throughput: pgbench \`-M prepared\` single-row UPDATE on a $rows-row table,
+8 clients; synchronous rows use \`PGOPTIONS='-c synchronous_commit=on'\`
+(PostgreSQL with \`synchronous_standby_names = '*'\`). Lag: a probe commits
+a row every 20 ms on the primary while pgbench runs at $rate tps and times
+until a query on the secondary sees it (\`bench/probe\`). Initial copy: a
+$big_rows-row table of 200-byte rows, size = the copied data directory.
+Catch-up: $catchup commits made while the secondary was stopped
+(\`SERVICE STOP\`; PostgreSQL: standby shut down), timed from restart until
+its LSN reaches the primary's. Promotion: SIGKILL the primary, then
+\`REPLICATE SET ROLE PRIMARY\` / \`SELECT pg_promote()\` until an INSERT
+commits. For the "lower is better" rows the ratio is PostgreSQL / duet, so
+above 1 means duet is better on every row.
+
+$table
+MD
+log "appended to docs/benchmarks.md"

@@ -110,11 +110,11 @@ r[pg_sync]=$(PGOPTIONS='-c synchronous_commit=on' tps "$purl" 8)
 q "$purl" "ALTER SYSTEM RESET synchronous_standby_names"
 q "$purl" "SELECT pg_reload_conf()"
 log "PostgreSQL: catch-up"
-_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m fast -w stop >/dev/null
+# Replay paused (WAL still received), then resumed: the pure apply rate.
+q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
 pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$purl" >/dev/null 2>&1
 start=$(now_ms)
-_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
-    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
+q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
 "$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
 r[pg_catchup_ms]=$(( $(now_ms) - start ))
 log "PostgreSQL: promotion"
@@ -172,8 +172,11 @@ mbps() { awk -v mb="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.1f", mb * 1000
 per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { if (ms > 0) printf "%.0f", n * 1000 / ms; else print "n/a" }'; }
 read -r pg_p50 pg_p99 pg_n <<<"${r[pg_lag]}"
 read -r du_p50 du_p99 du_n <<<"${r[duet_lag]}"
-pg_copy=$(mbps "${r[pg_copy_mb]}" "${r[pg_copy_ms]}")
-du_copy=$(mbps "${r[duet_copy_mb]}" "${r[duet_copy_ms]}")
+# Copy throughput in table data (rows x 204 bytes), the same for both:
+# on disk duet's copy is smaller (LZ4-compressed SST files).
+logical_mb=$(( (big_rows * 204 + rows * 8) / 1000000 ))
+pg_copy=$(mbps "$logical_mb" "${r[pg_copy_ms]}")
+du_copy=$(mbps "$logical_mb" "${r[duet_copy_ms]}")
 pg_catch=$(per_s "$catchup" "${r[pg_catchup_ms]}")
 du_catch=$(per_s "$catchup" "${r[duet_catchup_ms]}")
 table=$(cat <<MD
@@ -183,7 +186,7 @@ table=$(cat <<MD
 | commit tps, synchronous_commit=on (8 clients) | ${r[pg_sync]} | ${r[duet_sync]} | $(ratio "${r[pg_sync]}" "${r[duet_sync]}") |
 | lag p50, ms, async at $rate tps (lower is better) | $pg_p50 | $du_p50 | $(ratio "$du_p50" "$pg_p50") |
 | lag p99, ms, async at $rate tps (lower is better) | $pg_p99 | $du_p99 | $(ratio "$du_p99" "$pg_p99") |
-| initial copy, MB/s (${r[pg_copy_mb]} MB vs ${r[duet_copy_mb]} MB) | $pg_copy | $du_copy | $(ratio "$pg_copy" "$du_copy") |
+| initial copy, MB of table data per s ($logical_mb MB; on disk ${r[pg_copy_mb]} MB vs ${r[duet_copy_mb]} MB) | $pg_copy | $du_copy | $(ratio "$pg_copy" "$du_copy") |
 | catch-up, commits/s applied ($catchup commits) | $pg_catch | $du_catch | $(ratio "$pg_catch" "$du_catch") |
 | promote to first write, ms (lower is better) | ${r[pg_promote]} | ${r[duet_promote]} | $(ratio "${r[duet_promote]}" "${r[pg_promote]}") |
 MD
@@ -209,9 +212,10 @@ Throughput: pgbench \`-M prepared\` single-row UPDATE on a $rows-row table,
 a row every 20 ms on the primary while pgbench runs at $rate tps and times
 until a query on the secondary sees it (\`bench/probe\`). Initial copy: a
 $big_rows-row table of 200-byte rows, size = the copied data directory.
-Catch-up: $catchup commits made while the secondary was stopped
-(\`SERVICE STOP\`; PostgreSQL: standby shut down), timed from restart until
-its LSN reaches the primary's. Promotion: SIGKILL the primary, then
+Catch-up: $catchup commits made while the secondary was paused
+(\`SERVICE STOP\`; PostgreSQL: \`pg_wal_replay_pause()\`), timed from
+\`SERVICE START\` / \`pg_wal_replay_resume()\` until its replay LSN reaches
+the primary's. Promotion: SIGKILL the primary, then
 \`REPLICATE SET ROLE PRIMARY\` / \`SELECT pg_promote()\` until an INSERT
 commits. For the "lower is better" rows the ratio is PostgreSQL / duet, so
 above 1 means duet is better on every row.

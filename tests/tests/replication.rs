@@ -40,7 +40,12 @@ fn wait_for_value(node: &TestNode, sql: &str, expected: &str) {
 
 /// Primary n1 with the seed table, secondary n2 streaming from it.
 fn pair() -> (TestNode, TestNode) {
-    let primary = TestNode::secure();
+    pair_with(&[])
+}
+
+/// Like [`pair`], the primary with extra `DUET_*` settings.
+fn pair_with(primary_env: &[(&str, &str)]) -> (TestNode, TestNode) {
+    let primary = TestNode::secure_with_env(primary_env);
     let secondary = TestNode::secure_sharing_certs(&primary);
     primary
         .psql(&[
@@ -494,4 +499,31 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
         query(&old_primary, "SELECT id, test_data FROM replication_test ORDER BY id"),
         query(&old_secondary, "SELECT id, test_data FROM replication_test ORDER BY id")
     );
+}
+
+#[test]
+fn a_secondary_too_far_behind_loses_its_slot_and_recopies_by_itself() {
+    let (primary, mut secondary) = pair_with(&[("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB", "1")]);
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "1");
+    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "reserved");
+    assert_eq!(scalar(&primary, "SELECT active FROM pg_replication_slots"), "t");
+
+    // While the secondary is down, the primary writes more WAL than the
+    // slot may hold.
+    secondary.kill9();
+    for _ in 0..8 {
+        primary
+            .psql(&["INSERT INTO replication_test (test_data) SELECT repeat('w', 500) FROM generate_series(1, 1000)"])
+            .assert_ok();
+    }
+    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "lost");
+
+    // Back up, it finds its position gone, re-copies and streams again.
+    secondary.restart();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8001");
+    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "reserved");
+    primary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('after re-copy')"])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8002");
 }

@@ -47,6 +47,10 @@ pub struct StartArgs {
     /// After that timeout: error or async [env: DUET_REPLICATION_SYNC_FALLBACK] [default: error]
     #[arg(long, value_name = "WHAT")]
     pub sync_fallback: Option<String>,
+    /// Most WAL a primary keeps for its replication slots, MB
+    /// [env: DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB] [default: 1024]
+    #[arg(long, value_name = "MB")]
+    pub max_slot_wal_keep_size_mb: Option<u64>,
     /// File holding root's password, used when the data directory is first
     /// created [env: DUET_ROOT_PASSWORD holds the password itself]
     #[arg(long, value_name = "FILE")]
@@ -178,6 +182,14 @@ pub fn resolve(
     if let Some(v) = env("DUET_REPLICATION_SYNC_FALLBACK") {
         config.replication.sync_fallback = v;
     }
+    if let Some(v) = env("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB") {
+        config.replication.max_slot_wal_keep_size_mb =
+            v.trim().parse().map_err(|_| ConfigError::Env {
+                name: "DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB",
+                value: v,
+                expected: "a number of megabytes",
+            })?;
+    }
 
     // Flags.
     if let Some(v) = &args.listen {
@@ -212,6 +224,9 @@ pub fn resolve(
     }
     if let Some(v) = &args.sync_fallback {
         config.replication.sync_fallback = v.clone();
+    }
+    if let Some(v) = args.max_slot_wal_keep_size_mb {
+        config.replication.max_slot_wal_keep_size_mb = v;
     }
 
     // Never from the config file, so it does not end up in a checked-in file.

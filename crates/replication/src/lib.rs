@@ -10,6 +10,7 @@ pub mod frame;
 pub mod node;
 pub mod receiver;
 pub mod sender;
+pub mod slots;
 pub mod state;
 pub mod status;
 pub mod system;

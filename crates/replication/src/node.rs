@@ -53,6 +53,8 @@ pub struct Replication {
     pub(crate) on_change: ChangeHook,
     receiver: Mutex<Option<ReceiverHandle>>,
     pub status: Arc<StatusBoard>,
+    /// The in-memory state has changes (slot positions) not yet saved.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl Replication {
@@ -69,6 +71,7 @@ impl Replication {
             on_change,
             receiver: Mutex::new(None),
             status: Arc::new(StatusBoard::default()),
+            dirty: std::sync::atomic::AtomicBool::new(false),
         });
         if state.role == Role::Secondary {
             node.store.set_writable(false);
@@ -115,9 +118,35 @@ impl Replication {
         self.save(state)
     }
 
-    fn save(&self, state: NodeState) -> ReplResult<()> {
+    /// Saves a new role/service state. Slots are owned by the slot code
+    /// (updated in memory under the lock), so they are kept as they are.
+    fn save(&self, mut state: NodeState) -> ReplResult<()> {
+        let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.slots = current.slots.clone();
         self.file.save(&state)?;
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *current = state;
+        self.dirty.store(false, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Changes the state without writing it (frequent slot positions);
+    /// `f` returns whether it changed anything.
+    pub(crate) fn update_state_in_memory(&self, f: impl FnOnce(&mut NodeState) -> bool) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if f(&mut state) {
+            self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Writes in-memory changes.
+    pub(crate) fn save_if_dirty(&self) -> ReplResult<()> {
+        let current = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.dirty.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.file.save(&current) {
+                self.dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
+        }
         Ok(())
     }
 
@@ -228,6 +257,14 @@ impl Replication {
                     return Err(wrong_role("DEFAULT"));
                 }
                 self.stop_receiver();
+                if let (Some(url), Some(slot)) = (state.primary_url.as_deref(), state.slot.as_deref()) {
+                    // Best effort: the primary may be gone for good.
+                    if let Ok(url) = PrimaryUrl::parse(url) {
+                        if let Err(e) = receiver::drop_slot(&url, slot).await {
+                            warn!(error = %e, "could not drop the slot on the primary");
+                        }
+                    }
+                }
                 let mut next = state.clone();
                 next.service = Service::None;
                 next.primary_url = None;

@@ -140,7 +140,7 @@ fn can_continue(node: &Replication, ident: &Identity) -> ReplResult<bool> {
 
 /// SERVICE CREATE: checks the primary and copies its data if this node's
 /// cannot continue from it. Returns whether a copy was made.
-pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, _slot: &str) -> ReplResult<bool> {
+pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, slot: &str) -> ReplResult<bool> {
     let mut conn = connect(url).await?;
     let ident = identify(&mut conn, url).await?;
     if ident.role != "PRIMARY" {
@@ -151,20 +151,51 @@ pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, _slot: &str) -
         )));
     }
     if can_continue(node, &ident)? {
+        let lsn = node.store.engine().latest_sequence_number();
+        create_slot(&mut conn, url, slot, lsn).await?;
         let _ = conn.close().await;
         return Ok(false);
     }
-    full_copy(node, &mut conn, &ident).await?;
+    full_copy(node, &mut conn, &ident, slot).await?;
     let _ = conn.close().await;
     Ok(true)
 }
 
+/// Creates (or revives) this node's slot on the primary at `lsn`.
+async fn create_slot(
+    conn: &mut PrimaryConnection,
+    url: &PrimaryUrl,
+    slot: &str,
+    lsn: u64,
+) -> ReplResult<()> {
+    conn.simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LSN {lsn}"))
+        .await
+        .map_err(|e| failed("slot", url, e))?;
+    Ok(())
+}
+
+/// SERVICE DROP: removes this node's slot on the primary, if reachable.
+pub(crate) async fn drop_slot(url: &PrimaryUrl, slot: &str) -> ReplResult<()> {
+    let mut conn = connect(url).await?;
+    conn.simple_query(&format!("DROP_REPLICATION_SLOT {slot}"))
+        .await
+        .map_err(|e| failed("slot", url, e))?;
+    let _ = conn.close().await;
+    Ok(())
+}
+
 /// Receives a checkpoint of the primary and makes it this node's data.
+/// The slot is created first, at the primary's LSN before the copy, so
+/// the WAL the copy will need afterwards is kept.
 async fn full_copy(
     node: &Replication,
     conn: &mut PrimaryConnection,
     ident: &Identity,
+    slot: &str,
 ) -> ReplResult<()> {
+    conn.simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LSN {}", ident.lsn))
+        .await
+        .map_err(|e| ReplError::Failed(format!("creating slot {slot} on the primary: {e}")))?;
     info!(primary_lsn = ident.lsn, "initial copy from the primary");
     node.status.update_receiver(|r| {
         r.state = "copying".into();
@@ -317,7 +348,7 @@ async fn stream(
         .into());
     }
     if force_copy || !can_continue(node, &ident)? {
-        full_copy(node, &mut conn, &ident).await?;
+        full_copy(node, &mut conn, &ident, slot).await?;
     }
     let mut state = node.state();
     if state.epoch != ident.epoch {

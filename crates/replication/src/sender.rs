@@ -27,6 +27,10 @@ pub enum ReplicationCommand {
     IdentifySystem,
     BaseBackup,
     StartReplication(StartRequest),
+    /// CREATE_REPLICATION_SLOT name LSN n
+    CreateSlot { name: String, lsn: u64 },
+    /// DROP_REPLICATION_SLOT name
+    DropSlot { name: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,21 @@ impl ReplicationCommand {
         match first.as_str() {
             "IDENTIFY_SYSTEM" if words.len() == 1 => Some(ReplicationCommand::IdentifySystem),
             "BASE_BACKUP" if words.len() == 1 => Some(ReplicationCommand::BaseBackup),
+            "CREATE_REPLICATION_SLOT" => match words.as_slice() {
+                [_, name, lsn_kw, lsn] if lsn_kw.eq_ignore_ascii_case("LSN") => {
+                    Some(ReplicationCommand::CreateSlot {
+                        name: valid_slot_name(name)?,
+                        lsn: lsn.parse().ok()?,
+                    })
+                }
+                _ => None,
+            },
+            "DROP_REPLICATION_SLOT" => match words.as_slice() {
+                [_, name] => Some(ReplicationCommand::DropSlot {
+                    name: valid_slot_name(name)?,
+                }),
+                _ => None,
+            },
             "START_REPLICATION" => {
                 let mut req = StartRequest {
                     slot: String::new(),
@@ -57,7 +76,7 @@ impl ReplicationCommand {
                 for pair in words[1..].chunks(2) {
                     let [key, value] = pair else { return None };
                     match key.to_ascii_uppercase().as_str() {
-                        "SLOT" => req.slot = value.to_string(),
+                        "SLOT" => req.slot = valid_slot_name(value)?,
                         "LSN" => req.lsn = value.parse().ok()?,
                         "EPOCH" => req.epoch = value.parse().ok()?,
                         "SYSTEM" => req.system_id = value.to_string(),
@@ -69,6 +88,16 @@ impl ReplicationCommand {
             _ => None,
         }
     }
+}
+
+/// Slot names as PostgreSQL allows them: lower-case letters, digits, `_`.
+fn valid_slot_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    ok.then(|| name.to_string())
 }
 
 /// Why START_REPLICATION was refused.
@@ -188,6 +217,9 @@ impl Replication {
                 )));
             }
         }
+        // The slot holds the WAL from here on (created, or revived after
+        // a re-copy).
+        self.create_slot(&req.slot, req.lsn)?;
         info!(slot = %req.slot, from = req.lsn, peer = %peer.client_addr, "secondary attached");
         self.status.update_sender(peer.pid, |s| {
             s.pid = peer.pid;
@@ -217,6 +249,7 @@ impl Replication {
             done: false,
             keepalive,
             pid: peer.pid,
+            slot: req.slot.clone(),
         })
     }
 }
@@ -240,6 +273,7 @@ pub struct Shipper {
     done: bool,
     keepalive: tokio::time::Interval,
     pid: i32,
+    slot: String,
 }
 
 impl Drop for Shipper {
@@ -373,6 +407,7 @@ impl Shipper {
                     s.last_reply = Some(SystemTime::now());
                 });
                 self.node.status.acknowledge(written, flushed, applied);
+                self.node.advance_slot(&self.slot, flushed);
             }
             SecondaryMessage::Stop => {
                 let engine = self.engine.clone();

@@ -3,6 +3,7 @@
 //! directory, outside the replicated keyspace, written with fsync + rename
 //! so a crash leaves the old or the new state, never a torn one.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,20 @@ pub struct NodeState {
     pub service: Service,
     /// Name of this node's slot on its primary.
     pub slot: Option<String>,
+    /// On a primary: its secondaries' slots.
+    pub slots: BTreeMap<String, Slot>,
+}
+
+/// A replication slot: the primary keeps the WAL after `restart_lsn` for
+/// the secondary that owns it, up to `max_slot_wal_keep_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Slot {
+    /// The secondary's flushed LSN, as last acknowledged.
+    pub restart_lsn: u64,
+    /// The WAL after `restart_lsn` was removed (over the size limit): the
+    /// secondary must re-copy (it does so by itself).
+    pub lost: bool,
 }
 
 /// The state file of one data directory.
@@ -145,6 +160,13 @@ mod tests {
             primary_url: Some("postgresql://root@127.0.0.1:1/defaultdb".into()),
             service: Service::Running,
             slot: Some("duet_abc".into()),
+            slots: BTreeMap::from([(
+                "duet_x".to_string(),
+                Slot {
+                    restart_lsn: 7,
+                    lost: false,
+                },
+            )]),
         };
         file.save(&state).unwrap();
         assert_eq!(file.load().unwrap(), state);

@@ -77,6 +77,9 @@ pub struct ReplicationSettings {
     /// After the timeout: "error" (the COMMIT fails; it is committed
     /// locally) or "async" (it succeeds with a WARNING).
     pub sync_fallback: String,
+    /// Most WAL (MB) a primary keeps for its slots; a slot that needs more
+    /// is lost and its secondary re-copies.
+    pub max_slot_wal_keep_size_mb: u64,
 }
 
 impl Default for ReplicationSettings {
@@ -85,6 +88,7 @@ impl Default for ReplicationSettings {
             synchronous_commit: "off".into(),
             sync_timeout_ms: 10_000,
             sync_fallback: "error".into(),
+            max_slot_wal_keep_size_mb: 1024,
         }
     }
 }

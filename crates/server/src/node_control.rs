@@ -212,19 +212,21 @@ impl NodeControl for ReplicationControl {
                 })
             }
             "pg_replication_slots" => {
+                let attached: Vec<String> =
+                    repl.status.senders().into_iter().map(|s| s.slot).collect();
                 let rows = repl
-                    .status
-                    .senders()
+                    .state()
+                    .slots
                     .into_iter()
-                    .map(|s| {
+                    .map(|(name, slot)| {
                         vec![
-                            text(s.slot.clone()),
+                            text(name.clone()),
                             Value::Null,
                             text("physical"),
-                            Value::Bool(true),
-                            lsn_value(s.flush_lsn),
+                            Value::Bool(attached.contains(&name)),
+                            lsn_value(slot.restart_lsn),
                             Value::Null,
-                            text("reserved"),
+                            text(if slot.lost { "lost" } else { "reserved" }),
                         ]
                     })
                     .collect();

@@ -223,6 +223,7 @@ fn open_replication(
         }),
     )
     .map_err(ServerError::Replication)?;
+    replication.spawn_janitor(settings.max_slot_wal_keep_size_mb.saturating_mul(1 << 20));
     db.set_node_control(Arc::new(crate::node_control::ReplicationControl {
         replication: replication.clone(),
         sync_timeout: std::time::Duration::from_millis(settings.sync_timeout_ms),

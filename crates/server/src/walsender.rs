@@ -33,6 +33,14 @@ impl Backend {
         let result = match command {
             ReplicationCommand::IdentifySystem => self.identify_system().await?,
             ReplicationCommand::BaseBackup => self.base_backup().await?,
+            ReplicationCommand::CreateSlot { name, lsn } => {
+                let done = self.replication().create_slot(&name, lsn);
+                self.slot_result(done, "CREATE_REPLICATION_SLOT").await?
+            }
+            ReplicationCommand::DropSlot { name } => {
+                let done = self.replication().drop_slot(&name);
+                self.slot_result(done, "DROP_REPLICATION_SLOT").await?
+            }
             ReplicationCommand::StartReplication(req) => {
                 let peer = Peer {
                     pid: sender.pid,
@@ -55,6 +63,22 @@ impl Backend {
             self.send_error(&e).await?;
         }
         self.ready_for_query().await
+    }
+
+    async fn slot_result(
+        &mut self,
+        done: duet_replication::ReplResult<()>,
+        tag: &str,
+    ) -> Result<Result<(), SqlError>, ConnError> {
+        if let Err(e) = done {
+            return Ok(Err(repl_error(e)));
+        }
+        self.conn
+            .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                tag.into(),
+            )))
+            .await?;
+        Ok(Ok(()))
     }
 
     fn replication(&self) -> &std::sync::Arc<duet_replication::Replication> {

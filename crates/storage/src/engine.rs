@@ -20,16 +20,12 @@ use crate::txn::{Isolation, Transaction};
 pub struct EngineOptions {
     /// fsync every commit (the default; only tests of non-durable paths turn it off).
     pub sync_commits: bool,
-    /// Archived WAL kept for secondaries that fall behind (MB).
-    pub wal_keep_mb: u64,
+
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            sync_commits: true,
-            wal_keep_mb: 1024,
-        }
+        EngineOptions { sync_commits: true }
     }
 }
 
@@ -53,6 +49,10 @@ impl EngineShared {
         })
     }
 }
+
+/// RocksDB's own purge of archived WAL files: a backstop only (30 days);
+/// replication trims the archive by its slots.
+const WAL_ARCHIVE_TTL_SECS: u64 = 30 * 24 * 3600;
 
 /// Batches a slow shipper may fall behind the live feed before it must go
 /// back to reading the WAL.
@@ -89,9 +89,10 @@ impl Engine {
         opts.increase_parallelism(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         // Keep WAL files (in db/archive) after their memtables are flushed,
-        // up to this size, so a secondary that fell behind can catch up
-        // from the WAL instead of a full copy.
-        opts.set_wal_size_limit_mb(options.wal_keep_mb);
+        // so a secondary that fell behind can catch up from the WAL instead
+        // of a full copy. RocksDB would purge them by age only after the
+        // TTL; replication slots trim the archive instead (see wal.rs).
+        opts.set_wal_ttl_seconds(WAL_ARCHIVE_TTL_SECS);
         let mut block_opts = rocksdb::BlockBasedOptions::default();
         block_opts.set_bloom_filter(10.0, false);
         block_opts.set_block_cache(&rocksdb::Cache::new_lru_cache(128 << 20));

@@ -13,6 +13,7 @@ pub mod keycode;
 pub mod lock;
 pub mod store;
 pub mod txn;
+pub mod wal;
 
 pub use batch::CommittedBatch;
 pub use engine::{Engine, EngineOptions, WalBatches};
@@ -20,3 +21,4 @@ pub use error::{StorageError, StorageResult};
 pub use store::Store;
 pub use interrupt::{Interrupt, StatementControl};
 pub use txn::{Isolation, Scan, Transaction};
+pub use wal::WalFile;

@@ -7,7 +7,6 @@ use duet_storage::{CommittedBatch, EngineOptions, Isolation, Store};
 fn options() -> EngineOptions {
     EngineOptions {
         sync_commits: false,
-        ..Default::default()
     }
 }
 

@@ -172,18 +172,16 @@ pub(crate) async fn startup<'a>(
             format!("role \"{user}\" is not permitted to log in"),
         ));
     }
-    if replication != Replication::No {
-        if !(role.replication || role.is_admin) {
-            return Err(ConnError::Fatal(
-                SqlError::new(
-                    SqlState::INSUFFICIENT_PRIVILEGE,
-                    "permission denied to start WAL sender",
-                )
-                .with_detail(
-                    "Only roles with the REPLICATION attribute or members of admin may start a WAL sender process.",
-                ),
-            ));
-        }
+    if replication != Replication::No && !(role.replication || role.is_admin) {
+        return Err(ConnError::Fatal(
+            SqlError::new(
+                SqlState::INSUFFICIENT_PRIVILEGE,
+                "permission denied to start WAL sender",
+            )
+            .with_detail(
+                "Only roles with the REPLICATION attribute or members of admin may start a WAL sender process.",
+            ),
+        ));
     }
     if !shared
         .db

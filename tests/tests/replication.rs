@@ -527,3 +527,40 @@ fn a_secondary_too_far_behind_loses_its_slot_and_recopies_by_itself() {
         .assert_ok();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8002");
 }
+
+#[test]
+fn with_a_wal_archive_directory_a_long_outage_needs_no_copy() {
+    let archive = tempfile::tempdir().unwrap();
+    let archive_dir = archive.path().to_str().unwrap().to_string();
+    let (primary, mut secondary) = pair_with(&[
+        ("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB", "1"),
+        ("DUET_REPLICATION_ARCHIVE_DIR", &archive_dir),
+    ]);
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "1");
+    let active = std::fs::read_to_string(secondary.data_dir().join("ACTIVE_DB")).unwrap();
+
+    secondary.kill9();
+    for _ in 0..8 {
+        primary
+            .psql(&["INSERT INTO replication_test (test_data) SELECT repeat('w', 500) FROM generate_series(1, 1000)"])
+            .assert_ok();
+    }
+    // The WAL went past the slot limit into the archive directory; the
+    // slot is not lost.
+    wait_for("WAL files in the archive directory", CATCH_UP, || {
+        (std::fs::read_dir(archive.path()).unwrap().count() >= 2).then_some(())
+    });
+    assert_eq!(scalar(&primary, "SELECT wal_status FROM pg_replication_slots"), "reserved");
+
+    secondary.restart();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8001");
+    // Caught up from the archive: the same copy of the data, no re-copy.
+    assert_eq!(
+        std::fs::read_to_string(secondary.data_dir().join("ACTIVE_DB")).unwrap(),
+        active
+    );
+    assert_eq!(
+        query(&secondary, "SELECT count(*), max(id) FROM replication_test"),
+        query(&primary, "SELECT count(*), max(id) FROM replication_test")
+    );
+}

@@ -51,6 +51,10 @@ pub struct StartArgs {
     /// [env: DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB] [default: 1024]
     #[arg(long, value_name = "MB")]
     pub max_slot_wal_keep_size_mb: Option<u64>,
+    /// Directory a primary copies WAL files to before deleting them
+    /// [env: DUET_REPLICATION_ARCHIVE_DIR] [default: none]
+    #[arg(long, value_name = "DIR")]
+    pub archive_dir: Option<PathBuf>,
     /// File holding root's password, used when the data directory is first
     /// created [env: DUET_ROOT_PASSWORD holds the password itself]
     #[arg(long, value_name = "FILE")]
@@ -182,6 +186,9 @@ pub fn resolve(
     if let Some(v) = env("DUET_REPLICATION_SYNC_FALLBACK") {
         config.replication.sync_fallback = v;
     }
+    if let Some(v) = env("DUET_REPLICATION_ARCHIVE_DIR") {
+        config.replication.archive_dir = Some(v.into());
+    }
     if let Some(v) = env("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB") {
         config.replication.max_slot_wal_keep_size_mb =
             v.trim().parse().map_err(|_| ConfigError::Env {
@@ -227,6 +234,9 @@ pub fn resolve(
     }
     if let Some(v) = args.max_slot_wal_keep_size_mb {
         config.replication.max_slot_wal_keep_size_mb = v;
+    }
+    if let Some(v) = &args.archive_dir {
+        config.replication.archive_dir = Some(v.clone());
     }
 
     // Never from the config file, so it does not end up in a checked-in file.

@@ -3,6 +3,7 @@
 //! stream of committed RocksDB write batches, and the applier that replays
 //! them on the secondary.
 
+pub mod archive;
 pub mod basebackup;
 pub mod client;
 pub mod error;
@@ -17,5 +18,5 @@ pub mod system;
 pub mod url;
 
 pub use error::{ReplError, ReplResult};
-pub use node::{Command, Replication, ServiceAction};
+pub use node::{Command, Replication, ReplicationOptions, ServiceAction};
 pub use state::{NodeState, Role, Service};

@@ -44,8 +44,16 @@ impl std::fmt::Display for ServiceAction {
 /// it drops caches: sequences handed out elsewhere, a new copy).
 pub type ChangeHook = Box<dyn Fn() + Send + Sync>;
 
+/// Node settings for replication.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicationOptions {
+    /// Where WAL files are copied before the primary deletes them.
+    pub archive_dir: Option<std::path::PathBuf>,
+}
+
 pub struct Replication {
     pub(crate) store: Arc<Store>,
+    pub(crate) archive: Option<crate::archive::WalArchive>,
     file: StateFile,
     state: Mutex<NodeState>,
     /// One REPLICATE statement at a time.
@@ -60,11 +68,21 @@ pub struct Replication {
 impl Replication {
     /// Loads the node's state, fences writes on a secondary, and resumes
     /// its stream if the service was running.
-    pub fn open(store: Arc<Store>, on_change: ChangeHook) -> ReplResult<Arc<Replication>> {
+    pub fn open(
+        store: Arc<Store>,
+        on_change: ChangeHook,
+        options: ReplicationOptions,
+    ) -> ReplResult<Arc<Replication>> {
         let file = StateFile::new(store.data_dir());
         let state = file.load()?;
+        let archive = options
+            .archive_dir
+            .as_deref()
+            .map(crate::archive::WalArchive::open)
+            .transpose()?;
         let node = Arc::new(Replication {
             store,
+            archive,
             file,
             state: Mutex::new(state.clone()),
             statements: tokio::sync::Mutex::new(()),

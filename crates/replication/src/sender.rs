@@ -209,8 +209,15 @@ impl Replication {
             )));
         }
         if req.lsn < latest {
-            let first = engine.wal_after(req.lsn)?.next().transpose()?;
-            if first.map(|b| b.seq) != Some(req.lsn + 1) {
+            let in_wal = match engine.wal_after(req.lsn) {
+                Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(req.lsn + 1),
+                Err(_) => false,
+            };
+            let in_archive = match &self.archive {
+                Some(archive) => archive.oldest()?.is_some_and(|first| first <= req.lsn + 1),
+                None => false,
+            };
+            if !in_wal && !in_archive {
                 return Err(StartError::CopyRequired(format!(
                     "the WAL after LSN {} is no longer kept",
                     req.lsn
@@ -374,8 +381,29 @@ impl Shipper {
         }
     }
 
-    /// Queues up to WAL_READ_LIMIT batches from the WAL after `next - 1`.
+    /// Queues up to WAL_READ_LIMIT batches from the WAL after `next - 1`:
+    /// RocksDB's WAL, or the archive directory's copies for what RocksDB
+    /// no longer has.
     fn refill_from_wal(&mut self) -> ReplResult<usize> {
+        let rocksdb_has_next = match self.engine.wal_after(self.next - 1) {
+            Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(self.next),
+            Err(_) => false,
+        };
+        if !rocksdb_has_next {
+            if let Some(archive) = &self.node.archive {
+                let stop_at = self.stop.as_ref().map(|(l, _)| *l);
+                let batches = archive.batches_from(self.next, WAL_READ_LIMIT)?;
+                let read = batches.len();
+                self.queue.extend(
+                    batches
+                        .into_iter()
+                        .take_while(|b| stop_at.is_none_or(|l| b.seq <= l)),
+                );
+                if read > 0 {
+                    return Ok(read);
+                }
+            }
+        }
         let mut read = 0;
         for batch in self.engine.wal_after(self.next - 1)? {
             let batch = batch?;

@@ -113,11 +113,20 @@ impl Replication {
                 oldest_kept = file.first_seq;
                 break;
             }
+            if let Some(archive) = &self.archive {
+                archive.save(file)?;
+            }
             engine.delete_archived_wal(file)?;
             total = total.saturating_sub(file.size);
         }
-        // Slots whose next batch is no longer in any WAL file are lost.
-        let oldest_available = oldest_kept
+        // Slots whose next batch is no longer in any WAL file (RocksDB's
+        // or the archive directory's copies) are lost.
+        let archived_copy = match &self.archive {
+            Some(archive) => archive.oldest()?,
+            None => None,
+        };
+        let oldest_available = archived_copy
+            .or(oldest_kept)
             .or(oldest_live)
             .unwrap_or_else(|| engine.latest_sequence_number() + 1);
         let mut lost = Vec::new();

@@ -80,6 +80,9 @@ pub struct ReplicationSettings {
     /// Most WAL (MB) a primary keeps for its slots; a slot that needs more
     /// is lost and its secondary re-copies.
     pub max_slot_wal_keep_size_mb: u64,
+    /// Where a primary copies WAL files before deleting them, so that a
+    /// secondary offline for long catches up without a full copy.
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl Default for ReplicationSettings {
@@ -89,6 +92,7 @@ impl Default for ReplicationSettings {
             sync_timeout_ms: 10_000,
             sync_fallback: "error".into(),
             max_slot_wal_keep_size_mb: 1024,
+            archive_dir: None,
         }
     }
 }

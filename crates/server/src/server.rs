@@ -221,6 +221,9 @@ fn open_replication(
                 db.reset_caches();
             }
         }),
+        duet_replication::ReplicationOptions {
+            archive_dir: settings.archive_dir.clone(),
+        },
     )
     .map_err(ServerError::Replication)?;
     replication.spawn_janitor(settings.max_slot_wal_keep_size_mb.saturating_mul(1 << 20));

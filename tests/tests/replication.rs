@@ -99,6 +99,19 @@ fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
         ])
         .assert_ok();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "200");
+    wait_for_value(
+        &primary,
+        "SELECT state, replay_lag IS NOT NULL, sync_state FROM pg_stat_replication",
+        "streaming",
+    );
+    assert_eq!(
+        query(&primary, "SELECT replay_lag IS NOT NULL, sync_state FROM pg_stat_replication"),
+        vec![vec!["t".to_string(), "async".to_string()]]
+    );
+    assert_eq!(
+        scalar(&secondary, "SELECT status FROM pg_stat_wal_receiver"),
+        "streaming"
+    );
     wait_for_value(&secondary, "SELECT v FROM other WHERE k = 1", "one");
     wait_for_value(
         &secondary,

@@ -257,6 +257,7 @@ impl Replication {
             keepalive,
             pid: peer.pid,
             slot: req.slot.clone(),
+            in_flight: VecDeque::new(),
         })
     }
 }
@@ -281,7 +282,12 @@ pub struct Shipper {
     keepalive: tokio::time::Interval,
     pid: i32,
     slot: String,
+    /// (last LSN of a sent batch, when it was sent), for the lag times.
+    in_flight: VecDeque<(u64, std::time::Instant)>,
 }
+
+/// Sent batches remembered for lag times (older ones are dropped).
+const LAG_SAMPLES: usize = 10_000;
 
 impl Drop for Shipper {
     fn drop(&mut self) {
@@ -307,6 +313,10 @@ impl Shipper {
                 }
                 self.next = batch.next_seq();
                 let sent = self.next - 1;
+                if self.in_flight.len() >= LAG_SAMPLES {
+                    self.in_flight.pop_front();
+                }
+                self.in_flight.push_back((sent, std::time::Instant::now()));
                 self.node.status.update_sender(self.pid, |s| s.sent_lsn = sent);
                 return Ok(Some(
                     PrimaryMessage::Batch {
@@ -428,11 +438,26 @@ impl Shipper {
                 flushed,
                 applied,
             } => {
+                let lag = |acked: u64| {
+                    self.in_flight
+                        .iter()
+                        .take_while(|(lsn, _)| *lsn <= acked)
+                        .last()
+                        .map(|(_, sent)| sent.elapsed())
+                };
+                let (write_lag, flush_lag, replay_lag) = (lag(written), lag(flushed), lag(applied));
+                let done = written.min(flushed).min(applied);
+                while self.in_flight.front().is_some_and(|(lsn, _)| *lsn <= done) {
+                    self.in_flight.pop_front();
+                }
                 self.node.status.update_sender(self.pid, |s| {
                     s.write_lsn = written;
                     s.flush_lsn = flushed;
                     s.replay_lsn = applied;
                     s.last_reply = Some(SystemTime::now());
+                    s.write_lag = write_lag.or(s.write_lag);
+                    s.flush_lag = flush_lag.or(s.flush_lag);
+                    s.replay_lag = replay_lag.or(s.replay_lag);
                 });
                 self.node.status.acknowledge(written, flushed, applied);
                 self.node.advance_slot(&self.slot, flushed);

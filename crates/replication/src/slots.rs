@@ -71,6 +71,7 @@ impl Replication {
 
     /// One janitor pass: keep the WAL the slots need, within the limit.
     fn trim_wal(&self, max_keep_bytes: u64) -> ReplResult<()> {
+        self.store.remove_retired();
         let engine = self.store.engine();
         let state = self.state();
         // Rotate a live WAL that grew past half the limit, so the archive

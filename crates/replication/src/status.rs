@@ -39,6 +39,10 @@ pub struct SenderStatus {
     pub replay_lsn: u64,
     pub started: Option<SystemTime>,
     pub last_reply: Option<SystemTime>,
+    /// Time from sending a batch to its acknowledgement, last measured.
+    pub write_lag: Option<std::time::Duration>,
+    pub flush_lag: Option<std::time::Duration>,
+    pub replay_lag: Option<std::time::Duration>,
 }
 
 /// The highest positions any secondary has acknowledged (for commits

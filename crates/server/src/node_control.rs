@@ -59,6 +59,18 @@ fn time_value(t: Option<SystemTime>) -> Value {
     }
 }
 
+/// An interval as PostgreSQL prints one under a second: `00:00:00.000123`.
+fn format_interval(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        d.subsec_micros()
+    )
+}
+
 fn columns(spec: &[(&str, DataType)]) -> Vec<(String, DataType)> {
     spec.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
 }
@@ -105,6 +117,7 @@ impl NodeControl for ReplicationControl {
                     lsn_value(receiver.flushed_lsn),
                     lsn_value(receiver.applied_lsn),
                     Value::Int(lag as i64),
+                    Value::Null,
                     time_value(receiver.last_message),
                     opt_text(receiver.copy_progress.map(|_| format!("{copied}/{total} bytes"))),
                     opt_text(receiver.last_error.clone()),
@@ -122,6 +135,9 @@ impl NodeControl for ReplicationControl {
                         lsn_value(s.flush_lsn),
                         lsn_value(s.replay_lsn),
                         Value::Int(engine_lsn.saturating_sub(s.replay_lsn) as i64),
+                        s.replay_lag
+                            .map(|d| Value::Float(d.as_secs_f64() * 1000.0))
+                            .unwrap_or(Value::Null),
                         time_value(s.last_reply),
                         Value::Null,
                         Value::Null,
@@ -139,7 +155,8 @@ impl NodeControl for ReplicationControl {
                         ("lsn", DataType::Text),
                         ("flushed_lsn", DataType::Text),
                         ("applied_lsn", DataType::Text),
-                        ("lag_batches", DataType::Int8),
+                        ("lag_lsn", DataType::Int8),
+                        ("lag_ms", DataType::Float8),
                         ("last_message", DataType::TimestampTz),
                         ("copy_progress", DataType::Text),
                         ("last_error", DataType::Text),
@@ -148,15 +165,15 @@ impl NodeControl for ReplicationControl {
                 })
             }
             "pg_stat_replication" => {
-                let local = repl.local_lsn();
                 let sync = self.synchronous;
                 let rows = repl
                     .status
                     .senders()
                     .into_iter()
                     .map(|s| {
-                        let behind = |lsn: u64| {
-                            text(if lsn >= local { "00:00:00" } else { "behind" }.to_string())
+                        let interval = |lag: Option<std::time::Duration>| match lag {
+                            Some(d) => text(format_interval(d)),
+                            None => Value::Null,
                         };
                         vec![
                             Value::Int(s.pid as i64),
@@ -169,9 +186,9 @@ impl NodeControl for ReplicationControl {
                             lsn_value(s.write_lsn),
                             lsn_value(s.flush_lsn),
                             lsn_value(s.replay_lsn),
-                            behind(s.write_lsn),
-                            behind(s.flush_lsn),
-                            behind(s.replay_lsn),
+                            interval(s.write_lag),
+                            interval(s.flush_lag),
+                            interval(s.replay_lag),
                             Value::Int(if sync { 1 } else { 0 }),
                             text(if sync { "sync" } else { "async" }),
                             time_value(s.last_reply),

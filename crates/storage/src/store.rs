@@ -23,6 +23,8 @@ pub struct Store {
     options: EngineOptions,
     shared: Arc<EngineShared>,
     current: RwLock<Arc<Engine>>,
+    /// Replaced databases, removed once nothing uses them any more.
+    retired: std::sync::Mutex<Vec<(std::sync::Weak<rocksdb::DB>, PathBuf)>>,
 }
 
 impl Store {
@@ -38,6 +40,7 @@ impl Store {
             options,
             shared,
             current: RwLock::new(engine),
+            retired: std::sync::Mutex::default(),
         }))
     }
 
@@ -73,8 +76,32 @@ impl Store {
         std::fs::rename(staging, &target).map_err(|e| io_error("install the copy", &target, e))?;
         let engine = Engine::open_shared(&target, self.options.clone(), self.shared.clone())?;
         write_active(&self.data_dir, &name)?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = engine.clone();
+        let old = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(|e| e.into_inner()),
+            engine.clone(),
+        );
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Arc::downgrade(&old.db), old.path().to_path_buf()));
+        drop(old);
+        self.remove_retired();
         Ok(engine)
+    }
+
+    /// Deletes replaced databases that no transaction reads any more
+    /// (called after an install and periodically).
+    pub fn remove_retired(&self) {
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        retired.retain(|(db, path)| {
+            if db.strong_count() > 0 {
+                return true;
+            }
+            if let Err(e) = std::fs::remove_dir_all(path) {
+                tracing::warn!(dir = %path.display(), error = %e, "cannot remove a replaced database copy");
+            }
+            false
+        });
     }
 
     /// Closes (false) or opens (true) the node for writes. After closing,

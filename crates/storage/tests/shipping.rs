@@ -69,7 +69,10 @@ async fn replaying_the_wal_on_a_checkpoint_reproduces_lsns_and_content() {
     let secondary = Store::open(&secondary_dir, options()).unwrap();
     let staging = secondary.staging_dir();
     primary.engine().checkpoint(&staging).unwrap();
+    let old_dir = secondary.engine().path().to_path_buf();
     let copy = secondary.install(&staging).unwrap();
+    // Nothing reads the replaced database: it is gone.
+    assert!(!old_dir.exists());
     let copied_at = copy.latest_sequence_number();
     assert_eq!(copied_at, primary.engine().latest_sequence_number());
 

@@ -335,7 +335,7 @@ impl Shipper {
                     self.done = true;
                     return Ok(Some(PrimaryMessage::StopPoint { lsn, checksum }.encode()));
                 }
-                if self.refill_from_wal()? == 0 {
+                if self.refill_from_wal()?.0 == 0 {
                     return Err(ReplError::Failed(format!(
                         "the WAL up to the stop point (LSN {lsn}) is not readable"
                     )));
@@ -343,8 +343,8 @@ impl Shipper {
                 continue;
             }
             if self.catching_up {
-                let read = self.refill_from_wal()?;
-                if read < WAL_READ_LIMIT {
+                let (read, exhausted) = self.refill_from_wal()?;
+                if exhausted {
                     self.catching_up = false;
                     let next = self.next;
                     self.node.status.update_sender(self.pid, |s| {
@@ -377,9 +377,12 @@ impl Shipper {
                     }
                 },
                 _ = self.keepalive.tick() => {
-                    // A gap that outlived a tick (a commit that failed after
-                    // taking its sequence numbers): fill it from the WAL.
-                    if !self.pending.is_empty() {
+                    // Behind with nothing coming (a gap that outlived a
+                    // tick, e.g. a commit that failed after taking its
+                    // sequence numbers): read the WAL.
+                    if !self.pending.is_empty()
+                        || self.next <= self.engine.latest_sequence_number()
+                    {
                         self.catching_up = true;
                     }
                     return Ok(Some(PrimaryMessage::Keepalive {
@@ -393,8 +396,9 @@ impl Shipper {
 
     /// Queues up to WAL_READ_LIMIT batches from the WAL after `next - 1`:
     /// RocksDB's WAL, or the archive directory's copies for what RocksDB
-    /// no longer has.
-    fn refill_from_wal(&mut self) -> ReplResult<usize> {
+    /// no longer has. Returns how many, and whether that was the end of
+    /// the WAL (what follows comes from the live feed).
+    fn refill_from_wal(&mut self) -> ReplResult<(usize, bool)> {
         let rocksdb_has_next = match self.engine.wal_after(self.next - 1) {
             Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(self.next),
             Err(_) => false,
@@ -410,7 +414,7 @@ impl Shipper {
                         .take_while(|b| stop_at.is_none_or(|l| b.seq <= l)),
                 );
                 if read > 0 {
-                    return Ok(read);
+                    return Ok((read, false));
                 }
             }
         }
@@ -427,7 +431,7 @@ impl Shipper {
                 break;
             }
         }
-        Ok(read)
+        Ok((read, read < WAL_READ_LIMIT))
     }
 
     /// Handles a CopyData frame from the secondary.

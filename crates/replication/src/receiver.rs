@@ -14,6 +14,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
+use crate::applier::Applier;
 use crate::basebackup;
 use crate::client::{self, ConnectError, PrimaryConnection};
 use crate::error::{ReplError, ReplResult};
@@ -360,7 +361,7 @@ async fn stream(
         .last()
         .map(|(e, _)| *e)
         .unwrap_or(0);
-    let mut applied = engine.latest_sequence_number();
+    let applied = engine.latest_sequence_number();
     let start = format!(
         "START_REPLICATION SLOT {slot} LSN {applied} EPOCH {local_epoch} SYSTEM {}",
         ident.system_id
@@ -397,7 +398,9 @@ async fn stream(
     });
     let mut stopping: Option<StopReply> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
+    let mut applier = Applier::new(applied);
     loop {
+        let applied = applier.applied;
         let message = tokio::select! {
             m = next_message(client) => m?,
             req = stop_rx.recv(), if stopping.is_none() => {
@@ -412,17 +415,16 @@ async fn stream(
                 continue;
             }
         };
-        // Apply this message and whatever else already arrived, then
-        // flush once and acknowledge.
+        // Take this message and whatever else already arrived, then apply
+        // them as one write, flush once and acknowledge.
         let mut next = Some(message);
-        let mut reply_requested = false;
         while let Some(message) = next.take() {
-            match handle(node, &engine, &ident, message, &mut applied)? {
-                Handled::Continue { reply } => reply_requested |= reply,
+            match handle(node, &engine, &ident, message, &mut applier)? {
+                Handled::Continue => {}
                 Handled::StopPoint { lsn, checksum } => {
-                    engine.flush_wal()?;
+                    applier.flush(&engine, &node.status)?;
                     let result = check_stop_point(&engine, lsn, &checksum);
-                    let _ = send_status(client, applied).await;
+                    let _ = send_status(client, applier.applied).await;
                     let _ = client
                         .send(PgWireFrontendMessage::CopyDone(
                             pgwire::messages::copy::CopyDone::new(),
@@ -443,18 +445,13 @@ async fn stream(
                 next = Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
             }
         }
-        engine.flush_wal()?;
-        node.status.update_receiver(|r| {
-            r.flushed_lsn = applied;
-            r.last_message = Some(SystemTime::now());
-        });
-        let _ = reply_requested;
-        send_status(client, applied).await?;
+        applier.flush(&engine, &node.status)?;
+        send_status(client, applier.applied).await?;
     }
 }
 
 enum Handled {
-    Continue { reply: bool },
+    Continue,
     StopPoint { lsn: u64, checksum: String },
 }
 
@@ -463,7 +460,7 @@ fn handle(
     engine: &duet_storage::Engine,
     ident: &Identity,
     message: PgWireBackendMessage,
-    applied: &mut u64,
+    applier: &mut Applier,
 ) -> ReplResult<Handled> {
     let data = match message {
         PgWireBackendMessage::CopyData(CopyData { data, .. }) => data,
@@ -471,7 +468,7 @@ fn handle(
         PgWireBackendMessage::CopyDone(_) => {
             return Err(ReplError::Failed("the primary ended the stream".into()))
         }
-        _ => return Ok(Handled::Continue { reply: false }),
+        _ => return Ok(Handled::Continue),
     };
     match PrimaryMessage::decode(data).map_err(|e| ReplError::Failed(e.to_string()))? {
         PrimaryMessage::Batch { epoch, lsn, data } => {
@@ -481,35 +478,15 @@ fn handle(
                     ident.epoch
                 )));
             }
-            if lsn != *applied + 1 {
-                return Err(ReplError::Failed(format!(
-                    "batch at LSN {lsn} does not follow LSN {applied}"
-                )));
-            }
-            engine.apply_replicated(&data, false)?;
-            let count = duet_storage::batch::header_count(&data).unwrap_or(1).max(1);
-            *applied = lsn + count - 1;
-            let now = SystemTime::now();
-            let applied = *applied;
-            node.status.update_receiver(|r| {
-                r.received_lsn = applied;
-                r.applied_lsn = applied;
-                r.primary_lsn = r.primary_lsn.max(applied);
-                r.last_replay = Some(now);
-            });
-            Ok(Handled::Continue { reply: false })
+            applier.receive(engine, lsn, &data)?;
+            Ok(Handled::Continue)
         }
-        PrimaryMessage::Keepalive {
-            lsn,
-            reply_requested,
-        } => {
+        PrimaryMessage::Keepalive { lsn, .. } => {
             node.status.update_receiver(|r| {
                 r.primary_lsn = lsn;
                 r.last_message = Some(SystemTime::now());
             });
-            Ok(Handled::Continue {
-                reply: reply_requested,
-            })
+            Ok(Handled::Continue)
         }
         PrimaryMessage::StopPoint { lsn, checksum } => Ok(Handled::StopPoint { lsn, checksum }),
     }

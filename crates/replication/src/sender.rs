@@ -258,6 +258,7 @@ impl Replication {
             pid: peer.pid,
             slot: req.slot.clone(),
             in_flight: VecDeque::new(),
+            wal: None,
         })
     }
 }
@@ -284,6 +285,8 @@ pub struct Shipper {
     slot: String,
     /// (last LSN of a sent batch, when it was sent), for the lag times.
     in_flight: VecDeque<(u64, std::time::Instant)>,
+    /// The WAL iterator of a catch-up in progress, and the LSN it is at.
+    wal: Option<(duet_storage::WalBatches, u64)>,
 }
 
 /// Sent batches remembered for lag times (older ones are dropped).
@@ -399,13 +402,25 @@ impl Shipper {
     /// no longer has. Returns how many, and whether that was the end of
     /// the WAL (what follows comes from the live feed).
     fn refill_from_wal(&mut self) -> ReplResult<(usize, bool)> {
-        let rocksdb_has_next = match self.engine.wal_after(self.next - 1) {
-            Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(self.next),
-            Err(_) => false,
+        let stop_at = self.stop.as_ref().map(|(l, _)| *l);
+        // Continue the open WAL iterator if it stopped where we are (a
+        // fresh one scans its file from the start); else open one.
+        let mut wal = match self.wal.take() {
+            Some((iter, at)) if at == self.next => Some(iter),
+            _ => self.engine.wal_after(self.next - 1).ok(),
         };
-        if !rocksdb_has_next {
+        let first = match wal.as_mut() {
+            Some(iter) => iter.next().transpose()?,
+            None => None,
+        };
+        // RocksDB no longer has `next` (no WAL to read, or it starts later).
+        let gap = match (&wal, &first) {
+            (None, _) => true,
+            (Some(_), Some(batch)) => batch.seq != self.next,
+            (Some(_), None) => false,
+        };
+        if gap {
             if let Some(archive) = &self.node.archive {
-                let stop_at = self.stop.as_ref().map(|(l, _)| *l);
                 let batches = archive.batches_from(self.next, WAL_READ_LIMIT)?;
                 let read = batches.len();
                 self.queue.extend(
@@ -417,21 +432,31 @@ impl Shipper {
                     return Ok((read, false));
                 }
             }
+            // Not there either: what RocksDB has is queued, and the
+            // continuity check in next_frame ends the stream (the
+            // secondary then re-copies).
         }
         let mut read = 0;
-        for batch in self.engine.wal_after(self.next - 1)? {
+        let mut next_seq = self.next;
+        let mut batches = first.into_iter().map(Ok).chain(std::iter::from_fn(|| {
+            wal.as_mut().and_then(|iter| iter.next())
+        }));
+        while read < WAL_READ_LIMIT {
+            let Some(batch) = batches.next() else { break };
             let batch = batch?;
-            let stop_at = self.stop.as_ref().map(|(l, _)| *l);
             if stop_at.is_some_and(|l| batch.seq > l) {
-                break;
+                return Ok((read, true));
             }
+            next_seq = batch.next_seq();
             self.queue.push_back(batch);
             read += 1;
-            if read >= WAL_READ_LIMIT {
-                break;
-            }
         }
-        Ok((read, read < WAL_READ_LIMIT))
+        drop(batches);
+        if read < WAL_READ_LIMIT {
+            return Ok((read, true));
+        }
+        self.wal = wal.map(|iter| (iter, next_seq));
+        Ok((read, false))
     }
 
     /// Handles a CopyData frame from the secondary.

@@ -4,6 +4,7 @@
 //! batches out, acknowledgements in), as PostgreSQL's walsender does.
 
 use duet_replication::sender::{Peer, ReplicationCommand, StartError};
+use futures::FutureExt;
 use duet_sql::{Column, DataType, QueryResult, SqlError, SqlState, Value};
 use pgwire::messages::copy::{CopyBothResponse, CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
@@ -160,7 +161,24 @@ impl Backend {
             tokio::select! {
                 frame = shipper.next_frame(), if sending => match frame {
                     Ok(Some(data)) => {
+                        // Send what is ready without waiting, then flush
+                        // once (next_frame is cancel-safe).
                         self.conn.send(PgWireBackendMessage::CopyData(CopyData::new(data))).await?;
+                        let mut more = 0;
+                        while more < 256 {
+                            match shipper.next_frame().now_or_never() {
+                                Some(Ok(Some(data))) => {
+                                    self.conn
+                                        .send(PgWireBackendMessage::CopyData(CopyData::new(data)))
+                                        .await?;
+                                    more += 1;
+                                }
+                                Some(Err(e)) => return Ok(Err(repl_error(e))),
+                                // Stop point sent or nothing ready: the
+                                // next turn of the loop sees it.
+                                Some(Ok(None)) | None => break,
+                            }
+                        }
                         self.conn.flush().await?;
                     }
                     Ok(None) => {

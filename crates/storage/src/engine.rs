@@ -247,6 +247,7 @@ impl Engine {
     pub fn wal_after(&self, lsn: u64) -> StorageResult<WalBatches> {
         Ok(WalBatches {
             iter: self.db.get_updates_since(lsn)?,
+            _db: self.db.clone(),
         })
     }
 
@@ -301,8 +302,15 @@ impl Drop for InFlight<'_> {
 
 /// Batches read back from the WAL, in sequence order.
 pub struct WalBatches {
+    // Field order matters: the iterator goes before the database it reads.
     iter: rocksdb::DBWALIterator,
+    _db: Arc<DB>,
 }
+
+// SAFETY: RocksDB's TransactionLogIterator has no thread affinity; it is
+// used by one thread at a time (`&mut self`), and the Arc above keeps its
+// database open for as long as it lives.
+unsafe impl Send for WalBatches {}
 
 impl Iterator for WalBatches {
     type Item = StorageResult<CommittedBatch>;

@@ -13,6 +13,7 @@ pub mod encode;
 mod extended;
 mod node_control;
 pub mod server;
+mod shards;
 mod startup;
 mod walsender;
 

@@ -337,6 +337,10 @@ impl Server {
         } = self;
         let mut shutdown_rx = shared.shutdown.clone();
         let mut tasks = JoinSet::new();
+        let shards = crate::shards::Shards::new().map_err(|cause| ServerError::Listen {
+            addr: local_addr.to_string(),
+            cause,
+        })?;
         tokio::pin!(signal);
         loop {
             tokio::select! {
@@ -345,7 +349,22 @@ impl Server {
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         debug!(%peer, "connection accepted");
-                        tasks.spawn(crate::connection::handle(tcp, peer, tls.clone(), shared.clone()));
+                        // The socket moves to its shard's I/O driver.
+                        match tcp.into_std() {
+                            Ok(tcp) => {
+                                let (tls, shared) = (tls.clone(), shared.clone());
+                                tasks.spawn_on(
+                                    async move {
+                                        match tokio::net::TcpStream::from_std(tcp) {
+                                            Ok(tcp) => crate::connection::handle(tcp, peer, tls, shared).await,
+                                            Err(e) => warn!(%peer, error = %e, "cannot register a connection"),
+                                        }
+                                    },
+                                    &shards.next(),
+                                );
+                            }
+                            Err(e) => warn!(%peer, error = %e, "cannot hand a connection to a shard"),
+                        }
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: back off

@@ -83,6 +83,7 @@ declare -A r
 
 # --- PostgreSQL 15: primary + streaming standby -----------------------------
 pg_start
+trap cleanup EXIT # pg_start installs its own EXIT trap; ours stops it too
 purl=$PG_URL
 load "$purl"
 q "$purl" "CHECKPOINT"

@@ -71,6 +71,7 @@ run_pgbench() {
 declare -A url
 if [[ " $servers " == *" postgres "* ]]; then
     pg_start
+    trap cleanup EXIT # pg_start installs its own EXIT trap; ours stops it too
     url[postgres]=$PG_URL
     load "${url[postgres]}"
     psql -X -q -d "${url[postgres]}" -c 'VACUUM ANALYZE kv'

@@ -105,7 +105,10 @@ fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
         "streaming",
     );
     assert_eq!(
-        query(&primary, "SELECT replay_lag IS NOT NULL, sync_state FROM pg_stat_replication"),
+        query(
+            &primary,
+            "SELECT replay_lag IS NOT NULL, sync_state FROM pg_stat_replication"
+        ),
         vec![vec!["t".to_string(), "async".to_string()]]
     );
     assert_eq!(
@@ -143,7 +146,8 @@ fn stop_returns_a_consistent_lsn_and_start_resumes() {
     let out = secondary.psql(&["REPLICATE SET SERVICE STOP;"]);
     out.assert_ok();
     assert!(
-        out.stderr.contains("replication stopped, consistent at LSN"),
+        out.stderr
+            .contains("replication stopped, consistent at LSN"),
         "{}",
         out.stderr
     );
@@ -201,7 +205,9 @@ fn each_node_restarting_mid_stream_resumes_by_itself() {
 fn promotion_after_the_primary_dies_and_the_old_primary_rejoins() {
     let (mut primary, secondary) = pair();
     primary
-        .psql(&["INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 100)"])
+        .psql(&[
+            "INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 100)",
+        ])
         .assert_ok();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "101");
     primary.kill9();
@@ -255,11 +261,20 @@ fn promotion_after_the_primary_dies_and_the_old_primary_rejoins() {
         "0"
     );
     assert_eq!(
-        query(&primary, "SELECT id, test_data FROM replication_test ORDER BY id"),
-        query(&secondary, "SELECT id, test_data FROM replication_test ORDER BY id")
+        query(
+            &primary,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        ),
+        query(
+            &secondary,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        )
     );
     primary
-        .psql(&["\\set VERBOSITY verbose", "INSERT INTO replication_test (test_data) VALUES ('x')"])
+        .psql(&[
+            "\\set VERBOSITY verbose",
+            "INSERT INTO replication_test (test_data) VALUES ('x')",
+        ])
         .assert_err("25006");
 }
 
@@ -281,13 +296,19 @@ fn replication_needs_admin_and_a_trusted_certificate() {
     app.assert_err("42501");
     // On the PRIMARY, SET PRIMARY is a role error.
     primary
-        .psql(&["\\set VERBOSITY verbose", "REPLICATE SET PRIMARY postgresql://root@localhost:1/defaultdb;"])
+        .psql(&[
+            "\\set VERBOSITY verbose",
+            "REPLICATE SET PRIMARY postgresql://root@localhost:1/defaultdb;",
+        ])
         .assert_err("59001");
 
     // A node with its own CA cannot verify the primary's certificate.
     let stranger = TestNode::secure();
     let url = kwdb_url(&primary, &stranger.certs_dir());
-    let out = stranger.psql(&["\\set VERBOSITY verbose", &format!("REPLICATE SET PRIMARY {url};")]);
+    let out = stranger.psql(&[
+        "\\set VERBOSITY verbose",
+        &format!("REPLICATE SET PRIMARY {url};"),
+    ]);
     out.assert_err("59000");
     assert!(out.stderr.contains("tls"), "{}", out.stderr);
     assert_eq!(scalar(&stranger, "SELECT pg_is_in_recovery()"), "f");
@@ -299,7 +320,10 @@ fn replication_needs_admin_and_a_trusted_certificate() {
         primary.port(),
         trusted.certs_dir().display()
     );
-    let out = trusted.psql(&["\\set VERBOSITY verbose", &format!("REPLICATE SET PRIMARY {url};")]);
+    let out = trusted.psql(&[
+        "\\set VERBOSITY verbose",
+        &format!("REPLICATE SET PRIMARY {url};"),
+    ]);
     out.assert_err("59000");
     assert!(
         out.stderr.contains("permission denied to start WAL sender"),
@@ -363,7 +387,10 @@ fn synchronous_commits_survive_a_primary_sigkill_and_promotion() {
             ])
             .assert_ok();
         assert_eq!(
-            scalar(&secondary, &format!("SELECT count(*) FROM acked WHERE id = {}", 9_000_000 + i)),
+            scalar(
+                &secondary,
+                &format!("SELECT count(*) FROM acked WHERE id = {}", 9_000_000 + i)
+            ),
             "1"
         );
     }
@@ -384,7 +411,11 @@ fn synchronous_commits_survive_a_primary_sigkill_and_promotion() {
         .into_iter()
         .flat_map(|w| w.join().expect("writer thread"))
         .collect();
-    assert!(acked.len() >= 50, "only {} commits acknowledged", acked.len());
+    assert!(
+        acked.len() >= 50,
+        "only {} commits acknowledged",
+        acked.len()
+    );
 
     secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
     let present: std::collections::HashSet<u32> = query(&secondary, "SELECT id FROM acked")
@@ -459,7 +490,10 @@ fn three_nodes_fail_over_and_the_other_secondary_follows_the_new_primary() {
     wait_for_value(&s1, "SELECT count(*) FROM replication_test", "31");
     wait_for_value(&s2, "SELECT count(*) FROM replication_test", "31");
     // The primary sees both.
-    assert_eq!(scalar(&primary, "SELECT count(*) FROM pg_stat_replication"), "2");
+    assert_eq!(
+        scalar(&primary, "SELECT count(*) FROM pg_stat_replication"),
+        "2"
+    );
 
     primary.kill9();
     s1.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
@@ -474,28 +508,48 @@ fn three_nodes_fail_over_and_the_other_secondary_follows_the_new_primary() {
         "1",
     );
     assert_eq!(
-        query(&s2, "SELECT id, test_data FROM replication_test ORDER BY id"),
-        query(&s1, "SELECT id, test_data FROM replication_test ORDER BY id")
+        query(
+            &s2,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        ),
+        query(
+            &s1,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        )
     );
     let status = query(&s2, "SHOW REPLICATION STATUS");
     assert_eq!(status[0][1], "SECONDARY", "{status:?}");
-    assert_eq!(status[0][2], "1", "epoch follows the new primary: {status:?}");
+    assert_eq!(
+        status[0][2], "1",
+        "epoch follows the new primary: {status:?}"
+    );
 }
 
 #[test]
 fn planned_switchover_loses_nothing_and_needs_no_copy() {
     let (old_primary, old_secondary) = pair();
     old_primary
-        .psql(&["INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 40)"])
+        .psql(&[
+            "INSERT INTO replication_test (test_data) SELECT 'before' FROM generate_series(1, 40)",
+        ])
         .assert_ok();
     // SPEC 5's sequence: STOP on the secondary, demote the primary,
     // promote the secondary, re-attach the old primary.
-    old_secondary.psql(&["REPLICATE SET SERVICE STOP;"]).assert_ok();
-    old_primary.psql(&["REPLICATE SET ROLE SECONDARY;"]).assert_ok();
+    old_secondary
+        .psql(&["REPLICATE SET SERVICE STOP;"])
+        .assert_ok();
     old_primary
-        .psql(&["\\set VERBOSITY verbose", "INSERT INTO replication_test (test_data) VALUES ('no')"])
+        .psql(&["REPLICATE SET ROLE SECONDARY;"])
+        .assert_ok();
+    old_primary
+        .psql(&[
+            "\\set VERBOSITY verbose",
+            "INSERT INTO replication_test (test_data) VALUES ('no')",
+        ])
         .assert_err("25006");
-    old_secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
+    old_secondary
+        .psql(&["REPLICATE SET ROLE PRIMARY;"])
+        .assert_ok();
     let url = kwdb_url(&old_secondary, &old_primary.certs_dir());
     let out = old_primary.psql(&[
         &format!("REPLICATE SET PRIMARY {url};"),
@@ -509,17 +563,31 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
         .assert_ok();
     wait_for_value(&old_primary, "SELECT count(*) FROM replication_test", "42");
     assert_eq!(
-        query(&old_primary, "SELECT id, test_data FROM replication_test ORDER BY id"),
-        query(&old_secondary, "SELECT id, test_data FROM replication_test ORDER BY id")
+        query(
+            &old_primary,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        ),
+        query(
+            &old_secondary,
+            "SELECT id, test_data FROM replication_test ORDER BY id"
+        )
     );
 }
 
 #[test]
 fn a_secondary_too_far_behind_loses_its_slot_and_recopies_by_itself() {
-    let (primary, mut secondary) = pair_with(&[("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB", "1")]);
+    let (primary, mut secondary) =
+        pair_with(&[("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB", "1")]);
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "1");
-    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "reserved");
-    assert_eq!(scalar(&primary, "SELECT active FROM pg_replication_slots"), "t");
+    wait_for_value(
+        &primary,
+        "SELECT wal_status FROM pg_replication_slots",
+        "reserved",
+    );
+    assert_eq!(
+        scalar(&primary, "SELECT active FROM pg_replication_slots"),
+        "t"
+    );
 
     // While the secondary is down, the primary writes more WAL than the
     // slot may hold.
@@ -529,12 +597,20 @@ fn a_secondary_too_far_behind_loses_its_slot_and_recopies_by_itself() {
             .psql(&["INSERT INTO replication_test (test_data) SELECT repeat('w', 500) FROM generate_series(1, 1000)"])
             .assert_ok();
     }
-    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "lost");
+    wait_for_value(
+        &primary,
+        "SELECT wal_status FROM pg_replication_slots",
+        "lost",
+    );
 
     // Back up, it finds its position gone, re-copies and streams again.
     secondary.restart();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8001");
-    wait_for_value(&primary, "SELECT wal_status FROM pg_replication_slots", "reserved");
+    wait_for_value(
+        &primary,
+        "SELECT wal_status FROM pg_replication_slots",
+        "reserved",
+    );
     primary
         .psql(&["INSERT INTO replication_test (test_data) VALUES ('after re-copy')"])
         .assert_ok();
@@ -563,7 +639,10 @@ fn with_a_wal_archive_directory_a_long_outage_needs_no_copy() {
     wait_for("WAL files in the archive directory", CATCH_UP, || {
         (std::fs::read_dir(archive.path()).unwrap().count() >= 2).then_some(())
     });
-    assert_eq!(scalar(&primary, "SELECT wal_status FROM pg_replication_slots"), "reserved");
+    assert_eq!(
+        scalar(&primary, "SELECT wal_status FROM pg_replication_slots"),
+        "reserved"
+    );
 
     secondary.restart();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "8001");

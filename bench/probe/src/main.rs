@@ -37,7 +37,11 @@ async fn lag(primary: &str, standby: &str, seconds: u64) -> Result<()> {
         .await?;
     // Wait for the table to exist on the standby.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while s.query("SELECT 1 FROM lag_probe LIMIT 1", &[]).await.is_err() {
+    while s
+        .query("SELECT 1 FROM lag_probe LIMIT 1", &[])
+        .await
+        .is_err()
+    {
         if Instant::now() > deadline {
             bail!("lag_probe never appeared on the standby");
         }
@@ -81,7 +85,9 @@ async fn promote(standby: &str, promote_sql: &str) -> Result<()> {
     let deadline = started + Duration::from_secs(60);
     loop {
         match s
-            .batch_execute("CREATE TABLE IF NOT EXISTS promoted (a int); INSERT INTO promoted VALUES (1)")
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS promoted (a int); INSERT INTO promoted VALUES (1)",
+            )
             .await
         {
             Ok(()) => break,
@@ -120,7 +126,12 @@ async fn wait_lsn(primary: &str, standby: &str, p_sql: &str, s_sql: &str) -> Res
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["lag", p, s, secs] => lag(p, s, secs.parse()?).await,
         ["promote", s, sql] => promote(s, sql).await,
         ["wait-lsn", p, s, psql, ssql] => wait_lsn(p, s, psql, ssql).await,

@@ -128,9 +128,14 @@ mod tests {
             applier.receive(&copy, batch.seq, &batch.data).unwrap();
         }
         // Out of order: refused before anything is written.
-        assert!(applier.receive(&copy, start + 1, &Bytes::from_static(b"x")).is_err());
+        assert!(applier
+            .receive(&copy, start + 1, &Bytes::from_static(b"x"))
+            .is_err());
         applier.flush(&copy, &status).unwrap();
-        assert_eq!(copy.latest_sequence_number(), primary.engine().latest_sequence_number());
+        assert_eq!(
+            copy.latest_sequence_number(),
+            primary.engine().latest_sequence_number()
+        );
         assert_eq!(
             copy.content_checksum().unwrap(),
             primary.engine().content_checksum().unwrap()

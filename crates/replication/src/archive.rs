@@ -17,7 +17,10 @@ pub struct WalArchive {
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> ReplError {
-    ReplError::Failed(format!("WAL archive: cannot {what} {}: {e}", path.display()))
+    ReplError::Failed(format!(
+        "WAL archive: cannot {what} {}: {e}",
+        path.display()
+    ))
 }
 
 impl WalArchive {

@@ -126,9 +126,8 @@ impl Receiver {
     /// Starts a copy into `dir`, which is emptied first.
     pub fn new(dir: &Path) -> ReplResult<Receiver> {
         if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| {
-                ReplError::Failed(format!("cannot clear {}: {e}", dir.display()))
-            })?;
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| ReplError::Failed(format!("cannot clear {}: {e}", dir.display())))?;
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| ReplError::Failed(format!("cannot create {}: {e}", dir.display())))?;
@@ -164,13 +163,15 @@ impl Receiver {
                 if !plain {
                     return Err(bad("file name is not a plain name"));
                 }
-                let f = std::fs::File::create(self.dir.join(name)).map_err(|e| {
-                    ReplError::Failed(format!("cannot write {}: {e}", header.name))
-                })?;
+                let f = std::fs::File::create(self.dir.join(name))
+                    .map_err(|e| ReplError::Failed(format!("cannot write {}: {e}", header.name)))?;
                 self.file = Some((f, header.name, header.size));
             }
             b'd' => {
-                let (f, name, left) = self.file.as_mut().ok_or_else(|| bad("data before a file"))?;
+                let (f, name, left) = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| bad("data before a file"))?;
                 if body.len() as u64 > *left {
                     return Err(bad("more data than the file's size"));
                 }

@@ -18,7 +18,11 @@ pub enum PrimaryMessage {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecondaryMessage {
-    Status { written: u64, flushed: u64, applied: u64 },
+    Status {
+        written: u64,
+        flushed: u64,
+        applied: u64,
+    },
     Stop,
 }
 

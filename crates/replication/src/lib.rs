@@ -16,6 +16,7 @@ pub mod slots;
 pub mod state;
 pub mod status;
 pub mod system;
+mod tls;
 pub mod url;
 
 pub use error::{ReplError, ReplResult};

@@ -224,7 +224,12 @@ impl Replication {
                 let engine = self.store.engine();
                 engine.flush_wal()?;
                 let history = system::epoch_history(&engine)?;
-                let epoch = history.last().map(|(e, _)| *e).unwrap_or(0).max(state.epoch) + 1;
+                let epoch = history
+                    .last()
+                    .map(|(e, _)| *e)
+                    .unwrap_or(0)
+                    .max(state.epoch)
+                    + 1;
                 let lsn = system::begin_epoch(&engine, epoch)?;
                 next.epoch = epoch;
                 next.service = Service::None;
@@ -275,7 +280,9 @@ impl Replication {
                     return Err(wrong_role("DEFAULT"));
                 }
                 self.stop_receiver();
-                if let (Some(url), Some(slot)) = (state.primary_url.as_deref(), state.slot.as_deref()) {
+                if let (Some(url), Some(slot)) =
+                    (state.primary_url.as_deref(), state.slot.as_deref())
+                {
                     // Best effort: the primary may be gone for good.
                     if let Ok(url) = PrimaryUrl::parse(url) {
                         if let Err(e) = receiver::drop_slot(&url, slot).await {
@@ -408,7 +415,9 @@ impl Replication {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         let Some(handle) = handle else {
-            return Err(ReplError::Failed("the replication stream is not running".into()));
+            return Err(ReplError::Failed(
+                "the replication stream is not running".into(),
+            ));
         };
         match handle.stop().await {
             Ok(point) => Ok(point),

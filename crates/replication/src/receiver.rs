@@ -109,19 +109,27 @@ async fn identify(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> ReplResult<
     })
 }
 
-/// Checks a primary URL before it is stored: it parses, the primary is
-/// reachable, accepts our credentials for replication, and is a PRIMARY.
-pub(crate) async fn validate_primary(url: &PrimaryUrl) -> ReplResult<()> {
+/// Connects for replication and identifies the primary, which must be a
+/// PRIMARY (the error names the failed step).
+async fn attach(url: &PrimaryUrl) -> ReplResult<(PrimaryConnection, Identity)> {
     let mut conn = connect(url).await?;
     let ident = identify(&mut conn, url).await?;
-    let _ = conn.close().await;
     if ident.role != "PRIMARY" {
+        let _ = conn.close().await;
         return Err(ReplError::Failed(format!(
             "primary {} failed at step \"role\": it is a {} node, not a PRIMARY",
             url.masked(),
             ident.role
         )));
     }
+    Ok((conn, ident))
+}
+
+/// Checks a primary URL before it is stored: it parses, the primary is
+/// reachable, accepts our credentials for replication, and is a PRIMARY.
+pub(crate) async fn validate_primary(url: &PrimaryUrl) -> ReplResult<()> {
+    let (conn, _) = attach(url).await?;
+    let _ = conn.close().await;
     Ok(())
 }
 
@@ -142,15 +150,7 @@ fn can_continue(node: &Replication, ident: &Identity) -> ReplResult<bool> {
 /// SERVICE CREATE: checks the primary and copies its data if this node's
 /// cannot continue from it. Returns whether a copy was made.
 pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, slot: &str) -> ReplResult<bool> {
-    let mut conn = connect(url).await?;
-    let ident = identify(&mut conn, url).await?;
-    if ident.role != "PRIMARY" {
-        return Err(ReplError::Failed(format!(
-            "{} is a {} node, not a PRIMARY",
-            url.masked(),
-            ident.role
-        )));
-    }
+    let (mut conn, ident) = attach(url).await?;
     if can_continue(node, &ident)? {
         let lsn = node.store.engine().latest_sequence_number();
         create_slot(&mut conn, url, slot, lsn).await?;
@@ -206,7 +206,9 @@ async fn full_copy(
     let mut sink = basebackup::Receiver::new(&staging)?;
     let client = conn.client();
     client
-        .send(PgWireFrontendMessage::Query(Query::new("BASE_BACKUP".into())))
+        .send(PgWireFrontendMessage::Query(Query::new(
+            "BASE_BACKUP".into(),
+        )))
         .await
         .map_err(|e| ReplError::Failed(format!("sending BASE_BACKUP: {e}")))?;
     loop {
@@ -256,7 +258,9 @@ async fn next_message(client: &mut client::PgWireClient) -> ReplResult<PgWireBac
     match client.next().await {
         Some(Ok(m)) => Ok(m),
         Some(Err(e)) => Err(ReplError::Failed(format!("replication connection: {e}"))),
-        None => Err(ReplError::Failed("the primary closed the connection".into())),
+        None => Err(ReplError::Failed(
+            "the primary closed the connection".into(),
+        )),
     }
 }
 
@@ -338,16 +342,7 @@ async fn stream(
     stop_rx: &mut mpsc::Receiver<StopReply>,
     force_copy: bool,
 ) -> Result<(), StreamError> {
-    let mut conn = connect(url).await?;
-    let ident = identify(&mut conn, url).await?;
-    if ident.role != "PRIMARY" {
-        return Err(ReplError::Failed(format!(
-            "{} is a {} node, not a PRIMARY",
-            url.masked(),
-            ident.role
-        ))
-        .into());
-    }
+    let (mut conn, ident) = attach(url).await?;
     if force_copy || !can_continue(node, &ident)? {
         full_copy(node, &mut conn, &ident, slot).await?;
     }
@@ -374,9 +369,15 @@ async fn stream(
     match next_message(client).await? {
         PgWireBackendMessage::CopyBothResponse(_) => {}
         PgWireBackendMessage::ErrorResponse(e) => {
-            let code = e.fields.iter().find(|(k, _)| *k == b'C').map(|(_, v)| v.as_str());
+            let code = e
+                .fields
+                .iter()
+                .find(|(k, _)| *k == b'C')
+                .map(|(_, v)| v.as_str());
             if code == Some(COPY_REQUIRED) {
-                return Err(StreamError::CopyRequired(server_error(&e.fields).to_string()));
+                return Err(StreamError::CopyRequired(
+                    server_error(&e.fields).to_string(),
+                ));
             }
             return Err(server_error(&e.fields).into());
         }
@@ -387,7 +388,11 @@ async fn stream(
             .into())
         }
     }
-    info!(from_lsn = applied, epoch = ident.epoch, "streaming from the primary");
+    info!(
+        from_lsn = applied,
+        epoch = ident.epoch,
+        "streaming from the primary"
+    );
     node.status.update_receiver(|r| {
         r.state = "streaming".into();
         r.last_error = None;
@@ -442,7 +447,8 @@ async fn stream(
                 }
             }
             if let Some(Some(m)) = client.next().now_or_never() {
-                next = Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
+                next =
+                    Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
             }
         }
         applier.flush(&engine, &node.status)?;

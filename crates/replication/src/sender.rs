@@ -28,9 +28,14 @@ pub enum ReplicationCommand {
     BaseBackup,
     StartReplication(StartRequest),
     /// CREATE_REPLICATION_SLOT name LSN n
-    CreateSlot { name: String, lsn: u64 },
+    CreateSlot {
+        name: String,
+        lsn: u64,
+    },
     /// DROP_REPLICATION_SLOT name
-    DropSlot { name: String },
+    DropSlot {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +51,11 @@ pub struct StartRequest {
 impl ReplicationCommand {
     /// Recognises a replication command; None for ordinary SQL.
     pub fn parse(sql: &str) -> Option<ReplicationCommand> {
-        let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+        let words: Vec<&str> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .collect();
         let first = words.first()?.to_ascii_uppercase();
         match first.as_str() {
             "IDENTIFY_SYSTEM" if words.len() == 1 => Some(ReplicationCommand::IdentifySystem),
@@ -140,7 +149,10 @@ impl Replication {
         let history = system::epoch_history(&engine)?;
         Ok(vec![
             ("systemid", system::system_id(&engine)?.unwrap_or_default()),
-            ("epoch", history.last().map(|(e, _)| *e).unwrap_or(0).to_string()),
+            (
+                "epoch",
+                history.last().map(|(e, _)| *e).unwrap_or(0).to_string(),
+            ),
             ("role", self.role().to_string()),
             ("lsn", engine.latest_sequence_number().to_string()),
             (
@@ -320,7 +332,9 @@ impl Shipper {
                     self.in_flight.pop_front();
                 }
                 self.in_flight.push_back((sent, std::time::Instant::now()));
-                self.node.status.update_sender(self.pid, |s| s.sent_lsn = sent);
+                self.node
+                    .status
+                    .update_sender(self.pid, |s| s.sent_lsn = sent);
                 return Ok(Some(
                     PrimaryMessage::Batch {
                         epoch: self.epoch,

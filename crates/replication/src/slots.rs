@@ -61,7 +61,8 @@ impl Replication {
             loop {
                 tick.tick().await;
                 let Some(node) = node.upgrade() else { return };
-                let result = tokio::task::spawn_blocking(move || node.trim_wal(max_keep_bytes)).await;
+                let result =
+                    tokio::task::spawn_blocking(move || node.trim_wal(max_keep_bytes)).await;
                 if let Ok(Err(e)) = result {
                     warn!(error = %e, "trimming the WAL archive failed");
                 }

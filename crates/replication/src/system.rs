@@ -48,9 +48,10 @@ pub fn epoch_history(engine: &Engine) -> ReplResult<Vec<(u64, u64)>> {
     for epoch in 1.. {
         match engine.get_committed(&epoch_key(epoch))? {
             Some(v) => {
-                let lsn: [u8; 8] = v.as_slice().try_into().map_err(|_| {
-                    ReplError::State(format!("epoch {epoch} record is malformed"))
-                })?;
+                let lsn: [u8; 8] = v
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ReplError::State(format!("epoch {epoch} record is malformed")))?;
                 history.push((epoch, u64::from_be_bytes(lsn)));
             }
             None => break,

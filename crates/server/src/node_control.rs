@@ -72,7 +72,9 @@ fn format_interval(d: std::time::Duration) -> String {
 }
 
 fn columns(spec: &[(&str, DataType)]) -> Vec<(String, DataType)> {
-    spec.iter().map(|(n, t)| (n.to_string(), t.clone())).collect()
+    spec.iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -119,7 +121,11 @@ impl NodeControl for ReplicationControl {
                     Value::Int(lag as i64),
                     Value::Null,
                     time_value(receiver.last_message),
-                    opt_text(receiver.copy_progress.map(|_| format!("{copied}/{total} bytes"))),
+                    opt_text(
+                        receiver
+                            .copy_progress
+                            .map(|_| format!("{copied}/{total} bytes")),
+                    ),
                     opt_text(receiver.last_error.clone()),
                 ]];
                 for s in repl.status.senders() {
@@ -202,7 +208,9 @@ impl NodeControl for ReplicationControl {
             }
             "pg_stat_wal_receiver" => {
                 let state = repl.state();
-                if state.role != Role::Secondary || state.service != duet_replication::Service::Running {
+                if state.role != Role::Secondary
+                    || state.service != duet_replication::Service::Running
+                {
                     return Some(ViewRows::default());
                 }
                 let r = repl.status.receiver();

@@ -4,8 +4,8 @@
 //! batches out, acknowledgements in), as PostgreSQL's walsender does.
 
 use duet_replication::sender::{Peer, ReplicationCommand, StartError};
-use futures::FutureExt;
 use duet_sql::{Column, DataType, QueryResult, SqlError, SqlState, Value};
+use futures::FutureExt;
 use pgwire::messages::copy::{CopyBothResponse, CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -149,11 +149,9 @@ impl Backend {
         mut shipper: duet_replication::sender::Shipper,
     ) -> Result<Result<(), SqlError>, ConnError> {
         self.conn
-            .send(PgWireBackendMessage::CopyBothResponse(CopyBothResponse::new(
-                1,
-                0,
-                vec![],
-            )))
+            .send(PgWireBackendMessage::CopyBothResponse(
+                CopyBothResponse::new(1, 0, vec![]),
+            ))
             .await?;
         self.conn.flush().await?;
         let mut sending = true;

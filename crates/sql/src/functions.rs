@@ -118,9 +118,10 @@ impl Func {
             ("current_setting", 1 | 2) => (Func::CurrentSetting, T::Text),
             ("pg_backend_pid", 0) => (Func::BackendPid, T::Int4),
             ("pg_is_in_recovery", 0) => (Func::IsInRecovery, T::Bool),
-            ("pg_current_wal_lsn" | "pg_current_wal_insert_lsn" | "pg_current_wal_flush_lsn", 0) => {
-                (Func::CurrentWalLsn, T::Text)
-            }
+            (
+                "pg_current_wal_lsn" | "pg_current_wal_insert_lsn" | "pg_current_wal_flush_lsn",
+                0,
+            ) => (Func::CurrentWalLsn, T::Text),
             ("pg_last_wal_receive_lsn", 0) => (Func::ReceiveLsn, T::Text),
             ("pg_last_wal_replay_lsn", 0) => (Func::ReplayLsn, T::Text),
             ("pg_last_xact_replay_timestamp", 0) => (Func::LastReplayTimestamp, T::TimestampTz),

@@ -22,10 +22,10 @@ pub mod types;
 pub mod value;
 
 pub use error::{SqlError, SqlResult, SqlState};
+pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SyncLevel, ViewRows};
 pub use session::{
     Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
     SessionContext, Statement, TransactionState,
 };
-pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SyncLevel, ViewRows};
 pub use types::DataType;
 pub use value::{TimeZone, Value};

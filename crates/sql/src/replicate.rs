@@ -222,11 +222,15 @@ mod tests {
     fn kwdb_statements_parse_as_written() {
         let url = "postgresql://root@localhost:26257/defaultdb?sslmode=verify-ca&sslcert=./certs/client.root.crt&sslkey=./certs/client.root.key&sslrootcert=./certs/ca.crt";
         assert_eq!(
-            parse(&format!("REPLICATE SET PRIMARY {url};")).unwrap().unwrap(),
+            parse(&format!("REPLICATE SET PRIMARY {url};"))
+                .unwrap()
+                .unwrap(),
             ReplicateStatement::SetPrimary(url.into())
         );
         assert_eq!(
-            parse(&format!("replicate set primary '{url}'")).unwrap().unwrap(),
+            parse(&format!("replicate set primary '{url}'"))
+                .unwrap()
+                .unwrap(),
             ReplicateStatement::SetPrimary(url.into())
         );
         assert_eq!(

@@ -101,7 +101,9 @@ impl RawBatch {
 
     pub(crate) fn delete(&mut self, key: &[u8]) {
         // SAFETY: RocksDB copies the key.
-        unsafe { ffi::rocksdb_writebatch_delete(self.inner, key.as_ptr() as *const CChar, key.len()) }
+        unsafe {
+            ffi::rocksdb_writebatch_delete(self.inner, key.as_ptr() as *const CChar, key.len())
+        }
     }
 
     /// The serialized batch, header included.

@@ -20,7 +20,6 @@ use crate::txn::{Isolation, Transaction};
 pub struct EngineOptions {
     /// fsync every commit (the default; only tests of non-durable paths turn it off).
     pub sync_commits: bool,
-
 }
 
 impl Default for EngineOptions {

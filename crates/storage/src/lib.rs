@@ -18,7 +18,7 @@ pub mod wal;
 pub use batch::CommittedBatch;
 pub use engine::{Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
-pub use store::Store;
 pub use interrupt::{Interrupt, StatementControl};
+pub use store::Store;
 pub use txn::{Isolation, Scan, Transaction};
 pub use wal::WalFile;

@@ -55,7 +55,9 @@ pub fn first_sequence(bytes: &[u8]) -> Option<u64> {
 }
 
 fn wal_files_in(dir: &Path) -> StorageResult<Vec<WalFile>> {
-    let io = |e: std::io::Error| StorageError::Engine(format!("listing WAL files in {}: {e}", dir.display()));
+    let io = |e: std::io::Error| {
+        StorageError::Engine(format!("listing WAL files in {}: {e}", dir.display()))
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -104,9 +106,8 @@ impl Engine {
                 file.path.display()
             )));
         }
-        std::fs::remove_file(&file.path).map_err(|e| {
-            StorageError::Engine(format!("deleting {}: {e}", file.path.display()))
-        })
+        std::fs::remove_file(&file.path)
+            .map_err(|e| StorageError::Engine(format!("deleting {}: {e}", file.path.display())))
     }
 
     /// Flushes the memtable: its WAL file moves to the archive and a new
@@ -186,7 +187,11 @@ pub fn read_wal_file(path: &Path) -> StorageResult<Vec<crate::CommittedBatch>> {
         let len = u16::from_le_bytes([bytes[offset + 4], bytes[offset + 5]]) as usize;
         let kind = bytes[offset + 6];
         let recyclable = matches!(kind, 5..=8) || (kind >= 10 && kind & 1 == 1);
-        let header = if recyclable { RECYCLABLE_HEADER } else { HEADER };
+        let header = if recyclable {
+            RECYCLABLE_HEADER
+        } else {
+            HEADER
+        };
         let start = offset + header;
         let Some(payload) = bytes.get(start..start + len) else {
             break; // torn tail

@@ -106,7 +106,10 @@ async fn replaying_the_wal_on_a_checkpoint_reproduces_lsns_and_content() {
     let stale: Vec<_> = primary.engine().wal_after(0).unwrap().collect();
     let first = stale.into_iter().next().unwrap().unwrap();
     assert!(copy.apply_replicated(&first.data, true).is_err());
-    assert_eq!(copy.latest_sequence_number(), primary.engine().latest_sequence_number());
+    assert_eq!(
+        copy.latest_sequence_number(),
+        primary.engine().latest_sequence_number()
+    );
 
     // The secondary's fence blocks ordinary commits but not the applier.
     secondary.set_writable(false);

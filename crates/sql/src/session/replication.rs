@@ -9,7 +9,10 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::replicate::ReplicateStatement;
 
 impl Session {
-    pub(crate) async fn replicate(&mut self, statement: ReplicateStatement) -> SqlResult<QueryResult> {
+    pub(crate) async fn replicate(
+        &mut self,
+        statement: ReplicateStatement,
+    ) -> SqlResult<QueryResult> {
         let control = self.state.db.node_control().cloned().ok_or_else(|| {
             SqlError::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -62,7 +65,11 @@ impl Session {
         let Some(lsn) = txn.commit().await? else {
             return Ok(());
         };
-        let setting = self.state.settings.get("synchronous_commit").unwrap_or_default();
+        let setting = self
+            .state
+            .settings
+            .get("synchronous_commit")
+            .unwrap_or_default();
         let Some(level) = crate::replicate::SyncLevel::from_setting(&setting) else {
             return Ok(());
         };
@@ -89,6 +96,8 @@ impl Session {
             self.state.settings.set_internal(name, value);
             self.parameter_changed(name, value);
         }
-        self.state.settings.set_internal("transaction_read_only", value);
+        self.state
+            .settings
+            .set_internal("transaction_read_only", value);
     }
 }

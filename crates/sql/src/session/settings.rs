@@ -542,7 +542,9 @@ mod options_tests {
     #[test]
     fn pgoptions_strings_become_settings() {
         assert_eq!(
-            parse_options("-c synchronous_commit=on --statement-timeout=5s -cDateStyle=ISO\\,\\ DMY"),
+            parse_options(
+                "-c synchronous_commit=on --statement-timeout=5s -cDateStyle=ISO\\,\\ DMY"
+            ),
             vec![
                 ("synchronous_commit".to_string(), "on".to_string()),
                 ("statement_timeout".to_string(), "5s".to_string()),

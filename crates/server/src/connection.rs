@@ -300,12 +300,16 @@ impl Backend {
         let shutdown = shutdown_signalled(&mut shutdown_rx);
         tokio::pin!(shutdown);
         loop {
+            // A message that is already there goes first: the shutdown
+            // future is only polled when the session would wait anyway
+            // (polling it per message showed up in profiles); a shutdown
+            // also cancels running statements through the cancel registry.
             let msg = tokio::select! {
                 biased;
+                msg = self.conn.recv() => msg?,
                 _ = &mut shutdown => {
                     return Err(ConnError::Fatal(admin_shutdown()));
                 }
-                msg = self.conn.recv() => msg?,
             };
             let Some(msg) = msg else {
                 return Ok(());

@@ -2,6 +2,7 @@
 //! with named and unnamed prepared statements and portals.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use duet_sql::{Column, DataType, Describe, QueryResult, SqlError, SqlState, Statement, Value};
 use pgwire::messages::data::{NoData, ParameterDescription};
@@ -24,16 +25,17 @@ pub(crate) struct Prepared {
     /// Parameter type OIDs as given in Parse, reported back for types
     /// duet does not know.
     given_oids: Vec<u32>,
-    /// Inferred parameter types and result columns, computed once.
-    described: Option<Describe>,
+    /// Inferred parameter types and result columns, computed once and
+    /// shared with every portal bound from it.
+    described: Option<Arc<Describe>>,
 }
 
 /// A bound statement, ready to run (or running, when suspended).
 pub(crate) struct Portal {
     stmt: Option<Statement>,
     params: Vec<Value>,
-    /// Result columns as described at Bind.
-    columns: Option<Vec<Column>>,
+    /// The statement's description at Bind (result columns).
+    described: Arc<Describe>,
     /// Result format codes as sent in Bind.
     format_codes: Vec<i16>,
     /// Result format code per described column.
@@ -132,7 +134,7 @@ fn param_formats(codes: &[i16], params: usize) -> Result<Vec<i16>, SqlError> {
 
 impl Prepared {
     /// Describes the statement once and caches the answer.
-    fn describe(&mut self, session: &mut duet_sql::Session) -> Result<&Describe, SqlError> {
+    fn describe(&mut self, session: &mut duet_sql::Session) -> Result<Arc<Describe>, SqlError> {
         if self.described.is_none() {
             let described = match &self.stmt {
                 Some(stmt) => session.describe(stmt, &self.given)?,
@@ -141,10 +143,10 @@ impl Prepared {
                     columns: None,
                 },
             };
-            self.described = Some(described);
+            self.described = Some(Arc::new(described));
         }
         match &self.described {
-            Some(d) => Ok(d),
+            Some(d) => Ok(d.clone()),
             None => Err(SqlError::internal("statement description missing")),
         }
     }
@@ -216,7 +218,7 @@ impl Backend {
             .statements
             .get_mut(&stmt_name)
             .ok_or_else(|| no_statement(&stmt_name))?;
-        let described = prepared.describe(&mut self.session)?.clone();
+        let described = prepared.describe(&mut self.session)?;
         let stmt = prepared.stmt.clone();
 
         let expected = described.params.len();
@@ -256,7 +258,7 @@ impl Backend {
             Portal {
                 stmt,
                 params,
-                columns: described.columns,
+                described,
                 format_codes: msg.result_column_format_codes,
                 formats: result_formats,
                 result: None,
@@ -277,7 +279,7 @@ impl Backend {
                     .statements
                     .get_mut(&name)
                     .ok_or_else(|| no_statement(&name))?;
-                let described = prepared.describe(&mut self.session)?.clone();
+                let described = prepared.describe(&mut self.session)?;
                 let oids = prepared.param_oids(&described);
                 self.conn
                     .send(PgWireBackendMessage::ParameterDescription(
@@ -306,7 +308,7 @@ impl Backend {
                     .portals
                     .get(&name)
                     .ok_or_else(|| no_portal(&name))?;
-                let msg = match &portal.columns {
+                let msg = match &portal.described.columns {
                     Some(columns) => encode::row_description(columns, &portal.formats),
                     None => PgWireBackendMessage::NoData(NoData::new()),
                 };
@@ -397,14 +399,16 @@ impl Backend {
             return Ok(());
         };
         // Encode with what the client was told at Describe, if it matches.
-        let (columns, formats) = match &portal.columns {
+        let fallback_formats;
+        let (columns, formats): (&[Column], &[i16]) = match &portal.described.columns {
             Some(described) if described.len() == result_columns.len() => {
-                (described.clone(), portal.formats.clone())
+                (described, &portal.formats)
             }
-            _ => (
-                result_columns.clone(),
-                encode::expand_formats(&portal.format_codes, result_columns.len())?,
-            ),
+            _ => {
+                fallback_formats =
+                    encode::expand_formats(&portal.format_codes, result_columns.len())?;
+                (result_columns, &fallback_formats)
+            }
         };
         let start = running.sent;
         let total = running.result.rows.len();
@@ -414,7 +418,7 @@ impl Backend {
             total
         };
         for row in &running.result.rows[start..end] {
-            let msg = encode::data_row(row, &columns, &formats, self.session.time_zone())?;
+            let msg = encode::data_row(row, columns, formats, self.session.time_zone())?;
             self.conn.send(msg).await?;
         }
         running.sent = end;

@@ -28,6 +28,9 @@ use crate::url::PrimaryUrl;
 /// gone): the receiver then re-copies by itself.
 pub const COPY_REQUIRED: &str = "55000";
 
+/// How often a running initial copy logs its progress.
+const COPY_LOG_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -204,6 +207,7 @@ async fn full_copy(
     });
     let staging = node.store.staging_dir();
     let mut sink = basebackup::Receiver::new(&staging)?;
+    let mut last_log = std::time::Instant::now();
     let client = conn.client();
     client
         .send(PgWireFrontendMessage::Query(Query::new(
@@ -219,6 +223,14 @@ async fn full_copy(
                 let progress = (sink.received_bytes, sink.total_bytes);
                 node.status
                     .update_receiver(|r| r.copy_progress = Some(progress));
+                if last_log.elapsed() >= COPY_LOG_INTERVAL {
+                    last_log = std::time::Instant::now();
+                    info!(
+                        received_mb = progress.0 >> 20,
+                        total_mb = progress.1 >> 20,
+                        "initial copy in progress"
+                    );
+                }
             }
             PgWireBackendMessage::CopyDone(_) | PgWireBackendMessage::CommandComplete(_) => {}
             PgWireBackendMessage::ReadyForQuery(_) => break,

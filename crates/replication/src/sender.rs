@@ -427,16 +427,23 @@ impl Shipper {
             Some(iter) => iter.next().transpose()?,
             None => None,
         };
-        // RocksDB no longer has `next` (no WAL to read, or it starts later).
+        // RocksDB no longer has `next`: no WAL to read, it starts later,
+        // or it is empty while commits exist past `next` (all archived).
         let gap = match (&wal, &first) {
             (None, _) => true,
             (Some(_), Some(batch)) => batch.seq != self.next,
-            (Some(_), None) => false,
+            (Some(_), None) => self.next <= self.engine.latest_sequence_number(),
         };
         if gap {
             if let Some(archive) = &self.node.archive {
                 let batches = archive.batches_from(self.next, WAL_READ_LIMIT)?;
                 let read = batches.len();
+                tracing::debug!(
+                    next = self.next,
+                    rocksdb_first = ?first.as_ref().map(|b| b.seq),
+                    from_archive = read,
+                    "reading the archive directory"
+                );
                 self.queue.extend(
                     batches
                         .into_iter()

@@ -51,6 +51,15 @@ impl WalArchive {
             .map_err(|e| io("sync", &self.dir, e))
     }
 
+    /// Removes every copy (after this node's data was replaced by a copy
+    /// of another node's: its old WAL belongs to another history).
+    pub fn clear(&self) -> ReplResult<()> {
+        for (_, path) in self.files()? {
+            std::fs::remove_file(&path).map_err(|e| io("remove", &path, e))?;
+        }
+        Ok(())
+    }
+
     /// (first sequence number, path), oldest first.
     fn files(&self) -> ReplResult<Vec<(u64, PathBuf)>> {
         let mut files = Vec::new();

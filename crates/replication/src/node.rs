@@ -63,6 +63,10 @@ pub struct Replication {
     pub status: Arc<StatusBoard>,
     /// The in-memory state has changes (slot positions) not yet saved.
     dirty: std::sync::atomic::AtomicBool,
+    /// Bumped whenever the node's role or data changes under running
+    /// streams (fence, promotion, a fresh copy): shippers started before
+    /// end, and acknowledgements collected before are forgotten.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Replication {
@@ -90,6 +94,7 @@ impl Replication {
             receiver: Mutex::new(None),
             status: Arc::new(StatusBoard::default()),
             dirty: std::sync::atomic::AtomicBool::new(false),
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         if state.role == Role::Secondary {
             node.store.set_writable(false);
@@ -219,8 +224,10 @@ impl Replication {
         match (state.role, role) {
             (Role::Secondary, Role::Primary | Role::Default) => {
                 // Promotion: stop replaying (what was received is applied
-                // already), start a new epoch, open for writes.
-                self.stop_receiver();
+                // already; wait until the task is really gone), start a
+                // new epoch, open for writes.
+                self.stop_receiver_and_wait().await;
+                self.new_generation();
                 let engine = self.store.engine();
                 engine.flush_wal()?;
                 let history = system::epoch_history(&engine)?;
@@ -379,6 +386,20 @@ impl Replication {
     /// Closes the node for ordinary writes.
     fn fence(&self) {
         self.store.set_writable(false);
+        self.new_generation();
+    }
+
+    /// See the `generation` field.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn new_generation(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.status
+            .acks
+            .send_replace(crate::status::Acks::default());
     }
 
     fn start_receiver(self: &Arc<Self>, state: &NodeState) -> ReplResult<()> {
@@ -394,6 +415,17 @@ impl Replication {
             old.abort();
         }
         Ok(())
+    }
+
+    async fn stop_receiver_and_wait(&self) {
+        let handle = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            handle.abort_and_wait().await;
+        }
     }
 
     fn stop_receiver(&self) {

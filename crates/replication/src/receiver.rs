@@ -31,6 +31,13 @@ pub const COPY_REQUIRED: &str = "55000";
 /// How often a running initial copy logs its progress.
 const COPY_LOG_INTERVAL: Duration = Duration::from_secs(2);
 
+/// First wait before reconnecting; doubles up to MAX_BACKOFF.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Without any message (the primary sends keepalives every second) for
+/// this long, the connection counts as dead and is reopened.
+const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -44,6 +51,13 @@ pub(crate) struct ReceiverHandle {
 impl ReceiverHandle {
     pub(crate) fn abort(self) {
         self.task.abort();
+    }
+
+    /// Aborts the task and waits until it has ended (it may be in the
+    /// middle of applying a batch on another thread).
+    pub(crate) async fn abort_and_wait(self) {
+        self.task.abort();
+        let _ = self.task.await;
     }
 
     /// Asks the stream to stop at a point both nodes agree on.
@@ -242,6 +256,11 @@ async fn full_copy(
         return Err(ReplError::Failed("the initial copy ended early".into()));
     }
     let engine = node.store.install(&staging)?;
+    node.new_generation();
+    // WAL copies of the history this node just left must never be shipped.
+    if let Some(archive) = &node.archive {
+        archive.clear()?;
+    }
     (node.on_change)();
     info!(
         lsn = engine.latest_sequence_number(),
@@ -292,11 +311,20 @@ async fn run(
     slot: String,
     mut stop_rx: mpsc::Receiver<StopReply>,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = INITIAL_BACKOFF;
     let mut force_copy = false;
     loop {
         node.status.update_receiver(|r| r.state = "starting".into());
-        match stream(&node, &url, &slot, &mut stop_rx, force_copy).await {
+        match stream(
+            &node,
+            &url,
+            &slot,
+            &mut stop_rx,
+            &mut force_copy,
+            &mut backoff,
+        )
+        .await
+        {
             Ok(()) => {
                 node.status.update_receiver(|r| r.state = "stopped".into());
                 return;
@@ -352,11 +380,13 @@ async fn stream(
     url: &PrimaryUrl,
     slot: &str,
     stop_rx: &mut mpsc::Receiver<StopReply>,
-    force_copy: bool,
+    force_copy: &mut bool,
+    backoff: &mut Duration,
 ) -> Result<(), StreamError> {
     let (mut conn, ident) = attach(url).await?;
-    if force_copy || !can_continue(node, &ident)? {
+    if *force_copy || !can_continue(node, &ident)? {
         full_copy(node, &mut conn, &ident, slot).await?;
+        *force_copy = false;
     }
     let mut state = node.state();
     if state.epoch != ident.epoch {
@@ -405,6 +435,7 @@ async fn stream(
         epoch = ident.epoch,
         "streaming from the primary"
     );
+    *backoff = INITIAL_BACKOFF;
     node.status.update_receiver(|r| {
         r.state = "streaming".into();
         r.last_error = None;
@@ -419,7 +450,12 @@ async fn stream(
     loop {
         let applied = applier.applied;
         let message = tokio::select! {
-            m = next_message(client) => m?,
+            m = tokio::time::timeout(RECEIVE_TIMEOUT, next_message(client)) => m.map_err(|_| {
+                ReplError::Failed(format!(
+                    "no message from the primary for {} s",
+                    RECEIVE_TIMEOUT.as_secs()
+                ))
+            })??,
             req = stop_rx.recv(), if stopping.is_none() => {
                 if let Some(reply) = req {
                     send(client, SecondaryMessage::Stop).await?;

@@ -92,7 +92,7 @@ impl ReplicationCommand {
                         _ => return None,
                     }
                 }
-                Some(ReplicationCommand::StartReplication(req))
+                (!req.slot.is_empty()).then_some(ReplicationCommand::StartReplication(req))
             }
             _ => None,
         }
@@ -185,11 +185,19 @@ impl Replication {
             )
             .into());
         }
+        let generation = self.generation();
         // Subscribe before looking at the WAL, so no batch falls between.
         let feed = self.store.subscribe();
         let engine = self.store.engine();
         let history = system::epoch_history(&engine)?;
         let epoch = history.last().map(|(e, _)| *e).unwrap_or(0);
+        let system_id = system::system_id(&engine)?.unwrap_or_default();
+        if req.system_id != system_id {
+            return Err(StartError::CopyRequired(format!(
+                "the secondary holds another system's data ({} vs {system_id})",
+                req.system_id
+            )));
+        }
         if req.epoch > epoch {
             // A secondary of a newer primary: this node was superseded.
             // It stays read-only, across restarts too.
@@ -205,13 +213,6 @@ impl Replication {
                 req.epoch
             ))
             .into());
-        }
-        let system_id = system::system_id(&engine)?.unwrap_or_default();
-        if req.system_id != system_id {
-            return Err(StartError::CopyRequired(format!(
-                "the secondary holds another system's data ({} vs {system_id})",
-                req.system_id
-            )));
         }
         let latest = engine.latest_sequence_number();
         if !system::can_follow(&history, req.epoch, req.lsn) || req.lsn > latest {
@@ -271,6 +272,7 @@ impl Replication {
             slot: req.slot.clone(),
             in_flight: VecDeque::new(),
             wal: None,
+            generation,
         })
     }
 }
@@ -299,6 +301,9 @@ pub struct Shipper {
     in_flight: VecDeque<(u64, std::time::Instant)>,
     /// The WAL iterator of a catch-up in progress, and the LSN it is at.
     wal: Option<(duet_storage::WalBatches, u64)>,
+    /// The node's generation when the stream started (see
+    /// [`Replication::generation`]).
+    generation: u64,
 }
 
 /// Sent batches remembered for lag times (older ones are dropped).
@@ -315,6 +320,11 @@ impl Shipper {
     /// Cancel-safe: it only awaits the feed and the keepalive timer.
     pub async fn next_frame(&mut self) -> ReplResult<Option<Bytes>> {
         loop {
+            if self.node.generation() != self.generation {
+                return Err(ReplError::Failed(
+                    "this node's role or data changed; the stream ends".into(),
+                ));
+            }
             if let Some(batch) = self.queue.pop_front() {
                 if batch.next_seq() <= self.next {
                     continue; // sent already (WAL and feed overlap)
@@ -327,6 +337,14 @@ impl Shipper {
                     )));
                 }
                 self.next = batch.next_seq();
+                if self
+                    .pending
+                    .first_key_value()
+                    .is_some_and(|(k, _)| *k < self.next)
+                {
+                    // Sent from the WAL meanwhile.
+                    self.pending = self.pending.split_off(&self.next);
+                }
                 let sent = self.next - 1;
                 if self.in_flight.len() >= LAG_SAMPLES {
                     self.in_flight.pop_front();
@@ -457,6 +475,12 @@ impl Shipper {
             // continuity check in next_frame ends the stream (the
             // secondary then re-copies).
         }
+        if gap && first.is_none() && self.next <= self.engine.latest_sequence_number() {
+            return Err(ReplError::Failed(format!(
+                "the WAL after LSN {} is no longer kept; the secondary must re-copy",
+                self.next - 1
+            )));
+        }
         let mut read = 0;
         let mut next_seq = self.next;
         let mut batches = first.into_iter().map(Ok).chain(std::iter::from_fn(|| {
@@ -509,7 +533,14 @@ impl Shipper {
                     s.flush_lag = flush_lag.or(s.flush_lag);
                     s.replay_lag = replay_lag.or(s.replay_lag);
                 });
-                self.node.status.acknowledge(written, flushed, applied);
+                // Never credit more than this stream sent (a secondary of
+                // another history must not release synchronous commits).
+                let sent = self.next - 1;
+                self.node.status.acknowledge(
+                    written.min(sent),
+                    flushed.min(sent),
+                    applied.min(sent),
+                );
                 self.node.advance_slot(&self.slot, flushed);
             }
             SecondaryMessage::Stop => {

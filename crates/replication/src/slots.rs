@@ -74,6 +74,9 @@ impl Replication {
     fn trim_wal(&self, max_keep_bytes: u64) -> ReplResult<()> {
         self.store.remove_retired();
         let engine = self.store.engine();
+        // Before listing the files: commits made during this pass are in
+        // files the listing may not show, and must not count as missing.
+        let latest = engine.latest_sequence_number();
         let state = self.state();
         // Rotate a live WAL that grew past half the limit, so the archive
         // can be trimmed in whole files.
@@ -93,7 +96,7 @@ impl Replication {
                 .iter()
                 .find_map(|f| f.first_seq)
                 .or(oldest_live)
-                .unwrap_or_else(|| engine.latest_sequence_number() + 1);
+                .unwrap_or(latest + 1);
             ends.push(next.saturating_sub(1));
             debug_assert!(file.size > 0 || file.first_seq.is_none());
         }
@@ -130,11 +133,14 @@ impl Replication {
         let oldest_available = archived_copy
             .or(oldest_kept)
             .or(oldest_live)
-            .unwrap_or_else(|| engine.latest_sequence_number() + 1);
+            .unwrap_or(latest + 1);
         let mut lost = Vec::new();
         self.update_state_in_memory(|state| {
             for (name, slot) in state.slots.iter_mut() {
-                if !slot.lost && slot.restart_lsn + 1 < oldest_available {
+                if !slot.lost
+                    && slot.restart_lsn < latest
+                    && slot.restart_lsn.saturating_add(1) < oldest_available
+                {
                     slot.lost = true;
                     lost.push((name.clone(), slot.restart_lsn));
                 }

@@ -154,9 +154,22 @@ impl Engine {
             return self.write_and_publish(&mut batch);
         }
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.write_and_publish(&mut batch))
-            .await
-            .map_err(|e| crate::StorageError::Engine(format!("commit task failed: {e}")))?
+        // The blocking task counts itself in flight (taken before this
+        // future's count is released, so the count never dips to zero in
+        // between), and the count drops when the write ends, not when this
+        // future is next polled: a demotion waiting for it may be blocking
+        // this very thread.
+        engine.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        drop(in_flight);
+        tokio::task::spawn_blocking(move || {
+            let _in_flight = InFlight {
+                counter: &engine.commits_in_flight,
+                others: 1,
+            };
+            engine.write_and_publish(&mut batch)
+        })
+        .await
+        .map_err(|e| crate::StorageError::Engine(format!("commit task failed: {e}")))?
     }
 
     /// Counts a commit in flight, then checks the fence (in this order, so

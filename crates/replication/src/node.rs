@@ -231,12 +231,7 @@ impl Replication {
                 let engine = self.store.engine();
                 engine.flush_wal()?;
                 let history = system::epoch_history(&engine)?;
-                let epoch = history
-                    .last()
-                    .map(|(e, _)| *e)
-                    .unwrap_or(0)
-                    .max(state.epoch)
-                    + 1;
+                let epoch = system::current_epoch(&history).epoch.max(state.epoch) + 1;
                 let lsn = system::begin_epoch(&engine, epoch)?;
                 next.epoch = epoch;
                 next.service = Service::None;

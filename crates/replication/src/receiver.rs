@@ -83,7 +83,7 @@ pub(crate) struct Identity {
     pub epoch: u64,
     pub role: String,
     pub lsn: u64,
-    pub history: Vec<(u64, u64)>,
+    pub history: Vec<system::Epoch>,
 }
 
 fn failed(step: &str, url: &PrimaryUrl, e: ConnectError) -> ReplError {
@@ -112,11 +112,12 @@ async fn identify(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> ReplResult<
     let num = |i: usize| col(i).parse::<u64>().unwrap_or(0);
     let history = col(4)
         .split(',')
-        .filter_map(|p| {
-            let (e, l) = p.split_once(':')?;
-            Some((e.parse().ok()?, l.parse().ok()?))
+        .map(|text| {
+            system::Epoch::from_text(text).ok_or_else(|| {
+                ReplError::Failed(format!("IDENTIFY_SYSTEM: malformed epoch {text:?}"))
+            })
         })
-        .collect();
+        .collect::<ReplResult<Vec<_>>>()?;
     Ok(Identity {
         system_id: col(0),
         epoch: num(1),
@@ -156,12 +157,9 @@ fn can_continue(node: &Replication, ident: &Identity) -> ReplResult<bool> {
     if system::system_id(&engine)?.as_deref() != Some(ident.system_id.as_str()) {
         return Ok(false);
     }
-    let epoch = system::epoch_history(&engine)?
-        .last()
-        .map(|(e, _)| *e)
-        .unwrap_or(0);
+    let current = system::current_epoch(&system::epoch_history(&engine)?);
     let lsn = engine.latest_sequence_number();
-    Ok(system::can_follow(&ident.history, epoch, lsn) && lsn <= ident.lsn)
+    Ok(system::can_follow(&ident.history, current, lsn) && lsn <= ident.lsn)
 }
 
 /// SERVICE CREATE: checks the primary and copies its data if this node's
@@ -394,10 +392,7 @@ async fn stream(
         node.save_state(state)?;
     }
     let engine = node.store.engine();
-    let local_epoch = system::epoch_history(&engine)?
-        .last()
-        .map(|(e, _)| *e)
-        .unwrap_or(0);
+    let local_epoch = system::current_epoch(&system::epoch_history(&engine)?).to_text();
     let applied = engine.latest_sequence_number();
     let start = format!(
         "START_REPLICATION SLOT {slot} LSN {applied} EPOCH {local_epoch} SYSTEM {}",

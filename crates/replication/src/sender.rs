@@ -43,8 +43,8 @@ pub struct StartRequest {
     pub slot: String,
     /// The secondary's last applied LSN: shipping starts after it.
     pub lsn: u64,
-    /// The epoch of the secondary's last batch.
-    pub epoch: u64,
+    /// The epoch the secondary's data is in (its last epoch record).
+    pub epoch: system::Epoch,
     pub system_id: String,
 }
 
@@ -79,7 +79,11 @@ impl ReplicationCommand {
                 let mut req = StartRequest {
                     slot: String::new(),
                     lsn: 0,
-                    epoch: 0,
+                    epoch: system::Epoch {
+                        epoch: 0,
+                        start: 0,
+                        token: 0,
+                    },
                     system_id: String::new(),
                 };
                 for pair in words[1..].chunks(2) {
@@ -87,7 +91,7 @@ impl ReplicationCommand {
                     match key.to_ascii_uppercase().as_str() {
                         "SLOT" => req.slot = valid_slot_name(value)?,
                         "LSN" => req.lsn = value.parse().ok()?,
-                        "EPOCH" => req.epoch = value.parse().ok()?,
+                        "EPOCH" => req.epoch = system::Epoch::from_text(value)?,
                         "SYSTEM" => req.system_id = value.to_string(),
                         _ => return None,
                     }
@@ -137,10 +141,7 @@ pub struct Peer {
 impl Replication {
     /// This node's current epoch: that of its last epoch record.
     pub fn current_epoch(&self) -> ReplResult<u64> {
-        Ok(system::epoch_history(&self.store.engine())?
-            .last()
-            .map(|(e, _)| *e)
-            .unwrap_or(0))
+        Ok(system::current_epoch(&system::epoch_history(&self.store.engine())?).epoch)
     }
 
     /// IDENTIFY_SYSTEM: (column, value) pairs.
@@ -149,17 +150,14 @@ impl Replication {
         let history = system::epoch_history(&engine)?;
         Ok(vec![
             ("systemid", system::system_id(&engine)?.unwrap_or_default()),
-            (
-                "epoch",
-                history.last().map(|(e, _)| *e).unwrap_or(0).to_string(),
-            ),
+            ("epoch", system::current_epoch(&history).epoch.to_string()),
             ("role", self.role().to_string()),
             ("lsn", engine.latest_sequence_number().to_string()),
             (
                 "history",
                 history
                     .iter()
-                    .map(|(e, l)| format!("{e}:{l}"))
+                    .map(system::Epoch::to_text)
                     .collect::<Vec<_>>()
                     .join(","),
             ),
@@ -190,7 +188,7 @@ impl Replication {
         let feed = self.store.subscribe();
         let engine = self.store.engine();
         let history = system::epoch_history(&engine)?;
-        let epoch = history.last().map(|(e, _)| *e).unwrap_or(0);
+        let epoch = system::current_epoch(&history).epoch;
         let system_id = system::system_id(&engine)?.unwrap_or_default();
         if req.system_id != system_id {
             return Err(StartError::CopyRequired(format!(
@@ -198,19 +196,19 @@ impl Replication {
                 req.system_id
             )));
         }
-        if req.epoch > epoch {
+        if req.epoch.epoch > epoch {
             // A secondary of a newer primary: this node was superseded.
             // It stays read-only, across restarts too.
             self.superseded()?;
             warn!(
                 our_epoch = epoch,
-                their_epoch = req.epoch,
+                their_epoch = req.epoch.epoch,
                 "a node of a later epoch connected: this node no longer accepts writes"
             );
             return Err(ReplError::Failed(format!(
                 "this node is in epoch {epoch} but the secondary is in epoch {}: \
                  this node has been superseded and is now read-only",
-                req.epoch
+                req.epoch.epoch
             ))
             .into());
         }
@@ -218,7 +216,7 @@ impl Replication {
         if !system::can_follow(&history, req.epoch, req.lsn) || req.lsn > latest {
             return Err(StartError::CopyRequired(format!(
                 "the secondary's history (epoch {}, LSN {}) diverged from this node's",
-                req.epoch, req.lsn
+                req.epoch.epoch, req.lsn
             )));
         }
         if req.lsn < latest {

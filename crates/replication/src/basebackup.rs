@@ -51,7 +51,7 @@ pub fn send(store: &Store) -> ReplResult<mpsc::Receiver<ReplResult<Bytes>>> {
             .map(|d| d.as_micros())
             .unwrap_or(0)
     ));
-    store.engine().checkpoint(&dir)?;
+    crate::blocking(|| store.engine().checkpoint(&dir))?;
     let (tx, rx) = mpsc::channel(8);
     tokio::task::spawn_blocking(move || {
         let result = stream_dir(&dir, &tx);

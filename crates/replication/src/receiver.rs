@@ -231,7 +231,7 @@ async fn full_copy(
         match next_message(client).await? {
             PgWireBackendMessage::CopyOutResponse(_) => {}
             PgWireBackendMessage::CopyData(d) => {
-                tokio::task::block_in_place(|| sink.handle(&d.data))?;
+                crate::blocking(|| sink.handle(&d.data))?;
                 let progress = (sink.received_bytes, sink.total_bytes);
                 node.status
                     .update_receiver(|r| r.copy_progress = Some(progress));
@@ -470,8 +470,8 @@ async fn stream(
             match handle(node, &engine, &ident, message, &mut applier)? {
                 Handled::Continue => {}
                 Handled::StopPoint { lsn, checksum } => {
-                    applier.flush(&engine, &node.status)?;
-                    let result = check_stop_point(&engine, lsn, &checksum);
+                    crate::blocking(|| applier.flush(&engine, &node.status))?;
+                    let result = crate::blocking(|| check_stop_point(&engine, lsn, &checksum));
                     let _ = send_status(client, applier.applied).await;
                     let _ = client
                         .send(PgWireFrontendMessage::CopyDone(
@@ -494,7 +494,7 @@ async fn stream(
                     Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
             }
         }
-        applier.flush(&engine, &node.status)?;
+        crate::blocking(|| applier.flush(&engine, &node.status))?;
         send_status(client, applier.applied).await?;
     }
 }

@@ -368,7 +368,7 @@ impl Shipper {
                     self.done = true;
                     return Ok(Some(PrimaryMessage::StopPoint { lsn, checksum }.encode()));
                 }
-                if self.refill_from_wal()?.0 == 0 {
+                if crate::blocking(|| self.refill_from_wal())?.0 == 0 {
                     return Err(ReplError::Failed(format!(
                         "the WAL up to the stop point (LSN {lsn}) is not readable"
                     )));
@@ -376,7 +376,7 @@ impl Shipper {
                 continue;
             }
             if self.catching_up {
-                let (read, exhausted) = self.refill_from_wal()?;
+                let (read, exhausted) = crate::blocking(|| self.refill_from_wal())?;
                 if exhausted {
                     self.catching_up = false;
                     let next = self.next;
@@ -543,7 +543,7 @@ impl Shipper {
             }
             SecondaryMessage::Stop => {
                 let engine = self.engine.clone();
-                let point = tokio::task::block_in_place(|| engine.content_checksum())?;
+                let point = crate::blocking(|| engine.content_checksum())?;
                 info!(lsn = point.0, "secondary asked to stop; stop point fixed");
                 self.node
                     .status

@@ -170,14 +170,16 @@ fn write_active(data_dir: &Path, name: &str) -> StorageResult<()> {
 }
 
 /// Removes database directories other than the active one (copies being
-/// received when the node stopped, or replaced by an install).
+/// received when the node stopped, replaced by an install, or being sent).
 fn remove_inactive(data_dir: &Path, active: &str) {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_db = name == DEFAULT_DB || name.starts_with("db-");
+        // Also checkpoints a primary was streaming to a secondary when it
+        // stopped (replication's backup-*): hard links that pin old files.
+        let is_db = name == DEFAULT_DB || name.starts_with("db-") || name.starts_with("backup-");
         if is_db && name != active && entry.path().is_dir() {
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove an old database copy");

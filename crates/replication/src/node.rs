@@ -137,13 +137,9 @@ impl Replication {
         self.store.engine().latest_sequence_number()
     }
 
-    pub(crate) fn save_state(&self, state: NodeState) -> ReplResult<()> {
-        self.save(state)
-    }
-
     /// Saves a new role/service state. Slots are owned by the slot code
     /// (updated in memory under the lock), so they are kept as they are.
-    fn save(&self, mut state: NodeState) -> ReplResult<()> {
+    pub(crate) fn save(&self, mut state: NodeState) -> ReplResult<()> {
         let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.slots = current.slots.clone();
         self.file.save(&state)?;

@@ -389,7 +389,7 @@ async fn stream(
     let mut state = node.state();
     if state.epoch != ident.epoch {
         state.epoch = ident.epoch;
-        node.save_state(state)?;
+        node.save(state)?;
     }
     let engine = node.store.engine();
     let local_epoch = system::current_epoch(&system::epoch_history(&engine)?).to_text();

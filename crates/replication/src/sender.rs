@@ -139,11 +139,6 @@ pub struct Peer {
 }
 
 impl Replication {
-    /// This node's current epoch: that of its last epoch record.
-    pub fn current_epoch(&self) -> ReplResult<u64> {
-        Ok(system::current_epoch(&system::epoch_history(&self.store.engine())?).epoch)
-    }
-
     /// IDENTIFY_SYSTEM: (column, value) pairs.
     pub fn identify(&self) -> ReplResult<Vec<(&'static str, String)>> {
         let engine = self.store.engine();

@@ -249,11 +249,6 @@ impl Engine {
         Ok(self.db.flush_wal(true)?)
     }
 
-    /// Subscribes to batches as they commit (the shipper's live feed).
-    pub fn subscribe(&self) -> broadcast::Receiver<CommittedBatch> {
-        self.shared.feed.subscribe()
-    }
-
     /// Committed batches from the WAL (live and archived) after `lsn`, in
     /// order; fails if the WAL that far back is gone.
     pub fn wal_after(&self, lsn: u64) -> StorageResult<WalBatches> {

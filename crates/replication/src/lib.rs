@@ -23,15 +23,4 @@ pub use error::{ReplError, ReplResult};
 pub use node::{Command, Replication, ReplicationOptions, ServiceAction};
 pub use state::{NodeState, Role, Service};
 
-/// Runs blocking work (fsync, WAL reads, a full-keyspace scan) from async
-/// code without stalling the worker's other tasks: on a multi-thread
-/// runtime (the server's shards are) the worker hands its tasks to
-/// another thread meanwhile; elsewhere (tests) it just runs.
-pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
+pub(crate) use duet_storage::blocking;

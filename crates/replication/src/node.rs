@@ -9,9 +9,10 @@ use tracing::{info, warn};
 use crate::error::{ReplError, ReplResult};
 use crate::receiver::{self, ReceiverHandle};
 use crate::state::{NodeState, Role, Service, StateFile};
-use crate::status::{format_lsn, StatusBoard};
+use crate::status::StatusBoard;
 use crate::system;
 use crate::url::PrimaryUrl;
+use duet_storage::format_lsn;
 
 /// A REPLICATE statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

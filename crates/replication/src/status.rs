@@ -133,8 +133,3 @@ impl StatusBoard {
             .remove(&pid);
     }
 }
-
-/// PostgreSQL's LSN notation (`X/X`) for a RocksDB sequence number.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
-}

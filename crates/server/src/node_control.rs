@@ -5,12 +5,13 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use duet_replication::status::{format_lsn, AckLevel};
+use duet_replication::status::AckLevel;
 use duet_replication::{Command, Replication, Role, ServiceAction};
 use duet_sql::{
     DataType, NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SqlError, SqlResult,
     SqlState, SyncLevel, Value, ViewRows,
 };
+use duet_storage::format_lsn;
 
 pub(crate) struct ReplicationControl {
     pub(crate) replication: Arc<Replication>,

@@ -316,7 +316,7 @@ impl Func {
                         .with_hint("WAL control functions cannot be executed during recovery."));
                 }
                 match env.session.wal_lsn(function) {
-                    Some(lsn) => V::Text(crate::replicate::format_lsn(lsn)),
+                    Some(lsn) => V::Text(duet_storage::format_lsn(lsn)),
                     None => V::Null,
                 }
             }

@@ -132,11 +132,6 @@ pub fn view_columns(name: &str) -> Option<Vec<(&'static str, DataType)>> {
     })
 }
 
-/// PostgreSQL's LSN notation for a sequence number.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xffff_ffff)
-}
-
 /// Recognises REPLICATE and SHOW REPLICATION STATUS; None for other SQL.
 pub fn parse(text: &str) -> Option<SqlResult<ReplicateStatement>> {
     let trimmed = text.trim().trim_end_matches(';').trim();

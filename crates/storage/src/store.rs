@@ -111,14 +111,7 @@ impl Store {
         self.shared.writable.store(writable, Ordering::SeqCst);
         if !writable {
             let engine = self.engine();
-            // Waiting blocks; on a multi-thread runtime let the worker's
-            // other tasks move on meanwhile.
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                    tokio::task::block_in_place(|| engine.wait_for_commits())
-                }
-                _ => engine.wait_for_commits(),
-            }
+            crate::blocking(|| engine.wait_for_commits());
         }
     }
 

@@ -172,7 +172,7 @@ pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, slot: &str) ->
         let _ = conn.close().await;
         return Ok(false);
     }
-    full_copy(node, &mut conn, &ident, slot).await?;
+    full_copy(node, &mut conn, url, &ident, slot).await?;
     let _ = conn.close().await;
     Ok(true)
 }
@@ -206,12 +206,11 @@ pub(crate) async fn drop_slot(url: &PrimaryUrl, slot: &str) -> ReplResult<()> {
 async fn full_copy(
     node: &Replication,
     conn: &mut PrimaryConnection,
+    url: &PrimaryUrl,
     ident: &Identity,
     slot: &str,
 ) -> ReplResult<()> {
-    conn.simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LSN {}", ident.lsn))
-        .await
-        .map_err(|e| ReplError::Failed(format!("creating slot {slot} on the primary: {e}")))?;
+    create_slot(conn, url, slot, ident.lsn).await?;
     info!(primary_lsn = ident.lsn, "initial copy from the primary");
     node.status.update_receiver(|r| {
         r.state = "copying".into();
@@ -383,7 +382,7 @@ async fn stream(
 ) -> Result<(), StreamError> {
     let (mut conn, ident) = attach(url).await?;
     if *force_copy || !can_continue(node, &ident)? {
-        full_copy(node, &mut conn, &ident, slot).await?;
+        full_copy(node, &mut conn, url, &ident, slot).await?;
         *force_copy = false;
     }
     let mut state = node.state();

@@ -80,13 +80,13 @@ impl Replication {
         let state = self.state();
         // Rotate a live WAL that grew past half the limit, so the archive
         // can be trimmed in whole files.
-        let live = engine.live_wal_files()?;
+        let mut live = engine.live_wal_files()?;
         let live_bytes: u64 = live.iter().map(|f| f.size).sum();
         if state.role == Role::Primary && live_bytes > max_keep_bytes / 2 {
             engine.flush_memtable()?;
+            live = engine.live_wal_files()?;
         }
         let archived = engine.archived_wal_files()?;
-        let live = engine.live_wal_files()?;
         let oldest_live = live.iter().filter_map(|f| f.first_seq).min();
         // Each archived file holds the sequence numbers up to the next
         // file's first one.

@@ -470,6 +470,10 @@ impl Backend {
                         run_statement(stmt.is_short(), self.session.execute(stmt, Vec::new()))
                             .await;
                     self.send_notices().await?;
+                    let result = match result {
+                        Ok(r) if r.copy.is_some() => self.run_copy(r).await?,
+                        other => other,
+                    };
                     let outcome = match result {
                         Ok(result) => self.send_simple_result(result).await?,
                         Err(e) => Err(e),

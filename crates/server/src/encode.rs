@@ -138,6 +138,9 @@ pub fn error_response(err: &SqlError, severity: Severity) -> PgWireBackendMessag
     if let Some(hint) = &err.hint {
         fields.push((b'H', hint.clone()));
     }
+    if let Some(context) = &err.context {
+        fields.push((b'W', context.clone()));
+    }
     PgWireBackendMessage::ErrorResponse(ErrorResponse::new(fields))
 }
 

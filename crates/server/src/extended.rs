@@ -363,6 +363,10 @@ impl Backend {
             }
             let params = std::mem::take(&mut portal.params);
             let result = run_statement(stmt.is_short(), self.session.execute(&stmt, params)).await;
+            let result = match result {
+                Ok(r) if r.copy.is_some() => self.run_copy(r).await?,
+                other => other,
+            };
             self.send_notices().await?;
             portal.result = Some(Running {
                 result: result?,

@@ -9,6 +9,7 @@ pub mod tls;
 mod auth;
 mod codec;
 mod connection;
+mod copy;
 pub mod encode;
 mod extended;
 mod node_control;

@@ -105,6 +105,7 @@ impl Backend {
                     .collect(),
             ),
             rows: vec![fields.into_iter().map(|(_, v)| Value::Text(v)).collect()],
+            copy: None,
         };
         self.send_simple_result(result).await
     }

@@ -5,6 +5,7 @@
 //! [`Session`] (one per client connection).
 
 mod cast;
+mod copy;
 pub mod catalog;
 pub mod error;
 mod exec;
@@ -24,7 +25,7 @@ pub mod value;
 pub use error::{SqlError, SqlResult, SqlState};
 pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SyncLevel, ViewRows};
 pub use session::{
-    Column, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
+    Column, CopyResponse, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
     SessionContext, Statement, TransactionState,
 };
 pub use types::DataType;

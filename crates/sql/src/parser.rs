@@ -23,6 +23,13 @@ pub enum Parsed {
     },
     /// REPLICATE ... and SHOW REPLICATION STATUS.
     Replicate(crate::replicate::ReplicateStatement),
+    /// COPY ... FROM STDIN / TO STDOUT.
+    Copy(Box<crate::copy::CopyStatement>),
+    /// VACUUM / ANALYZE: `command` is the tag, `tables` must exist.
+    Maintenance {
+        command: &'static str,
+        tables: Vec<sqlparser::ast::ObjectName>,
+    },
 }
 
 /// Splits a query string into statements and parses each.
@@ -43,6 +50,14 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
     for text in texts {
         if let Some(grant) = parse_grant_role(&text)? {
             out.push(grant);
+            continue;
+        }
+        if let Some(m) = parse_maintenance(&text) {
+            out.push(m?);
+            continue;
+        }
+        if let Some(copy) = crate::copy::parse_copy(&text) {
+            out.push(Parsed::Copy(Box::new(copy?)));
             continue;
         }
         let (text, is_user) = rewrite_create_user(&text);
@@ -132,6 +147,61 @@ fn rewrite_create_user(text: &str) -> (String, bool) {
     (out, is_user)
 }
 
+/// `VACUUM [FULL] [FREEZE] [VERBOSE] [ANALYZE] [(options)] [table [(columns)], ...]`
+/// and `ANALYZE [VERBOSE] [(options)] [table [(columns)], ...]`: accepted
+/// (an LSM tree compacts by itself; there are no statistics to gather) once
+/// the tables are known to exist.
+fn parse_maintenance(text: &str) -> Option<SqlResult<Parsed>> {
+    use sqlparser::keywords::Keyword;
+    let first = text.split_whitespace().next().unwrap_or("");
+    let command = if first.eq_ignore_ascii_case("vacuum") {
+        "VACUUM"
+    } else if first.eq_ignore_ascii_case("analyze") || first.eq_ignore_ascii_case("analyse") {
+        "ANALYZE"
+    } else {
+        return None;
+    };
+    let dialect = PostgreSqlDialect {};
+    let parse = || -> Result<Vec<sqlparser::ast::ObjectName>, sqlparser::parser::ParserError> {
+        let mut p = Parser::new(&dialect).try_with_sql(text)?;
+        p.next_token();
+        if p.consume_token(&Token::LParen) {
+            while !p.consume_token(&Token::RParen) {
+                if p.next_token().token == Token::EOF {
+                    return p.expected(")", p.peek_token());
+                }
+            }
+        }
+        while p
+            .parse_one_of_keywords(&[
+                Keyword::FULL,
+                Keyword::FREEZE,
+                Keyword::VERBOSE,
+                Keyword::ANALYZE,
+            ])
+            .is_some()
+        {}
+        let mut tables = Vec::new();
+        if p.peek_token().token == Token::EOF {
+            return Ok(tables);
+        }
+        loop {
+            tables.push(p.parse_object_name(false)?);
+            p.parse_parenthesized_column_list(sqlparser::parser::IsOptional::Optional, false)?;
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::EOF)?;
+        Ok(tables)
+    };
+    Some(
+        parse()
+            .map(|tables| Parsed::Maintenance { command, tables })
+            .map_err(syntax_error),
+    )
+}
+
 /// Recognizes role-membership GRANT/REVOKE (no ON clause).
 fn parse_grant_role(text: &str) -> SqlResult<Option<Parsed>> {
     let first = text.split_whitespace().next().unwrap_or("");
@@ -187,7 +257,7 @@ fn parse_grant_role(text: &str) -> SqlResult<Option<Parsed>> {
     }))
 }
 
-fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {
+pub(crate) fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {
     let msg = match e {
         sqlparser::parser::ParserError::ParserError(m)
         | sqlparser::parser::ParserError::TokenizerError(m) => m,

@@ -436,7 +436,7 @@ fn micros_since_pg_epoch(t: &NaiveDateTime) -> i64 {
 }
 
 mod numeric;
-mod text;
+pub(crate) mod text;
 mod timezone;
 
 use numeric::{numeric_from_binary, numeric_to_binary};

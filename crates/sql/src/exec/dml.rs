@@ -137,7 +137,6 @@ pub async fn execute_insert(
     virtual_rows: &dyn VirtualRows,
     env: &EvalEnv<'_>,
 ) -> SqlResult<DmlResult> {
-    let table = &plan.table;
     // Source rows first: INSERT ... SELECT reads before it writes.
     let source: Vec<Vec<Option<Value>>> = match &plan.source {
         InsertSource::Values(rows) => rows
@@ -160,6 +159,19 @@ pub async fn execute_insert(
                 .collect()
         }
     };
+    insert_rows(plan, txn, source, env).await
+}
+
+/// Inserts source rows (one value or None = DEFAULT per target column):
+/// defaults, casts, constraint checks, row locks, index entries. COPY FROM
+/// feeds its rows here too.
+pub async fn insert_rows(
+    plan: &InsertPlan,
+    txn: &mut Transaction,
+    source: Vec<Vec<Option<Value>>>,
+    env: &EvalEnv<'_>,
+) -> SqlResult<DmlResult> {
+    let table = &plan.table;
     let mut result = DmlResult::default();
     for src in source {
         env.check_interrupt()?;

@@ -6,6 +6,6 @@ mod dml;
 mod query;
 mod scan;
 
-pub use dml::{execute_delete, execute_insert, execute_update, locked_targets};
+pub use dml::{execute_delete, execute_insert, execute_update, insert_rows, locked_targets};
 pub use query::{collect_rows, run_plan, Executor, VirtualRows};
 pub use scan::decode_table_row as decode_row_for;

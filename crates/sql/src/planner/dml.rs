@@ -83,6 +83,43 @@ pub fn table_scope(table: &TableDef, qualifier: &str) -> Scope {
     )
 }
 
+/// Table column positions of an INSERT's (or COPY's) column list; all
+/// visible columns when the list is empty.
+fn insert_targets(table: &TableDef, columns: &[String]) -> SqlResult<Vec<usize>> {
+    let targets: Vec<usize> = if columns.is_empty() {
+        (0..table.columns.len())
+            .filter(|i| !(table.has_hidden_key() && *i == table.columns.len() - 1))
+            .collect()
+    } else {
+        columns
+            .iter()
+            .map(|n| {
+                table.column_index(n).ok_or_else(|| {
+                    SqlError::new(
+                        SqlState::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{n}\" of relation \"{}\" does not exist",
+                            table.name
+                        ),
+                    )
+                })
+            })
+            .collect::<SqlResult<_>>()?
+    };
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!(
+                    "column \"{}\" specified more than once",
+                    table.columns[*t].name
+                ),
+            ));
+        }
+    }
+    Ok(targets)
+}
+
 impl Planner<'_> {
     pub fn plan_insert(&mut self, ins: &ast::Insert) -> SqlResult<InsertPlan> {
         let name = match &ins.table {
@@ -98,38 +135,12 @@ impl Planner<'_> {
         }
         let table = self.resolve_table(name)?;
         self.catalog.check_privilege(&table, Privilege::Insert)?;
-        let targets: Vec<usize> = if ins.columns.is_empty() {
-            (0..table.columns.len())
-                .filter(|i| !(table.has_hidden_key() && *i == table.columns.len() - 1))
-                .collect()
-        } else {
-            ins.columns
-                .iter()
-                .map(|c| {
-                    let n = split_name(c)?.1;
-                    table.column_index(&n).ok_or_else(|| {
-                        SqlError::new(
-                            SqlState::UNDEFINED_COLUMN,
-                            format!(
-                                "column \"{n}\" of relation \"{}\" does not exist",
-                                table.name
-                            ),
-                        )
-                    })
-                })
-                .collect::<SqlResult<_>>()?
-        };
-        for (i, t) in targets.iter().enumerate() {
-            if targets[..i].contains(t) {
-                return Err(SqlError::new(
-                    SqlState::DUPLICATE_COLUMN,
-                    format!(
-                        "column \"{}\" specified more than once",
-                        table.columns[*t].name
-                    ),
-                ));
-            }
-        }
+        let names: Vec<String> = ins
+            .columns
+            .iter()
+            .map(|c| split_name(c).map(|(_, n)| n))
+            .collect::<SqlResult<_>>()?;
+        let targets = insert_targets(&table, &names)?;
         let query = ins
             .source
             .as_ref()
@@ -194,8 +205,28 @@ impl Planner<'_> {
         })
     }
 
+    /// The INSERT that COPY FROM feeds its rows to.
+    pub fn plan_copy_from(
+        &mut self,
+        name: &ast::ObjectName,
+        columns: &[ast::Ident],
+    ) -> SqlResult<InsertPlan> {
+        let table = self.resolve_table(name)?;
+        self.catalog.check_privilege(&table, Privilege::Insert)?;
+        let names: Vec<String> = columns.iter().map(ident_name).collect();
+        let targets = insert_targets(&table, &names)?;
+        let defaults = self.bind_defaults(&table)?;
+        Ok(InsertPlan {
+            table,
+            targets,
+            source: InsertSource::Values(Vec::new()),
+            defaults,
+            returning: None,
+        })
+    }
+
     /// Binds every column's DEFAULT expression (stored as SQL text).
-    fn bind_defaults(&mut self, table: &TableDef) -> SqlResult<Vec<Option<Expr>>> {
+    pub(crate) fn bind_defaults(&mut self, table: &TableDef) -> SqlResult<Vec<Option<Expr>>> {
         let empty = Scope::default();
         table
             .columns

@@ -19,11 +19,11 @@ use crate::planner::{convert_type, ident_name, serial_kind, split_name};
 use crate::row::{index_entry_key, index_values_prefix, primary_key_suffix};
 use crate::types::DataType;
 
-const SCHEMA: &str = "public";
+pub(super) const SCHEMA: &str = "public";
 /// PostgreSQL truncates identifiers to 63 bytes.
 const NAME_LIMIT: usize = 63;
 
-fn truncate_name(s: String) -> String {
+pub(super) fn truncate_name(s: String) -> String {
     if s.len() <= NAME_LIMIT {
         return s;
     }
@@ -34,7 +34,7 @@ fn truncate_name(s: String) -> String {
     s[..end].to_string()
 }
 
-fn check_schema(schema: &Option<String>) -> SqlResult<()> {
+pub(super) fn check_schema(schema: &Option<String>) -> SqlResult<()> {
     match schema.as_deref() {
         None | Some("public") => Ok(()),
         Some(s) => Err(SqlError::new(
@@ -45,7 +45,7 @@ fn check_schema(schema: &Option<String>) -> SqlResult<()> {
 }
 
 /// Deletes every key with the prefix (table rows or index entries).
-fn delete_prefix(txn: &mut Transaction, prefix: Vec<u8>) -> SqlResult<()> {
+pub(super) fn delete_prefix(txn: &mut Transaction, prefix: Vec<u8>) -> SqlResult<()> {
     let end = prefix_end(&prefix)
         .map(Bound::Excluded)
         .unwrap_or(Bound::Unbounded);
@@ -152,7 +152,7 @@ impl Session {
         Ok(tag("TRUNCATE TABLE"))
     }
 
-    fn control_for_ddl(&self) -> duet_storage::StatementControl {
+    pub(super) fn control_for_ddl(&self) -> duet_storage::StatementControl {
         duet_storage::StatementControl {
             interrupt: self.state.interrupt.clone(),
             deadline: None,

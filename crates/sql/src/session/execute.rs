@@ -232,6 +232,8 @@ pub struct Session {
     pub(super) implicit: bool,
     /// Recently parsed query strings.
     parsed: HashMap<String, Vec<Statement>>,
+    /// A COPY FROM waiting for its data.
+    pub(super) copy_in: Option<super::copy::CopyIn>,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -292,6 +294,7 @@ impl Session {
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),
+            copy_in: None,
         };
         // A secondary's sessions start read-only (reported at startup,
         // not as a change).
@@ -405,7 +408,7 @@ impl Session {
         self.txn.get_or_insert_with(|| db.begin(isolation))
     }
 
-    fn control(&self) -> StatementControl {
+    pub(super) fn control(&self) -> StatementControl {
         let timeout = self.state.settings.statement_timeout();
         StatementControl {
             interrupt: self.state.interrupt.clone(),
@@ -459,7 +462,11 @@ impl Session {
                             })
                             .collect()
                     }),
-                Parsed::CreateUser(_) | Parsed::GrantRole { .. } | Parsed::Replicate(_) => None,
+                Parsed::CreateUser(_)
+                | Parsed::GrantRole { .. }
+                | Parsed::Replicate(_)
+                | Parsed::Copy(_)
+                | Parsed::Maintenance { .. } => None,
             };
             Ok(Describe {
                 params: planner.param_types(),
@@ -497,8 +504,26 @@ impl Session {
         stmt.inner
             .last_micros
             .store(micros, std::sync::atomic::Ordering::Relaxed);
-        match (&result, self.block) {
-            (Err(_), Block::InBlock) => {
+        // COPY FROM's statement goes on with the data that follows.
+        let copying_in = matches!(
+            &result,
+            Ok(QueryResult {
+                copy: Some(super::CopyResponse::In { .. }),
+                ..
+            })
+        );
+        if !copying_in {
+            self.end_statement(result.is_ok()).await?;
+        }
+        result
+    }
+
+    /// The end of a statement: an error fails the transaction block (or
+    /// rolls back the statement's own transaction); success commits an
+    /// autocommit statement.
+    pub(super) async fn end_statement(&mut self, ok: bool) -> SqlResult<()> {
+        match (ok, self.block) {
+            (false, Block::InBlock) => {
                 self.block = Block::Failed;
                 // Like PostgreSQL, an aborted transaction gives up its locks at
                 // once (a deadlock victim must not keep blocking the other
@@ -509,19 +534,19 @@ impl Session {
                     }
                 }
             }
-            (Err(_), Block::Autocommit) => {
+            (false, Block::Autocommit) => {
                 if let Some(t) = self.txn.take() {
                     t.rollback();
                 }
             }
-            (Ok(_), Block::Autocommit) if !self.implicit => {
+            (true, Block::Autocommit) if !self.implicit => {
                 if let Some(t) = self.txn.take() {
                     self.commit_txn(t).await?;
                 }
             }
             _ => {}
         }
-        result
+        Ok(())
     }
 
     async fn execute_statement(
@@ -538,6 +563,8 @@ impl Session {
                 grant,
             } => return self.grant_roles(roles, grantees, *grant),
             Parsed::Replicate(statement) => return self.replicate(statement.clone()).await,
+            Parsed::Copy(copy) => return self.copy(copy).await,
+            Parsed::Maintenance { command, tables } => return self.maintenance(command, tables),
             Parsed::Sql(ast) => &**ast,
         };
         match ast {
@@ -571,19 +598,46 @@ impl Session {
                 self.role_statement(ast).await
             }
             Ast::Reset(r) => self.reset(&r.reset),
+            Ast::AlterTable(at) => {
+                self.check_writable(ast)?;
+                self.alter_table(at).await
+            }
             Ast::Truncate(t) => {
                 self.check_writable(ast)?;
                 self.truncate(t).await
             }
-            // Maintenance statements have nothing to do on an LSM tree.
-            Ast::Vacuum(_) => Ok(tag("VACUUM")),
-            Ast::Analyze(_) => Ok(tag("ANALYZE")),
             Ast::Discard { .. } => Ok(tag("DISCARD ALL")),
             other => Err(SqlError::unsupported(format!(
                 "statement not supported yet: {}",
                 statement_kind(other)
             ))),
         }
+    }
+
+    /// VACUUM and ANALYZE have nothing to do on an LSM tree; the tables
+    /// they name must exist all the same.
+    fn maintenance(
+        &mut self,
+        command: &str,
+        tables: &[ast::ObjectName],
+    ) -> SqlResult<QueryResult> {
+        if command == "VACUUM" && self.block != Block::Autocommit {
+            return Err(SqlError::new(
+                SqlState::ACTIVE_SQL_TRANSACTION,
+                "VACUUM cannot run inside a transaction block",
+            ));
+        }
+        let tz = self.time_zone().clone();
+        self.begin_statement()?;
+        let view = CatalogView {
+            state: &self.state,
+            txn: self.current_txn()?,
+        };
+        let planner = Planner::new(&view, Vec::new(), tz);
+        for name in tables {
+            planner.resolve_table(name)?;
+        }
+        Ok(tag(command))
     }
 
     pub(crate) fn env<'a>(
@@ -602,7 +656,7 @@ impl Session {
         }
     }
 
-    async fn query(
+    pub(super) async fn query(
         &mut self,
         q: &ast::Query,
         params: Vec<Value>,
@@ -653,6 +707,7 @@ impl Session {
             tag: format!("SELECT {}", rows.len()),
             columns: Some(qp.columns.clone()),
             rows,
+            copy: None,
         })
     }
 
@@ -724,6 +779,7 @@ impl Session {
             tag: "EXPLAIN".into(),
             columns: Some(vec![text_column("QUERY PLAN")]),
             rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+            copy: None,
         })
     }
 
@@ -801,11 +857,17 @@ impl Session {
             tag: format!("{kind} {}", result.count),
             columns: returning.as_ref().map(|r| r.columns.clone()),
             rows: result.returning,
+            copy: None,
         })
     }
 
     /// Writes are refused in read-only transactions (and on secondaries).
     pub(crate) fn check_writable(&self, ast: &Ast) -> SqlResult<()> {
+        self.check_read_only(&statement_kind(ast))
+    }
+
+    /// Refuses `command` in a read-only transaction (and on secondaries).
+    pub(crate) fn check_read_only(&self, command: &str) -> SqlResult<()> {
         let read_only = self.state.in_recovery
             || self.state.settings.get("transaction_read_only").as_deref() == Some("on")
             || self
@@ -815,7 +877,7 @@ impl Session {
                 .as_deref()
                 == Some("on");
         if read_only {
-            return Err(SqlError::read_only(&statement_kind(ast)));
+            return Err(SqlError::read_only(command));
         }
         Ok(())
     }
@@ -823,7 +885,7 @@ impl Session {
     /// Starts a statement's snapshot and brings role memberships up to the
     /// catalog version it sees, so privilege changes by other sessions
     /// apply at once. Returns that version.
-    fn begin_statement(&mut self) -> SqlResult<u64> {
+    pub(super) fn begin_statement(&mut self) -> SqlResult<u64> {
         self.txn().begin_statement();
         let txn = self.current_txn()?;
         let seq = txn.snapshot_sequence();
@@ -851,7 +913,7 @@ impl Session {
 
     /// Takes the transaction out while a statement needs it mutably beside
     /// the session's state; the caller puts it back.
-    fn take_txn(&mut self) -> SqlResult<Transaction> {
+    pub(super) fn take_txn(&mut self) -> SqlResult<Transaction> {
         self.txn
             .take()
             .ok_or_else(|| SqlError::internal("no transaction"))
@@ -907,6 +969,7 @@ pub(crate) fn tag(t: &str) -> QueryResult {
         tag: t.to_string(),
         columns: None,
         rows: vec![],
+        copy: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The interface the server drives: a shared [`Database`] and one
 //! [`Session`] per connection.
 
+mod alter;
+mod copy;
 mod database;
 mod ddl;
 mod execute;
@@ -163,6 +165,25 @@ pub struct QueryResult {
     /// Some for statements that return rows (even zero rows).
     pub columns: Option<Vec<Column>>,
     pub rows: Vec<Vec<Value>>,
+    /// Set when the statement is a COPY: the server switches to the copy
+    /// sub-protocol (see [`Session::copy_data`]).
+    pub copy: Option<CopyResponse>,
+}
+
+/// What a COPY statement asks of the server.
+#[derive(Debug, Clone)]
+pub enum CopyResponse {
+    /// COPY FROM STDIN: send CopyInResponse, then feed CopyData to
+    /// [`Session::copy_data`] and end with [`Session::copy_done`] or
+    /// [`Session::copy_fail`].
+    In { columns: usize, csv: bool },
+    /// COPY TO STDOUT: CopyOutResponse, one CopyData per chunk, CopyDone,
+    /// then the tag.
+    Out {
+        columns: usize,
+        csv: bool,
+        data: Vec<Vec<u8>>,
+    },
 }
 
 /// Transaction state, for ReadyForQuery.

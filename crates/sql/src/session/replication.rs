@@ -35,6 +35,7 @@ impl Session {
                         .collect(),
                 ),
                 rows: view.rows,
+                copy: None,
             });
         }
         if !self.state.is_admin {

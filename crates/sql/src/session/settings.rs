@@ -495,6 +495,7 @@ impl Session {
                 tag: "SHOW".into(),
                 columns: Some(vec![text_column("name"), text_column("setting")]),
                 rows,
+                copy: None,
             });
         }
         let value = self.state.settings.get(&col).ok_or_else(|| {
@@ -507,6 +508,7 @@ impl Session {
             tag: "SHOW".into(),
             columns: Some(vec![text_column(&col)]),
             rows: vec![vec![Value::Text(value)]],
+            copy: None,
         })
     }
 }

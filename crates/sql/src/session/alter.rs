@@ -1,0 +1,469 @@
+//! ALTER TABLE: column and constraint changes. Each statement edits the
+//! table definition operation by operation; if any operation changes how
+//! rows are stored (a column added or dropped, a new key or unique index,
+//! a new NOT NULL to check), the rows are rewritten once at the end, in
+//! the statement's transaction.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+
+use duet_storage::keycode::prefix_end;
+use duet_storage::Transaction;
+use sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation as Op, TableConstraint};
+
+use super::ddl::{check_schema, delete_prefix, truncate_name, SCHEMA};
+use super::execute::{tag, CatalogView, Session};
+use super::QueryResult;
+use crate::catalog::{index_prefix, table_rows_prefix, Catalog, ColumnDef, IndexDef, TableDef};
+use crate::error::{SqlError, SqlResult, SqlState};
+use crate::expr::Expr;
+use crate::planner::{convert_type, ident_name, serial_kind, split_name, Planner};
+use crate::row::{encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row};
+use crate::value::Value;
+
+/// Where a column of the rewritten table takes its values from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Source {
+    /// The column at this position of the table before the statement.
+    Old(usize),
+    /// A new column: its default, evaluated per row.
+    Default,
+}
+
+/// The table as the operations leave it, and whether rows must be rewritten.
+struct Altered {
+    table: TableDef,
+    sources: Vec<Source>,
+    rewrite: bool,
+    /// The hidden rowid sequence, when a primary key replaced it.
+    dropped_sequence: Option<u32>,
+    old_name: String,
+}
+
+impl Session {
+    pub(super) async fn alter_table(&mut self, at: &ast::AlterTable) -> SqlResult<QueryResult> {
+        let (schema, name) = split_name(&at.name)?;
+        check_schema(&schema)?;
+        let control = self.control_for_ddl();
+        let txn = self.txn();
+        txn.lock(&crate::catalog::oid_counter_key(), &control).await?;
+        let database = self.state.database.oid;
+        let Some(table) = Catalog::new(&*self.current_txn()?).table(database, SCHEMA, &name)? else {
+            if at.if_exists {
+                self.notice(
+                    "NOTICE",
+                    "00000",
+                    format!("relation \"{name}\" does not exist, skipping"),
+                );
+                return Ok(tag("ALTER TABLE"));
+            }
+            return Err(SqlError::undefined_table(&name));
+        };
+        if !self.state.is_admin && table.owner != self.state.user {
+            return Err(SqlError::insufficient_privilege(format!(
+                "must be owner of table {name}"
+            )));
+        }
+        let old = table.clone();
+        let mut altered = Altered {
+            sources: (0..table.columns.len()).map(Source::Old).collect(),
+            old_name: table.name.clone(),
+            table,
+            rewrite: false,
+            dropped_sequence: None,
+        };
+        let mut notices = Vec::new();
+        for op in &at.operations {
+            self.apply_operation(&mut altered, op, &mut notices)?;
+        }
+        for n in notices {
+            self.notice("NOTICE", "00000", n);
+        }
+        let mut txn = self.take_txn()?;
+        let result = self.store_altered(&mut txn, &old, &altered);
+        self.txn = Some(txn);
+        result?;
+        Ok(tag("ALTER TABLE"))
+    }
+
+    fn apply_operation(
+        &mut self,
+        a: &mut Altered,
+        op: &Op,
+        notices: &mut Vec<String>,
+    ) -> SqlResult<()> {
+        let database = self.state.database.oid;
+        match op {
+            Op::AddColumn {
+                if_not_exists,
+                column_def,
+                ..
+            } => {
+                let col_name = ident_name(&column_def.name);
+                if visible_column(&a.table, &col_name).is_some() {
+                    if *if_not_exists {
+                        notices.push(format!(
+                            "column \"{col_name}\" of relation \"{}\" already exists, skipping",
+                            a.table.name
+                        ));
+                        return Ok(());
+                    }
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_COLUMN,
+                        format!(
+                            "column \"{col_name}\" of relation \"{}\" already exists",
+                            a.table.name
+                        ),
+                    ));
+                }
+                if serial_kind(&column_def.data_type).is_some() {
+                    return Err(SqlError::unsupported(
+                        "ALTER TABLE ADD COLUMN of a serial type is not supported yet; add an integer column with DEFAULT nextval(...)",
+                    ));
+                }
+                let mut def = ColumnDef {
+                    name: col_name,
+                    data_type: convert_type(&column_def.data_type)?,
+                    nullable: true,
+                    default: None,
+                };
+                for opt in &column_def.options {
+                    match &opt.option {
+                        ast::ColumnOption::NotNull => def.nullable = false,
+                        ast::ColumnOption::Null => def.nullable = true,
+                        ast::ColumnOption::Default(e) => def.default = Some(e.to_string()),
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "ALTER TABLE ADD COLUMN with {other} is not supported yet"
+                            )))
+                        }
+                    }
+                }
+                let pos = visible_len(&a.table);
+                a.table.columns.insert(pos, def);
+                a.sources.insert(pos, Source::Default);
+                shift_indexes(&mut a.table, pos, 1);
+                a.rewrite = true;
+            }
+            Op::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                for ident in column_names {
+                    let col_name = ident_name(ident);
+                    let Some(pos) = visible_column(&a.table, &col_name) else {
+                        if *if_exists {
+                            notices.push(format!(
+                                "column \"{col_name}\" of relation \"{}\" does not exist, skipping",
+                                a.table.name
+                            ));
+                            continue;
+                        }
+                        return Err(no_column(&col_name, &a.table.name));
+                    };
+                    if a.table.primary.columns.contains(&pos) {
+                        return Err(SqlError::unsupported(format!(
+                            "dropping primary key column \"{col_name}\" is not supported yet"
+                        )));
+                    }
+                    a.table.columns.remove(pos);
+                    a.sources.remove(pos);
+                    a.table.indexes.retain(|i| !i.columns.contains(&pos));
+                    shift_indexes(&mut a.table, pos, -1);
+                    a.rewrite = true;
+                }
+            }
+            Op::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let (from, to) = (ident_name(old_column_name), ident_name(new_column_name));
+                let pos = visible_column(&a.table, &from)
+                    .ok_or_else(|| no_column(&from, &a.table.name))?;
+                if a.table.column_index(&to).is_some() {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_COLUMN,
+                        format!("column \"{to}\" of relation \"{}\" already exists", a.table.name),
+                    ));
+                }
+                a.table.columns[pos].name = to;
+            }
+            Op::RenameTable { table_name } => {
+                let target = match table_name {
+                    ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => n,
+                };
+                let new_name = split_name(target)?.1;
+                let txn = self.current_txn()?;
+                if Catalog::new(txn)
+                    .relation_oid(database, SCHEMA, &new_name)?
+                    .is_some()
+                {
+                    return Err(SqlError::new(
+                        SqlState::DUPLICATE_TABLE,
+                        format!("relation \"{new_name}\" already exists"),
+                    ));
+                }
+                a.table.name = new_name;
+            }
+            Op::AddConstraint { constraint, .. } => self.add_constraint(a, constraint)?,
+            Op::AlterColumn { column_name, op } => {
+                let col_name = ident_name(column_name);
+                let pos = visible_column(&a.table, &col_name)
+                    .ok_or_else(|| no_column(&col_name, &a.table.name))?;
+                match op {
+                    AlterColumnOperation::SetNotNull => {
+                        if a.table.columns[pos].nullable {
+                            a.table.columns[pos].nullable = false;
+                            a.rewrite = true;
+                        }
+                    }
+                    AlterColumnOperation::DropNotNull => {
+                        if a.table.primary.columns.contains(&pos) && !a.table.has_hidden_key() {
+                            return Err(SqlError::new(
+                                SqlState::INVALID_TABLE_DEFINITION,
+                                format!("column \"{col_name}\" is in a primary key"),
+                            ));
+                        }
+                        a.table.columns[pos].nullable = true;
+                    }
+                    AlterColumnOperation::SetDefault { value } => {
+                        a.table.columns[pos].default = Some(value.to_string())
+                    }
+                    AlterColumnOperation::DropDefault => a.table.columns[pos].default = None,
+                    other => {
+                        return Err(SqlError::unsupported(format!(
+                            "ALTER TABLE ALTER COLUMN {other} is not supported yet"
+                        )))
+                    }
+                }
+            }
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "ALTER TABLE {other} is not supported yet"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    fn add_constraint(&mut self, a: &mut Altered, constraint: &TableConstraint) -> SqlResult<()> {
+        let (name, columns, primary) = match constraint {
+            TableConstraint::PrimaryKey(pk) => (pk.name.as_ref(), &pk.columns, true),
+            TableConstraint::Unique(u) => (u.name.as_ref(), &u.columns, false),
+            other => {
+                return Err(SqlError::unsupported(format!(
+                    "ALTER TABLE ADD {other} is not supported yet"
+                )))
+            }
+        };
+        let cols = columns
+            .iter()
+            .map(|ic| match &ic.column.expr {
+                ast::Expr::Identifier(id) => {
+                    let n = ident_name(id);
+                    visible_column(&a.table, &n).ok_or_else(|| {
+                        SqlError::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{n}\" named in key does not exist"),
+                        )
+                    })
+                }
+                other => Err(SqlError::unsupported(format!(
+                    "constraint on expression {other} is not supported"
+                ))),
+            })
+            .collect::<SqlResult<Vec<usize>>>()?;
+        let col_names: Vec<&str> = cols.iter().map(|&c| a.table.columns[c].name.as_str()).collect();
+        let default_name = if primary {
+            format!("{}_pkey", a.table.name)
+        } else {
+            format!("{}_{}_key", a.table.name, col_names.join("_"))
+        };
+        let index_name = truncate_name(name.map(ident_name).unwrap_or(default_name));
+        let database = self.state.database.oid;
+        let txn = self.txn();
+        let taken = Catalog::new(&*txn)
+            .relation_oid(database, SCHEMA, &index_name)?
+            .is_some_and(|oid| oid != a.table.primary.oid || !a.table.has_hidden_key());
+        if taken || a.table.all_indexes().any(|i| i.name == index_name && !(primary && a.table.has_hidden_key() && i.primary)) {
+            return Err(SqlError::new(
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{index_name}\" already exists"),
+            ));
+        }
+        if primary {
+            if !a.table.has_hidden_key() {
+                return Err(SqlError::new(
+                    SqlState::INVALID_TABLE_DEFINITION,
+                    format!(
+                        "multiple primary keys for table \"{}\" are not allowed",
+                        a.table.name
+                    ),
+                ));
+            }
+            // The key replaces the hidden rowid column (always the last).
+            a.dropped_sequence = a.table.rowid_sequence.take();
+            let hidden = a.table.columns.len() - 1;
+            a.table.columns.remove(hidden);
+            a.sources.remove(hidden);
+            for &c in &cols {
+                a.table.columns[c].nullable = false;
+            }
+            a.table.primary = IndexDef {
+                oid: a.table.primary.oid,
+                name: index_name,
+                columns: cols,
+                unique: true,
+                primary: true,
+                constraint: true,
+            };
+        } else {
+            let oid = Catalog::new(&mut *txn).next_oid()?;
+            a.table.indexes.push(IndexDef {
+                oid,
+                name: index_name,
+                columns: cols,
+                unique: true,
+                primary: false,
+                constraint: true,
+            });
+        }
+        a.rewrite = true;
+        Ok(())
+    }
+
+    /// Writes the new definition and, if needed, rewrites every row and
+    /// index entry under it.
+    fn store_altered(&self, txn: &mut Transaction, old: &TableDef, a: &Altered) -> SqlResult<()> {
+        let database = self.state.database.oid;
+        let defaults: Vec<Option<Expr>> = if a.sources.contains(&Source::Default) {
+            let view = CatalogView {
+                state: &self.state,
+                txn,
+            };
+            Planner::new(&view, Vec::new(), self.time_zone().clone()).bind_defaults(&a.table)?
+        } else {
+            Vec::new()
+        };
+        if a.rewrite {
+            let control = self.control_for_ddl();
+            let env = self.env(&[], &control);
+            let rows = read_rows(txn, old)?;
+            delete_prefix(txn, table_rows_prefix(old.oid))?;
+            for index in &old.indexes {
+                delete_prefix(txn, index_prefix(index.oid))?;
+            }
+            let mut seen: Vec<HashSet<Vec<u8>>> = vec![HashSet::new(); a.table.indexes.len() + 1];
+            for old_row in rows {
+                let mut row: Row = Vec::with_capacity(a.sources.len());
+                for (i, source) in a.sources.iter().enumerate() {
+                    row.push(match source {
+                        Source::Old(j) => old_row[*j].clone(),
+                        Source::Default => match defaults.get(i).and_then(|d| d.as_ref()) {
+                            Some(e) => crate::cast::cast(
+                                e.eval(&[], &env)?,
+                                &a.table.columns[i].data_type,
+                                env.tz,
+                                false,
+                            )?,
+                            None => Value::Null,
+                        },
+                    });
+                }
+                check_row(&a.table, &row, &mut seen)?;
+                let pk = primary_key_suffix(&a.table, &row);
+                for index in &a.table.indexes {
+                    txn.put(index_entry_key(index, &row, &pk), pk.clone());
+                }
+                txn.put(row_key(&a.table, &row), encode_row(&row));
+            }
+        }
+        let mut cat = Catalog::new(&mut *txn);
+        if a.old_name != a.table.name {
+            cat.delete_relation(database, SCHEMA, &a.old_name, a.table.oid)?;
+        }
+        if let Some(seq) = a.dropped_sequence {
+            if let Some(crate::catalog::Relation::Sequence(s)) = cat.relation(seq)? {
+                cat.delete_relation(database, SCHEMA, &s.name, seq)?;
+            }
+        }
+        cat.put_table(&a.table)
+    }
+}
+
+/// NOT NULL and uniqueness of a rewritten row (`seen[0]` is the primary key,
+/// then one set per secondary index).
+fn check_row(table: &TableDef, row: &Row, seen: &mut [HashSet<Vec<u8>>]) -> SqlResult<()> {
+    for (c, v) in table.columns.iter().zip(row) {
+        if v.is_null() && !c.nullable {
+            return Err(SqlError::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!(
+                    "column \"{}\" of relation \"{}\" contains null values",
+                    c.name, table.name
+                ),
+            ));
+        }
+    }
+    for (i, index) in table.all_indexes().enumerate() {
+        if !index.unique || index.columns.iter().any(|&c| row[c].is_null()) {
+            continue;
+        }
+        if !seen[i].insert(index_values_prefix(index, row)) {
+            let names: Vec<&str> = index.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
+            let values: Vec<String> = index
+                .columns
+                .iter()
+                .map(|&c| row[c].to_text(&table.columns[c].data_type, &Default::default()).unwrap_or_default())
+                .collect();
+            return Err(SqlError::new(
+                SqlState::UNIQUE_VIOLATION,
+                format!("could not create unique index \"{}\"", index.name),
+            )
+            .with_detail(format!("Key ({})=({}) is duplicated.", names.join(", "), values.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+fn read_rows(txn: &Transaction, table: &TableDef) -> SqlResult<Vec<Row>> {
+    let prefix = table_rows_prefix(table.oid);
+    let end = prefix_end(&prefix).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+    let mut scan = txn.scan(Bound::Included(prefix), end);
+    let mut rows = Vec::new();
+    while let Some((_, v)) = scan.next_entry()? {
+        rows.push(crate::exec::decode_row_for(table, &v)?);
+    }
+    Ok(rows)
+}
+
+/// Columns a user can name: all but the hidden rowid.
+fn visible_len(table: &TableDef) -> usize {
+    table.columns.len() - usize::from(table.has_hidden_key())
+}
+
+fn visible_column(table: &TableDef, name: &str) -> Option<usize> {
+    table.column_index(name).filter(|&i| i < visible_len(table))
+}
+
+/// Adjusts index column positions after a column was inserted at (`by` = 1)
+/// or removed from (`by` = -1) position `at`.
+fn shift_indexes(table: &mut TableDef, at: usize, by: isize) {
+    let shift = |c: &mut usize| {
+        if *c >= at && (by > 0 || *c > at) {
+            *c = c.wrapping_add_signed(by);
+        }
+    };
+    table.primary.columns.iter_mut().for_each(shift);
+    for index in &mut table.indexes {
+        index.columns.iter_mut().for_each(shift);
+    }
+}
+
+fn no_column(name: &str, table: &str) -> SqlError {
+    SqlError::new(
+        SqlState::UNDEFINED_COLUMN,
+        format!("column \"{name}\" of relation \"{table}\" does not exist"),
+    )
+}

@@ -13,7 +13,9 @@
 # then runs two pgbench custom scripts with -M prepared, 1 and 8 clients:
 #   point select:      SELECT v FROM kv WHERE id = :id
 #   single-row update: UPDATE kv SET v = v + 1 WHERE id = :id
-# prints a markdown table and writes it to docs/benchmarks.md.
+# and pgbench's own database (pgbench -i -s 10) with its built-in scripts,
+# 8 clients, -M prepared: tpcb-like, simple-update (-N), select-only (-S).
+# Prints a markdown table and writes it to docs/benchmarks.md.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +24,7 @@ seconds=${BENCH_SECONDS:-10}
 rows=${BENCH_ROWS:-100000}
 servers=${BENCH_SERVERS:-postgres duet}
 clients_list=${BENCH_CLIENTS:-1 8}
+scale=${BENCH_SCALE:-10}
 # shellcheck source=../tests/support/postgres.sh
 source "$repo/tests/support/postgres.sh"
 
@@ -55,11 +58,28 @@ load() {
         -c "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
 }
 
+load_pgbench() {
+    local url=$1
+    log "pgbench -i -s $scale on $url"
+    pgbench -i -q -s "$scale" "$url" >/dev/null 2>&1
+}
+
+# The pgbench arguments of a workload: a custom script or a built-in one.
+workload_args() {
+    case $1 in
+        tpcb-like) echo "-b tpcb-like" ;;
+        simple-update) echo "-N" ;;
+        select-only) echo "-S" ;;
+        *) echo "-f $bench/$1" ;;
+    esac
+}
+
 # Prints the tps of one pgbench run.
 run_pgbench() {
     local url=$1 script=$2 clients=$3 threads out
     threads=$(( clients < $(nproc) ? clients : $(nproc) ))
-    out=$(pgbench -n -M prepared -f "$bench/$script" -c "$clients" -j "$threads" -T "$seconds" "$url" 2>&1) || {
+    # shellcheck disable=SC2046
+    out=$(pgbench -n -M prepared $(workload_args "$script") -c "$clients" -j "$threads" -T "$seconds" "$url" 2>&1) || {
         log "pgbench failed:"; echo "$out" >&2; echo "n/a"; return
     }
     local failed
@@ -75,6 +95,7 @@ if [[ " $servers " == *" postgres "* ]]; then
     url[postgres]=$PG_URL
     load "${url[postgres]}"
     psql -X -q -d "${url[postgres]}" -c 'VACUUM ANALYZE kv'
+    load_pgbench "${url[postgres]}"
 fi
 if [[ " $servers " == *" duet "* ]]; then
     log "cargo build --release -p duet"
@@ -88,11 +109,15 @@ if [[ " $servers " == *" duet "* ]]; then
     url[duet]="postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
     wait_ready "${url[duet]}" || { tail -50 "$work/duet.log" >&2; exit 1; }
     load "${url[duet]}"
+    load_pgbench "${url[duet]}"
 fi
 
+# workload:client counts
+workloads="point_select.sql:$clients_list update.sql:$clients_list tpcb-like:8 simple-update:8 select-only:8"
 declare -A tps
-for script in point_select.sql update.sql; do
-    for clients in $clients_list; do
+for workload in $workloads; do
+    script=${workload%%:*}
+    for clients in ${workload#*:}; do
         for server in $servers; do
             log "$server: $script, $clients clients, ${seconds}s"
             tps[$server,$script,$clients]=$(run_pgbench "${url[$server]}" "$script" "$clients")
@@ -107,9 +132,14 @@ ratio() {
 table=$(
     echo "| workload | clients | PostgreSQL tps | duet tps | duet / PostgreSQL |"
     echo "|---|---:|---:|---:|---:|"
-    for script in point_select.sql update.sql; do
-        name=$([ "$script" = point_select.sql ] && echo "point select" || echo "single-row update")
-        for clients in $clients_list; do
+    for workload in $workloads; do
+        script=${workload%%:*}
+        case $script in
+            point_select.sql) name="point select" ;;
+            update.sql) name="single-row update" ;;
+            *) name="pgbench $script (scale $scale)" ;;
+        esac
+        for clients in ${workload#*:}; do
             pg=${tps[postgres,$script,$clients]:-n/a}
             du=${tps[duet,$script,$clients]:-n/a}
             echo "| $name | $clients | ${pg:-n/a} | ${du:-n/a} | $(ratio "$pg" "$du") |"
@@ -135,6 +165,8 @@ driven by \`pgbench -M prepared\` with custom scripts (\`bench/*.sql\`).
   v int)\` with $rows rows from \`generate_series\`. Workloads: point select
   (\`SELECT v FROM kv WHERE id = :id\`) and single-row update
   (\`UPDATE kv SET v = v + 1 WHERE id = :id\`), \`id\` uniformly random;
+  and pgbench's own tables (\`pgbench -i -s $scale\`) with its built-in
+  scripts tpcb-like, simple-update (\`-N\`) and select-only (\`-S\`);
   ${seconds} s per run; tps excludes connection time.
 * Machine: $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM.
 * Command: \`BENCH_SECONDS=$seconds bench/run.sh\` ($(date -u +%Y-%m-%d)).

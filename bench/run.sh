@@ -113,11 +113,12 @@ if [[ " $servers " == *" duet "* ]]; then
 fi
 
 # workload:client counts
-workloads="point_select.sql:$clients_list update.sql:$clients_list tpcb-like:8 simple-update:8 select-only:8"
+clients_csv=$(echo "$clients_list" | tr ' ' ,)
+workloads="point_select.sql:$clients_csv update.sql:$clients_csv tpcb-like:8 simple-update:8 select-only:8"
 declare -A tps
 for workload in $workloads; do
     script=${workload%%:*}
-    for clients in ${workload#*:}; do
+    for clients in $(echo "${workload#*:}" | tr , ' '); do
         for server in $servers; do
             log "$server: $script, $clients clients, ${seconds}s"
             tps[$server,$script,$clients]=$(run_pgbench "${url[$server]}" "$script" "$clients")
@@ -139,7 +140,7 @@ table=$(
             update.sql) name="single-row update" ;;
             *) name="pgbench $script (scale $scale)" ;;
         esac
-        for clients in ${workload#*:}; do
+        for clients in $(echo "${workload#*:}" | tr , ' '); do
             pg=${tps[postgres,$script,$clients]:-n/a}
             du=${tps[duet,$script,$clients]:-n/a}
             echo "| $name | $clients | ${pg:-n/a} | ${du:-n/a} | $(ratio "$pg" "$du") |"
@@ -149,8 +150,8 @@ table=$(
 echo "$table"
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-# Keep the replication section (bench/replication.sh writes it).
-marker='<!-- replication benchmark: written by bench/replication.sh -->'
+# Keep the hand-written notes and the replication section below the marker.
+marker='<!-- everything below this line is kept by bench/run.sh -->'
 kept=$(sed -n "/$(printf '%s' "$marker" | sed 's/[^^]/[&]/g; s/\^/\\^/g')/,\$p" "$repo/docs/benchmarks.md" 2>/dev/null || true)
 cat >"$repo/docs/benchmarks.md" <<MD
 # Benchmarks

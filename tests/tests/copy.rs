@@ -51,9 +51,13 @@ async fn text_and_csv_round_trip_with_nulls_escapes_and_defaults() {
     let text = "alpha\t1\t1.50\t2024-01-02\n\
                 tab\\there\t\\N\t\\N\t\\N\n\
                 back\\\\slash\\nnewline\t3\t0\t2024-02-29\n";
-    let n = copy_in(&client, "COPY items (name, qty, price, seen) FROM STDIN", text)
-        .await
-        .unwrap_or_else(|e| panic!("{}", describe(&e)));
+    let n = copy_in(
+        &client,
+        "COPY items (name, qty, price, seen) FROM STDIN",
+        text,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{}", describe(&e)));
     assert_eq!(n, 3);
     // Columns left out of the list take their defaults.
     let n = copy_in(
@@ -87,40 +91,74 @@ async fn text_and_csv_round_trip_with_nulls_escapes_and_defaults() {
 async fn bad_data_fails_the_copy_and_the_session_goes_on() {
     let server = TestServer::start("copy_errors").await;
     let client = server.connect().await;
-    exec(&client, "CREATE TABLE t (a int PRIMARY KEY, b text NOT NULL)").await;
+    exec(
+        &client,
+        "CREATE TABLE t (a int PRIMARY KEY, b text NOT NULL)",
+    )
+    .await;
 
-    let e = assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "1\tx\nzz\ty\n").await, "22P02");
+    let e = assert_sqlstate(
+        copy_in(&client, "COPY t FROM STDIN", "1\tx\nzz\ty\n").await,
+        "22P02",
+    );
     assert_eq!(e.message(), "invalid input syntax for type integer: \"zz\"");
     assert_eq!(e.where_(), Some("COPY t, line 2, column a: \"zz\""));
     let e = assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "1\n").await, "22P04");
     assert_eq!(e.message(), "missing data for column \"b\"");
-    let e = assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "1\tx\tz\n").await, "22P04");
+    let e = assert_sqlstate(
+        copy_in(&client, "COPY t FROM STDIN", "1\tx\tz\n").await,
+        "22P04",
+    );
     assert_eq!(e.message(), "extra data after last expected column");
-    assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "1\t\\N\n").await, "23502");
-    assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "1\tx\n1\ty\n").await, "23505");
+    assert_sqlstate(
+        copy_in(&client, "COPY t FROM STDIN", "1\t\\N\n").await,
+        "23502",
+    );
+    assert_sqlstate(
+        copy_in(&client, "COPY t FROM STDIN", "1\tx\n1\ty\n").await,
+        "23505",
+    );
     // (Over the simple protocol: tokio-postgres's copy_in loses track of
     // the connection when the COPY fails before copy mode, with PostgreSQL
     // too.)
     assert_sqlstate(client.batch_execute("COPY nope FROM STDIN").await, "42P01");
     if server.node().is_some() {
         // duet's own limit (PostgreSQL accepts it): see docs/compatibility.md.
-        assert_sqlstate(client.prepare("COPY t FROM STDIN (FORMAT binary)").await, "0A000");
+        assert_sqlstate(
+            client.prepare("COPY t FROM STDIN (FORMAT binary)").await,
+            "0A000",
+        );
     }
     // Nothing of the failed COPYs is there, and the session still works.
-    let count: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 0);
 
     // Inside a transaction block: a failed COPY aborts the block; a
     // successful one is rolled back with it.
     exec(&client, "BEGIN").await;
-    copy_in(&client, "COPY t FROM STDIN", "1\tone\n2\ttwo\n").await.unwrap();
-    assert_sqlstate(copy_in(&client, "COPY t FROM STDIN", "x\tone\n").await, "22P02");
+    copy_in(&client, "COPY t FROM STDIN", "1\tone\n2\ttwo\n")
+        .await
+        .unwrap();
+    assert_sqlstate(
+        copy_in(&client, "COPY t FROM STDIN", "x\tone\n").await,
+        "22P02",
+    );
     assert_sqlstate(client.query("SELECT 1", &[]).await, "25P02");
     exec(&client, "ROLLBACK").await;
     exec(&client, "BEGIN").await;
-    copy_in(&client, "COPY t FROM STDIN", "1\tone\n2\ttwo\n").await.unwrap();
+    copy_in(&client, "COPY t FROM STDIN", "1\tone\n2\ttwo\n")
+        .await
+        .unwrap();
     exec(&client, "COMMIT").await;
-    let count: i64 = client.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 2);
 }
 
@@ -134,7 +172,10 @@ async fn psql_backslash_copy_from_a_csv_file_and_back() {
         "id,note\n1,plain\n2,\"multi\nline\"\n3,\n4,\"\"\"quoted\"\"\"\n",
     )
     .expect("write csv");
-    let load = format!("\\copy notes FROM '{}' WITH (FORMAT csv, HEADER)", input.display());
+    let load = format!(
+        "\\copy notes FROM '{}' WITH (FORMAT csv, HEADER)",
+        input.display()
+    );
     let out = psql(
         server.url(),
         &[
@@ -149,4 +190,3 @@ async fn psql_backslash_copy_from_a_csv_file_and_back() {
         "CREATE TABLE\nCOPY 4\n1,plain\n2,\"multi\nline\"\n3,\n4,\"\"\"quoted\"\"\"\n"
     );
 }
-

@@ -92,7 +92,11 @@ async fn pgbench_init_and_every_script_in_every_mode() {
     assert_eq!(accounts, 200_000);
 
     // tpcb-like first: afterwards every balance total equals the history.
-    for (script, flag) in [("tpcb-like", None), ("simple-update", Some("-N")), ("select-only", Some("-S"))] {
+    for (script, flag) in [
+        ("tpcb-like", None),
+        ("simple-update", Some("-N")),
+        ("select-only", Some("-S")),
+    ] {
         for mode in ["simple", "extended", "prepared"] {
             let mut args = vec!["-n", "-c", "8", "-j", "2", "-T", SECONDS, "-M", mode];
             args.extend(flag);
@@ -107,7 +111,11 @@ async fn pgbench_init_and_every_script_in_every_mode() {
         match script {
             // Each transfer touches all four tables.
             "tpcb-like" => {
-                assert_eq!([accounts, tellers, branches], [history; 3], "tpcb-like totals")
+                assert_eq!(
+                    [accounts, tellers, branches],
+                    [history; 3],
+                    "tpcb-like totals"
+                )
             }
             // simple-update skips tellers and branches.
             _ => assert_eq!(accounts, history, "{script}: accounts vs history"),

@@ -18,7 +18,11 @@ impl Backend {
     ) -> Result<Result<QueryResult, SqlError>, ConnError> {
         match result.copy.take() {
             None => Ok(Ok(result)),
-            Some(CopyResponse::Out { columns, csv: _, data }) => {
+            Some(CopyResponse::Out {
+                columns,
+                csv: _,
+                data,
+            }) => {
                 self.conn
                     .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
                         0,

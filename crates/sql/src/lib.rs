@@ -5,8 +5,8 @@
 //! [`Session`] (one per client connection).
 
 mod cast;
-mod copy;
 pub mod catalog;
+mod copy;
 pub mod error;
 mod exec;
 mod explain;
@@ -25,8 +25,8 @@ pub mod value;
 pub use error::{SqlError, SqlResult, SqlState};
 pub use replicate::{NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SyncLevel, ViewRows};
 pub use session::{
-    Column, CopyResponse, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult, RoleInfo, Session,
-    SessionContext, Statement, TransactionState,
+    Column, CopyResponse, Database, DatabaseOptions, Describe, Interrupt, Notice, QueryResult,
+    RoleInfo, Session, SessionContext, Statement, TransactionState,
 };
 pub use types::DataType;
 pub use value::{TimeZone, Value};

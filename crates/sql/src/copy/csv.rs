@@ -67,13 +67,20 @@ pub(super) fn decode_record(
         } else {
             is_null_text && !force_not_null.get(i).copied().unwrap_or(false)
         };
-        fields.push(if null { None } else { Some(std::mem::take(value)) });
+        fields.push(if null {
+            None
+        } else {
+            Some(std::mem::take(value))
+        });
         value.clear();
         *was_quoted = false;
     };
     while let Some(c) = chars.next() {
         if quoted {
-            if c == escape && chars.peek().is_some_and(|&n| n == quote || n == escape) && (escape != quote || chars.peek() == Some(&quote)) {
+            if c == escape
+                && chars.peek().is_some_and(|&n| n == quote || n == escape)
+                && (escape != quote || chars.peek() == Some(&quote))
+            {
                 if let Some(n) = chars.next() {
                     value.push(n);
                 }
@@ -144,7 +151,10 @@ mod tests {
     use crate::copy::parse_copy;
 
     fn options() -> CopyOptions {
-        parse_copy("copy t from stdin csv").unwrap().unwrap().options
+        parse_copy("copy t from stdin csv")
+            .unwrap()
+            .unwrap()
+            .options
     }
 
     #[test]
@@ -162,7 +172,10 @@ mod tests {
         );
         let mut out = Vec::new();
         encode_record(&fields, &o, &[], &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "1,,\"\",\"a,\"\"b\"\"\nc\"");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1,,\"\",\"a,\"\"b\"\"\nc\""
+        );
     }
 
     #[test]

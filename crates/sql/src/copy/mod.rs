@@ -120,7 +120,8 @@ impl RowDecoder {
         match len {
             Some(len) => Ok(Some(len)),
             None if at_end && !data.is_empty() => {
-                if self.options.format == Format::Csv && csv::record_len(data, &self.options).is_none()
+                if self.options.format == Format::Csv
+                    && csv::record_len(data, &self.options).is_none()
                     && csv::in_quotes(data, &self.options)
                 {
                     return Err(SqlError::new(
@@ -155,4 +156,3 @@ pub fn encode_row(
     }
     out.push(b'\n');
 }
-

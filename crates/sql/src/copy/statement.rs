@@ -146,7 +146,9 @@ fn parse(p: &mut Parser) -> SqlResult<CopyStatement> {
         parse_legacy_options(p, &mut options)?;
     }
     if p.parse_keyword(Keyword::WHERE) {
-        return Err(SqlError::unsupported("COPY FROM ... WHERE is not supported"));
+        return Err(SqlError::unsupported(
+            "COPY FROM ... WHERE is not supported",
+        ));
     }
     if p.peek_token().token != Token::EOF {
         return Err(near(p));
@@ -179,7 +181,9 @@ fn parse_legacy_options(p: &mut Parser, options: &mut OptionSet) -> SqlResult<()
             "delimiter" | "null" | "quote" | "escape" => {
                 p.next_token();
                 let _as = p.parse_keyword(Keyword::AS);
-                let value = p.parse_literal_string().map_err(crate::parser::syntax_error)?;
+                let value = p
+                    .parse_literal_string()
+                    .map_err(crate::parser::syntax_error)?;
                 options.set(&name, Some(OptionValue::Text(value)))?;
             }
             "force" => {
@@ -188,7 +192,9 @@ fn parse_legacy_options(p: &mut Parser, options: &mut OptionSet) -> SqlResult<()
                     let value = if p.consume_token(&Token::Mul) {
                         OptionValue::Star
                     } else {
-                        OptionValue::Columns(p.parse_identifiers().map_err(crate::parser::syntax_error)?)
+                        OptionValue::Columns(
+                            p.parse_identifiers().map_err(crate::parser::syntax_error)?,
+                        )
                     };
                     options.set("force_quote", Some(value))?;
                 } else if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
@@ -213,7 +219,9 @@ fn near(p: &Parser) -> SqlError {
 fn word(p: &mut Parser) -> SqlResult<String> {
     match p.next_token().token {
         Token::Word(w) => Ok(w.value.to_lowercase()),
-        other => Err(SqlError::syntax(format!("syntax error at or near \"{other}\""))),
+        other => Err(SqlError::syntax(format!(
+            "syntax error at or near \"{other}\""
+        ))),
     }
 }
 
@@ -222,7 +230,9 @@ fn scalar(p: &mut Parser) -> SqlResult<String> {
         Token::Word(w) => Ok(w.value.to_lowercase()),
         Token::SingleQuotedString(s) | Token::EscapedStringLiteral(s) => Ok(s),
         Token::Number(n, _) => Ok(n),
-        other => Err(SqlError::syntax(format!("syntax error at or near \"{other}\""))),
+        other => Err(SqlError::syntax(format!(
+            "syntax error at or near \"{other}\""
+        ))),
     }
 }
 
@@ -259,9 +269,8 @@ fn redundant() -> SqlError {
 fn bool_option(name: &str, value: Option<OptionValue>) -> SqlResult<bool> {
     match value {
         None => Ok(true),
-        Some(OptionValue::Text(v)) => crate::value::text::parse_bool(&v).ok_or_else(|| {
-            SqlError::syntax(format!("{name} requires a Boolean value"))
-        }),
+        Some(OptionValue::Text(v)) => crate::value::text::parse_bool(&v)
+            .ok_or_else(|| SqlError::syntax(format!("{name} requires a Boolean value"))),
         Some(_) => Err(SqlError::syntax(format!("{name} requires a Boolean value"))),
     }
 }
@@ -317,7 +326,9 @@ impl OptionSet {
             "quote" => self.quote = Some(text_option(name, value)?),
             "escape" => self.escape = Some(text_option(name, value)?),
             "encoding" => {
-                let e = text_option(name, value)?.to_lowercase().replace(['-', '_'], "");
+                let e = text_option(name, value)?
+                    .to_lowercase()
+                    .replace(['-', '_'], "");
                 if e != "utf8" && e != "sqlascii" {
                     return Err(SqlError::unsupported(format!(
                         "COPY encoding \"{e}\" is not supported; duet speaks UTF8 only"
@@ -328,7 +339,9 @@ impl OptionSet {
             "force_not_null" => self.force_not_null = Some(column_option(name, value)?.0),
             "force_null" => self.force_null = Some(column_option(name, value)?.0),
             other => {
-                return Err(SqlError::syntax(format!("option \"{other}\" not recognized")))
+                return Err(SqlError::syntax(format!(
+                    "option \"{other}\" not recognized"
+                )))
             }
         }
         Ok(())
@@ -353,7 +366,9 @@ impl OptionSet {
         };
         let only_csv = |what: &str, set: bool| -> SqlResult<()> {
             if set && !csv {
-                Err(SqlError::unsupported(format!("COPY {what} available only in CSV mode")))
+                Err(SqlError::unsupported(format!(
+                    "COPY {what} available only in CSV mode"
+                )))
             } else {
                 Ok(())
             }
@@ -364,7 +379,9 @@ impl OptionSet {
         only_csv("force not null", self.force_not_null.is_some())?;
         only_csv("force null", self.force_null.is_some())?;
         if self.force_quote.is_some() && direction == CopyDirection::In {
-            return Err(SqlError::unsupported("COPY force quote only available using COPY TO"));
+            return Err(SqlError::unsupported(
+                "COPY force quote only available using COPY TO",
+            ));
         }
         if (self.force_not_null.is_some() || self.force_null.is_some())
             && direction == CopyDirection::Out
@@ -392,7 +409,9 @@ impl OptionSet {
                 "COPY delimiter and quote must be different",
             ));
         }
-        let null = self.null.unwrap_or_else(|| if csv { String::new() } else { "\\N".into() });
+        let null = self
+            .null
+            .unwrap_or_else(|| if csv { String::new() } else { "\\N".into() });
         if null.contains(['\n', '\r']) {
             return Err(SqlError::new(
                 SqlState::INVALID_PARAMETER_VALUE,
@@ -448,7 +467,10 @@ mod tests {
         let code = |sql: &str| parse_copy(sql).unwrap().unwrap_err().state.0;
         assert_eq!(code("copy t from stdin (format binary)"), "0A000");
         assert_eq!(code("copy t from stdin (bogus 1)"), "42601");
-        assert_eq!(code("copy t from stdin (delimiter ',', delimiter ';')"), "42601");
+        assert_eq!(
+            code("copy t from stdin (delimiter ',', delimiter ';')"),
+            "42601"
+        );
         assert_eq!(code("copy t from stdin (quote '\"')"), "0A000");
         assert_eq!(code("copy t from '/etc/passwd'"), "0A000");
         assert_eq!(code("copy (select 1) from stdin"), "42601");

@@ -1,6 +1,8 @@
 //! INSERT, UPDATE and DELETE: row locks, PostgreSQL's read-committed
 //! re-check of the latest row version, constraint checks, index upkeep.
 
+use std::collections::HashSet;
+
 use duet_storage::{Isolation, StatementControl, Transaction};
 
 use super::query::{collect_rows, run_plan, Executor, VirtualRows};
@@ -9,7 +11,7 @@ use crate::cast::cast;
 use crate::catalog::{IndexDef, TableDef};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::EvalEnv;
-use crate::planner::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
+use crate::planner::{ConflictAction, DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
 use crate::row::{
     encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row,
 };
@@ -131,6 +133,76 @@ fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: 
     }
 }
 
+/// Replaces row `old` (stored at `key`) by `new`: a changed primary key
+/// moves the row; index entries follow.
+async fn write_updated_row(
+    txn: &mut Transaction,
+    table: &TableDef,
+    key: &[u8],
+    old: &Row,
+    new: &Row,
+    env: &EvalEnv<'_>,
+) -> SqlResult<()> {
+    let old_pk = primary_key_suffix(table, old);
+    let new_pk = primary_key_suffix(table, new);
+    let new_key = row_key(table, new);
+    if new_key != key {
+        txn.lock(&new_key, env.control).await?;
+        if txn.get_latest(&new_key)?.is_some() {
+            return Err(unique_violation(table, &table.primary, new, env));
+        }
+        txn.delete(key.to_vec());
+    }
+    check_unique_indexes(txn, table, new, &new_pk, env).await?;
+    delete_index_entries(txn, table, old, &old_pk);
+    put_index_entries(txn, table, new, &new_pk);
+    txn.put(new_key, encode_row(new));
+    Ok(())
+}
+
+/// The existing row (locked, latest version) a proposed row conflicts
+/// with in `index`, or in any unique index when None.
+async fn find_conflict(
+    txn: &mut Transaction,
+    table: &TableDef,
+    index: Option<&IndexDef>,
+    row: &Row,
+    env: &EvalEnv<'_>,
+) -> SqlResult<Option<(Vec<u8>, Row)>> {
+    let candidates: Vec<&IndexDef> = match index {
+        Some(i) => vec![i],
+        None => table.all_indexes().filter(|i| i.unique).collect(),
+    };
+    for index in candidates {
+        let key = if index.primary {
+            row_key(table, row)
+        } else {
+            if index.columns.iter().any(|&c| row[c].is_null()) {
+                continue; // NULLs never conflict
+            }
+            let prefix = index_values_prefix(index, row);
+            txn.lock(&prefix, env.control).await?;
+            let end = duet_storage::keycode::prefix_end(&prefix);
+            let mut scan = txn.scan_latest(
+                std::ops::Bound::Included(prefix.clone()),
+                end.map(std::ops::Bound::Excluded)
+                    .unwrap_or(std::ops::Bound::Unbounded),
+            );
+            let Some((_, pk)) = scan.next_entry()? else {
+                continue;
+            };
+            let mut key = crate::catalog::table_rows_prefix(table.oid);
+            key.extend_from_slice(&pk);
+            key
+        };
+        txn.lock(&key, env.control).await?;
+        if let Some(bytes) = txn.get_latest(&key)? {
+            return Ok(Some((key, decode_table_row(table, &bytes)?)));
+        }
+    }
+    Ok(None)
+}
+
 pub async fn execute_insert(
     plan: &InsertPlan,
     txn: &mut Transaction,
@@ -173,6 +245,8 @@ pub async fn insert_rows(
 ) -> SqlResult<DmlResult> {
     let table = &plan.table;
     let mut result = DmlResult::default();
+    // Rows this statement wrote, for ON CONFLICT DO UPDATE's "second time" rule.
+    let mut written: HashSet<Vec<u8>> = HashSet::new();
     for src in source {
         env.check_interrupt()?;
         let mut row: Row = vec![Value::Null; table.columns.len()];
@@ -195,7 +269,45 @@ pub async fn insert_rows(
             row[last] = Value::Int(env.session.nextval(&format!("#{seq}"))?);
         }
         let row = check_row(table, row, env)?;
+        if let Some(on_conflict) = &plan.on_conflict {
+            if let Some((old_key, existing)) =
+                find_conflict(txn, table, on_conflict.index.as_ref(), &row, env).await?
+            {
+                let ConflictAction::Update {
+                    assignments,
+                    filter,
+                } = &on_conflict.action
+                else {
+                    continue;
+                };
+                if !written.insert(old_key.clone()) {
+                    return Err(SqlError::new(
+                        SqlState::CARDINALITY_VIOLATION,
+                        "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                    )
+                    .with_hint("Ensure that no rows proposed for insertion within the same command have duplicate constrained values."));
+                }
+                let both: Row = existing.iter().chain(row.iter()).cloned().collect();
+                if let Some(f) = filter {
+                    if !f.eval(&both, env)?.is_true() {
+                        continue;
+                    }
+                }
+                let mut new = existing.clone();
+                for a in assignments {
+                    new[a.column] = a.value.eval(&both, env)?;
+                }
+                let new = check_row(table, new, env)?;
+                write_updated_row(txn, table, &old_key, &existing, &new, env).await?;
+                returning_row(&plan.returning, &new, env, &mut result.returning)?;
+                result.count += 1;
+                continue;
+            }
+        }
         let key = row_key(table, &row);
+        if plan.on_conflict.is_some() {
+            written.insert(key.clone());
+        }
         txn.lock(&key, env.control).await?;
         if txn.get_latest(&key)?.is_some() {
             return Err(unique_violation(table, &table.primary, &row, env));
@@ -307,30 +419,13 @@ pub async fn execute_update(
     )
     .await?;
     let mut result = DmlResult::default();
-    let pk_columns_changed = plan
-        .assignments
-        .iter()
-        .any(|a| table.primary.columns.contains(&a.column));
     for (key, old) in rows {
         let mut new = old.clone();
         for a in &plan.assignments {
             new[a.column] = a.value.eval(&old, env)?;
         }
         let new = check_row(table, new, env)?;
-        let old_pk = primary_key_suffix(table, &old);
-        let new_pk = primary_key_suffix(table, &new);
-        let new_key = row_key(table, &new);
-        if pk_columns_changed && new_key != key {
-            txn.lock(&new_key, env.control).await?;
-            if txn.get_latest(&new_key)?.is_some() {
-                return Err(unique_violation(table, &table.primary, &new, env));
-            }
-            txn.delete(key.clone());
-        }
-        check_unique_indexes(txn, table, &new, &new_pk, env).await?;
-        delete_index_entries(txn, table, &old, &old_pk);
-        put_index_entries(txn, table, &new, &new_pk);
-        txn.put(new_key, encode_row(&new));
+        write_updated_row(txn, table, &key, &old, &new, env).await?;
         returning_row(&plan.returning, &new, env, &mut result.returning)?;
         result.count += 1;
     }

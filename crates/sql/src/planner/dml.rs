@@ -37,6 +37,7 @@ pub struct InsertPlan {
     /// DEFAULT expression of every table column (None = NULL).
     pub defaults: Vec<Option<Expr>>,
     pub returning: Option<Returning>,
+    pub on_conflict: Option<super::conflict::OnConflict>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,9 +131,6 @@ impl Planner<'_> {
                 ))
             }
         };
-        if ins.on.is_some() {
-            return Err(SqlError::unsupported("ON CONFLICT is not supported yet"));
-        }
         let table = self.resolve_table(name)?;
         self.catalog.check_privilege(&table, Privilege::Insert)?;
         let names: Vec<String> = ins
@@ -196,12 +194,32 @@ impl Planner<'_> {
         };
         let defaults = self.bind_defaults(&table)?;
         let returning = self.plan_returning(&table, ins.returning.as_deref())?;
+        let qualifier = ins
+            .table_alias
+            .as_ref()
+            .map(|a| ident_name(&a.alias))
+            .unwrap_or_else(|| table.name.clone());
+        let on_conflict = match &ins.on {
+            None => None,
+            Some(ast::OnInsert::OnConflict(on)) => {
+                if on.action != ast::OnConflictAction::DoNothing {
+                    self.catalog.check_privilege(&table, Privilege::Update)?;
+                }
+                Some(self.plan_on_conflict(&table, &qualifier, on)?)
+            }
+            Some(_) => {
+                return Err(SqlError::unsupported(
+                    "ON DUPLICATE KEY is MySQL syntax; use ON CONFLICT",
+                ))
+            }
+        };
         Ok(InsertPlan {
             table,
             targets,
             source,
             defaults,
             returning,
+            on_conflict,
         })
     }
 
@@ -222,7 +240,63 @@ impl Planner<'_> {
             source: InsertSource::Values(Vec::new()),
             defaults,
             returning: None,
+            on_conflict: None,
         })
+    }
+
+    /// `SET col = expr, ...` of an UPDATE (or ON CONFLICT DO UPDATE), with
+    /// expressions bound in `scope`.
+    pub(super) fn bind_assignments(
+        &mut self,
+        table: &TableDef,
+        items: &[ast::Assignment],
+        scope: &Scope,
+    ) -> SqlResult<Vec<Assignment>> {
+        let mut assignments = Vec::new();
+        for a in items {
+            let names = match &a.target {
+                ast::AssignmentTarget::ColumnName(n) => vec![n.clone()],
+                ast::AssignmentTarget::Tuple(ns) => ns.clone(),
+            };
+            if names.len() != 1 {
+                return Err(SqlError::unsupported(
+                    "multiple-column assignment is not supported yet",
+                ));
+            }
+            let col_name = split_name(&names[0])?.1;
+            let column = table.column_index(&col_name).ok_or_else(|| {
+                SqlError::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{col_name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
+            let value = if is_default_keyword(&a.value) {
+                match &table.columns[column].default {
+                    Some(sql) => {
+                        let ast = parse_expr(sql)?;
+                        self.bind_expr(&ast, &Scope::default())?
+                    }
+                    None => Expr::Literal(
+                        crate::value::Value::Null,
+                        table.columns[column].data_type.clone(),
+                    ),
+                }
+            } else {
+                self.bind_expr(&a.value, scope)?
+            };
+            if contains_aggregate(&value) {
+                return Err(SqlError::new(
+                    SqlState::GROUPING_ERROR,
+                    "aggregate functions are not allowed in UPDATE",
+                ));
+            }
+            let value = self.coerce(value, &table.columns[column].data_type)?;
+            assignments.push(Assignment { column, value });
+        }
+        Ok(assignments)
     }
 
     /// Binds every column's DEFAULT expression (stored as SQL text).
@@ -343,50 +417,7 @@ impl Planner<'_> {
         let (table, qualifier) = self.single_table(&upd.table)?;
         self.catalog.check_privilege(&table, Privilege::Update)?;
         let scope = table_scope(&table, &qualifier);
-        let mut assignments = Vec::new();
-        for a in &upd.assignments {
-            let names = match &a.target {
-                ast::AssignmentTarget::ColumnName(n) => vec![n.clone()],
-                ast::AssignmentTarget::Tuple(ns) => ns.clone(),
-            };
-            if names.len() != 1 {
-                return Err(SqlError::unsupported(
-                    "multiple-column assignment is not supported yet",
-                ));
-            }
-            let col_name = split_name(&names[0])?.1;
-            let column = table.column_index(&col_name).ok_or_else(|| {
-                SqlError::new(
-                    SqlState::UNDEFINED_COLUMN,
-                    format!(
-                        "column \"{col_name}\" of relation \"{}\" does not exist",
-                        table.name
-                    ),
-                )
-            })?;
-            let value = if is_default_keyword(&a.value) {
-                match &table.columns[column].default {
-                    Some(sql) => {
-                        let ast = parse_expr(sql)?;
-                        self.bind_expr(&ast, &Scope::default())?
-                    }
-                    None => Expr::Literal(
-                        crate::value::Value::Null,
-                        table.columns[column].data_type.clone(),
-                    ),
-                }
-            } else {
-                self.bind_expr(&a.value, &scope)?
-            };
-            if contains_aggregate(&value) {
-                return Err(SqlError::new(
-                    SqlState::GROUPING_ERROR,
-                    "aggregate functions are not allowed in UPDATE",
-                ));
-            }
-            let value = self.coerce(value, &table.columns[column].data_type)?;
-            assignments.push(Assignment { column, value });
-        }
+        let assignments = self.bind_assignments(&table, &upd.assignments, &scope)?;
         let (filter, index, range) = self.plan_filter(&table, upd.selection.as_ref(), &scope)?;
         let returning = self.plan_returning(&table, upd.returning.as_deref())?;
         Ok(UpdatePlan {

@@ -3,6 +3,7 @@
 
 mod access;
 mod bind;
+mod conflict;
 mod dml;
 mod scope;
 mod select;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use sqlparser::ast::{Ident, ObjectName};
 
+pub use conflict::ConflictAction;
 pub use dml::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
 pub use scope::{Scope, ScopeColumn};
 pub use types::convert_type;

@@ -18,7 +18,9 @@ use crate::catalog::{index_prefix, table_rows_prefix, Catalog, ColumnDef, IndexD
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::Expr;
 use crate::planner::{convert_type, ident_name, serial_kind, split_name, Planner};
-use crate::row::{encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row};
+use crate::row::{
+    encode_row, index_entry_key, index_values_prefix, primary_key_suffix, row_key, Row,
+};
 use crate::value::Value;
 
 /// Where a column of the rewritten table takes its values from.
@@ -46,9 +48,11 @@ impl Session {
         check_schema(&schema)?;
         let control = self.control_for_ddl();
         let txn = self.txn();
-        txn.lock(&crate::catalog::oid_counter_key(), &control).await?;
+        txn.lock(&crate::catalog::oid_counter_key(), &control)
+            .await?;
         let database = self.state.database.oid;
-        let Some(table) = Catalog::new(&*self.current_txn()?).table(database, SCHEMA, &name)? else {
+        let Some(table) = Catalog::new(&*self.current_txn()?).table(database, SCHEMA, &name)?
+        else {
             if at.if_exists {
                 self.notice(
                     "NOTICE",
@@ -184,7 +188,10 @@ impl Session {
                 if a.table.column_index(&to).is_some() {
                     return Err(SqlError::new(
                         SqlState::DUPLICATE_COLUMN,
-                        format!("column \"{to}\" of relation \"{}\" already exists", a.table.name),
+                        format!(
+                            "column \"{to}\" of relation \"{}\" already exists",
+                            a.table.name
+                        ),
                     ));
                 }
                 a.table.columns[pos].name = to;
@@ -274,7 +281,10 @@ impl Session {
                 ))),
             })
             .collect::<SqlResult<Vec<usize>>>()?;
-        let col_names: Vec<&str> = cols.iter().map(|&c| a.table.columns[c].name.as_str()).collect();
+        let col_names: Vec<&str> = cols
+            .iter()
+            .map(|&c| a.table.columns[c].name.as_str())
+            .collect();
         let default_name = if primary {
             format!("{}_pkey", a.table.name)
         } else {
@@ -286,7 +296,11 @@ impl Session {
         let taken = Catalog::new(&*txn)
             .relation_oid(database, SCHEMA, &index_name)?
             .is_some_and(|oid| oid != a.table.primary.oid || !a.table.has_hidden_key());
-        if taken || a.table.all_indexes().any(|i| i.name == index_name && !(primary && a.table.has_hidden_key() && i.primary)) {
+        if taken
+            || a.table.all_indexes().any(|i| {
+                i.name == index_name && !(primary && a.table.has_hidden_key() && i.primary)
+            })
+        {
             return Err(SqlError::new(
                 SqlState::DUPLICATE_TABLE,
                 format!("relation \"{index_name}\" already exists"),
@@ -411,17 +425,29 @@ fn check_row(table: &TableDef, row: &Row, seen: &mut [HashSet<Vec<u8>>]) -> SqlR
             continue;
         }
         if !seen[i].insert(index_values_prefix(index, row)) {
-            let names: Vec<&str> = index.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
+            let names: Vec<&str> = index
+                .columns
+                .iter()
+                .map(|&c| table.columns[c].name.as_str())
+                .collect();
             let values: Vec<String> = index
                 .columns
                 .iter()
-                .map(|&c| row[c].to_text(&table.columns[c].data_type, &Default::default()).unwrap_or_default())
+                .map(|&c| {
+                    row[c]
+                        .to_text(&table.columns[c].data_type, &Default::default())
+                        .unwrap_or_default()
+                })
                 .collect();
             return Err(SqlError::new(
                 SqlState::UNIQUE_VIOLATION,
                 format!("could not create unique index \"{}\"", index.name),
             )
-            .with_detail(format!("Key ({})=({}) is duplicated.", names.join(", "), values.join(", "))));
+            .with_detail(format!(
+                "Key ({})=({}) is duplicated.",
+                names.join(", "),
+                values.join(", ")
+            )));
         }
     }
     Ok(())
@@ -429,7 +455,9 @@ fn check_row(table: &TableDef, row: &Row, seen: &mut [HashSet<Vec<u8>>]) -> SqlR
 
 fn read_rows(txn: &Transaction, table: &TableDef) -> SqlResult<Vec<Row>> {
     let prefix = table_rows_prefix(table.oid);
-    let end = prefix_end(&prefix).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+    let end = prefix_end(&prefix)
+        .map(Bound::Excluded)
+        .unwrap_or(Bound::Unbounded);
     let mut scan = txn.scan(Bound::Included(prefix), end);
     let mut rows = Vec::new();
     while let Some((_, v)) = scan.next_entry()? {

@@ -57,7 +57,11 @@ impl Session {
             .iter()
             .map(|&c| plan.table.columns[c].name.as_str())
             .collect();
-        let force_not_null = column_flags("FORCE_NOT_NULL", &stmt.options.force_not_null, &target_names)?;
+        let force_not_null = column_flags(
+            "FORCE_NOT_NULL",
+            &stmt.options.force_not_null,
+            &target_names,
+        )?;
         let force_null = column_flags("FORCE_NULL", &stmt.options.force_null, &target_names)?;
         let decoder = RowDecoder::new(
             &plan.table.name,
@@ -158,7 +162,11 @@ impl Session {
     }
 
     /// Fields to typed values, with PostgreSQL's errors and context.
-    fn copy_values(&self, copy: &CopyIn, rows: Vec<DecodedRow>) -> SqlResult<Vec<Vec<Option<Value>>>> {
+    fn copy_values(
+        &self,
+        copy: &CopyIn,
+        rows: Vec<DecodedRow>,
+    ) -> SqlResult<Vec<Vec<Option<Value>>>> {
         let table = &copy.plan.table;
         let tz = self.time_zone();
         let context = |line: u64| format!("COPY {}, line {line}", table.name);
@@ -175,7 +183,10 @@ impl Session {
                 if let Some(&missing) = targets.get(row.fields.len()) {
                     return Err(SqlError::new(
                         SqlState::BAD_COPY_FILE_FORMAT,
-                        format!("missing data for column \"{}\"", table.columns[missing].name),
+                        format!(
+                            "missing data for column \"{}\"",
+                            table.columns[missing].name
+                        ),
                     )
                     .with_context(context(row.line)));
                 }
@@ -268,7 +279,10 @@ fn column_flags(option: &str, named: &[Ident], columns: &[&str]) -> SqlResult<Ve
             format!("{option} column \"{bad}\" not referenced by COPY"),
         ));
     }
-    Ok(columns.iter().map(|c| named.iter().any(|n| n == c)).collect())
+    Ok(columns
+        .iter()
+        .map(|c| named.iter().any(|n| n == c))
+        .collect())
 }
 
 fn no_copy() -> SqlError {

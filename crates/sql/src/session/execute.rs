@@ -616,11 +616,7 @@ impl Session {
 
     /// VACUUM and ANALYZE have nothing to do on an LSM tree; the tables
     /// they name must exist all the same.
-    fn maintenance(
-        &mut self,
-        command: &str,
-        tables: &[ast::ObjectName],
-    ) -> SqlResult<QueryResult> {
+    fn maintenance(&mut self, command: &str, tables: &[ast::ObjectName]) -> SqlResult<QueryResult> {
         if command == "VACUUM" && self.block != Block::Autocommit {
             return Err(SqlError::new(
                 SqlState::ACTIVE_SQL_TRANSACTION,

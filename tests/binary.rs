@@ -4,6 +4,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+/// This crate's directory (`tests/`) in the checkout being tested. cargo
+/// sets CARGO_MANIFEST_DIR when it runs a test; the compile-time value can
+/// name another checkout when several share a target directory (cargo
+/// reuses a test executable built there from identical sources).
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The duet binary under test; see the module docs.
 /// Panics (in every test that needs it) if it cannot be found or built.
 pub fn duet_bin() -> &'static Path {
@@ -69,7 +80,7 @@ fn build_duet(profile_dir: &Path) -> Result<Option<PathBuf>, String> {
         Some("debug") | None => "dev",
         Some(other) => other,
     };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let manifest = tests_dir().join("../Cargo.toml");
     let cargo = |args: &[&str]| {
         let mut cmd = Command::new(std::env::var_os("CARGO").expect("CARGO"));
         cmd.arg("build")
@@ -103,7 +114,7 @@ fn build_duet(profile_dir: &Path) -> Result<Option<PathBuf>, String> {
 
 /// Whether `bin` was built from the checkout these tests belong to.
 fn built_from_this_checkout(bin: &Path) -> bool {
-    let expected = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/duet");
+    let expected = tests_dir().join("../crates/duet");
     let Ok(out) = Command::new(bin)
         .arg("version")
         .env("DUET_PRINT_SOURCE_DIR", "1")
@@ -127,7 +138,7 @@ fn built_from_this_checkout(bin: &Path) -> bool {
 
 fn clean_duet(profile_dir: &Path) -> Result<(), String> {
     let target_dir = profile_dir.parent().expect("target dir");
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let manifest = tests_dir().join("../Cargo.toml");
     let status = Command::new(std::env::var_os("CARGO").expect("CARGO"))
         .args(["clean", "--quiet", "-p", "duet", "--manifest-path"])
         .arg(&manifest)

@@ -44,7 +44,7 @@ pub const DEFAULT_DB: &str = "defaultdb";
 // Locating the binary: see binary.rs
 
 mod binary;
-pub use binary::duet_bin;
+pub use binary::{duet_bin, tests_dir};
 
 /// Runs a `duet` subcommand to completion (e.g. `duet cert create-ca`),
 /// panicking with its output if it fails.

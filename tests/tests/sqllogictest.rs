@@ -20,7 +20,7 @@ use sqllogictest::Runner;
 
 fn main() {
     let args = Arguments::from_args();
-    let pattern = format!("{}/sql/**/*.slt", env!("CARGO_MANIFEST_DIR"));
+    let pattern = format!("{}/sql/**/*.slt", duet_tests::tests_dir().display());
     let files: Vec<PathBuf> = harness::glob(&pattern)
         .expect("glob")
         .map(|entry| entry.expect("glob entry"))
@@ -40,7 +40,7 @@ fn main() {
 
 /// `sql/types.slt` -> `types`, `sql/pg/x.slt` -> `pg/x`.
 fn test_name(file: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let root = duet_tests::tests_dir().join("sql");
     let relative = file.strip_prefix(&root).unwrap_or(file);
     relative.with_extension("").to_string_lossy().into_owned()
 }

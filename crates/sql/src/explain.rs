@@ -97,6 +97,7 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             let name = match kind {
                 JoinKind::Inner => "Nested Loop",
                 JoinKind::Left => "Nested Loop Left Join",
+                JoinKind::Full { .. } => "Nested Loop Full Join",
             };
             push_node(out, depth, vec![name.into()]);
             render(left, depth + 1, out);
@@ -134,6 +135,12 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             render(left, depth + 1, out);
             render(right, depth + 1, out);
         }
+        Plan::RecursiveUnion { anchor, step, .. } => {
+            push_node(out, depth, vec!["Recursive Union".into()]);
+            render(anchor, depth + 1, out);
+            render(step, depth + 1, out);
+        }
+        Plan::WorkTable { .. } => push_node(out, depth, vec!["WorkTable Scan".into()]),
     }
 }
 

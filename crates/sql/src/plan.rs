@@ -38,6 +38,11 @@ impl KeyRange {
 pub enum JoinKind {
     Inner,
     Left,
+    /// FULL JOIN: also the right rows nothing matched, NULL-padded on the
+    /// left (`left_width` columns).
+    Full {
+        left_width: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +133,19 @@ pub enum Plan {
         op: SetOpKind,
         all: bool,
     },
+    /// WITH RECURSIVE: the anchor's rows, then `step` run again and again
+    /// over the previous round's rows (its `WorkTable`) until it yields
+    /// nothing new.
+    RecursiveUnion {
+        id: usize,
+        anchor: Box<Plan>,
+        step: Box<Plan>,
+        all: bool,
+    },
+    /// The rows of the current round of RecursiveUnion `id`.
+    WorkTable {
+        id: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +180,9 @@ impl Plan {
                 Err("FOR UPDATE is not allowed with aggregate functions or GROUP BY")
             }
             Plan::Distinct { .. } => Err("FOR UPDATE is not allowed with DISTINCT clause"),
-            Plan::SetOp { .. } => Err("FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT"),
+            Plan::SetOp { .. } | Plan::RecursiveUnion { .. } => {
+                Err("FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT")
+            }
             Plan::Join { .. } => Err("FOR UPDATE of a join is not supported yet"),
             _ => Err("FOR UPDATE needs a table to lock rows of"),
         }

@@ -220,7 +220,7 @@ pub async fn execute_insert(
             })
             .collect::<SqlResult<_>>()?,
         InsertSource::Query(qp) => {
-            let exec = Executor { txn, virtual_rows };
+            let exec = Executor::new(txn, virtual_rows);
             let exec_env = EvalEnv {
                 subqueries: Some(&exec),
                 ..env.clone()
@@ -332,7 +332,7 @@ fn candidates(
     virtual_rows: &dyn VirtualRows,
     env: &EvalEnv,
 ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
-    let exec = Executor { txn, virtual_rows };
+    let exec = Executor::new(txn, virtual_rows);
     let env = EvalEnv {
         subqueries: Some(&exec),
         ..env.clone()

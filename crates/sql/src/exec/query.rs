@@ -23,6 +23,20 @@ pub trait VirtualRows: Send + Sync {
 pub struct Executor<'a> {
     pub txn: &'a Transaction,
     pub virtual_rows: &'a dyn VirtualRows,
+    /// The current round's rows of each running recursive CTE.
+    pub work_tables: WorkTables,
+}
+
+pub type WorkTables = std::sync::Mutex<HashMap<usize, std::sync::Arc<Vec<Row>>>>;
+
+impl<'a> Executor<'a> {
+    pub fn new(txn: &'a Transaction, virtual_rows: &'a dyn VirtualRows) -> Self {
+        Executor {
+            txn,
+            virtual_rows,
+            work_tables: WorkTables::default(),
+        }
+    }
 }
 
 impl SubqueryRunner for Executor<'_> {
@@ -38,6 +52,92 @@ impl SubqueryRunner for Executor<'_> {
 
 pub fn collect_rows(iter: RowIter) -> SqlResult<Vec<Row>> {
     iter.collect()
+}
+
+/// FULL JOIN by nested loops: matched pairs and unmatched left rows in
+/// left order, then the right rows nothing matched.
+fn full_join(
+    left: RowIter,
+    right_rows: &[Row],
+    on: Option<&crate::expr::Expr>,
+    left_width: usize,
+    right_width: usize,
+    env: &EvalEnv,
+) -> SqlResult<Vec<Row>> {
+    let mut matched = vec![false; right_rows.len()];
+    let mut out = Vec::new();
+    for l in left {
+        let l = l?;
+        let mut any = false;
+        for (i, r) in right_rows.iter().enumerate() {
+            let mut row = l.clone();
+            row.extend(r.iter().cloned());
+            if on
+                .map(|p| p.eval(&row, env))
+                .transpose()?
+                .is_none_or(|v| v.is_true())
+            {
+                matched[i] = true;
+                any = true;
+                out.push(row);
+            }
+        }
+        if !any {
+            let mut row = l;
+            row.extend(std::iter::repeat_n(Value::Null, right_width));
+            out.push(row);
+        }
+    }
+    for (r, _) in right_rows.iter().zip(&matched).filter(|(_, m)| !**m) {
+        let mut row: Row = std::iter::repeat_n(Value::Null, left_width).collect();
+        row.extend(r.iter().cloned());
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Runs a recursive CTE to its fixpoint. UNION (without ALL) drops rows
+/// already produced, which is what ends most recursions.
+fn recursive_union(
+    id: usize,
+    anchor: &Plan,
+    step: &Plan,
+    all: bool,
+    exec: &Executor,
+    env: &EvalEnv,
+) -> SqlResult<Vec<Row>> {
+    let mut seen = HashSet::new();
+    let mut fresh = |rows: Vec<Row>| -> Vec<Row> {
+        if all {
+            return rows;
+        }
+        rows.into_iter()
+            .filter(|r| {
+                let mut key = Vec::new();
+                for v in r {
+                    v.group_key(&mut key);
+                }
+                seen.insert(key)
+            })
+            .collect()
+    };
+    let mut out = fresh(collect_rows(run_plan(anchor, exec, env)?)?);
+    let mut working = out.clone();
+    while !working.is_empty() {
+        env.check_interrupt()?;
+        exec.work_tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, std::sync::Arc::new(working));
+        let next = fresh(collect_rows(run_plan(step, exec, env)?)?);
+        out.extend(next.iter().cloned());
+        working = next;
+    }
+    exec.work_tables
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    Ok(out)
 }
 
 /// Builds the row iterator for a plan.
@@ -99,6 +199,17 @@ pub fn run_plan<'a>(
         } => {
             let right_rows = collect_rows(run_plan(right, exec, env)?)?;
             let left = run_plan(left, exec, env)?;
+            if let JoinKind::Full { left_width } = kind {
+                let rows = full_join(
+                    left,
+                    &right_rows,
+                    on.as_ref(),
+                    *left_width,
+                    *right_width,
+                    env,
+                )?;
+                return Ok(Box::new(rows.into_iter().map(Ok)));
+            }
             let (kind, width) = (*kind, *right_width);
             Box::new(left.flat_map(move |l| -> Vec<SqlResult<Row>> {
                 let l = match l {
@@ -178,6 +289,26 @@ pub fn run_plan<'a>(
                     row
                 })
             }))
+        }
+        Plan::RecursiveUnion {
+            id,
+            anchor,
+            step,
+            all,
+        } => Box::new(
+            recursive_union(*id, anchor, step, *all, exec, env)?
+                .into_iter()
+                .map(Ok),
+        ),
+        Plan::WorkTable { id } => {
+            let rows = exec
+                .work_tables
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(id)
+                .cloned()
+                .unwrap_or_default();
+            Box::new((0..rows.len()).map(move |i| Ok(rows[i].clone())))
         }
         Plan::SetOp {
             left,

@@ -4,6 +4,7 @@
 mod access;
 mod bind;
 mod conflict;
+mod cte;
 mod dml;
 mod scope;
 mod select;
@@ -42,6 +43,10 @@ pub struct Planner<'a> {
     pub tz: TimeZone,
     /// Scopes of enclosing queries, for correlated subqueries (innermost last).
     outer: Vec<Scope>,
+    /// WITH queries in scope (innermost last).
+    ctes: Vec<cte::CteDef>,
+    /// Ids handed to recursive CTEs' work tables.
+    work_tables: usize,
 }
 
 impl<'a> Planner<'a> {
@@ -51,6 +56,8 @@ impl<'a> Planner<'a> {
             params,
             tz,
             outer: Vec::new(),
+            ctes: Vec::new(),
+            work_tables: 0,
         }
     }
 

@@ -24,9 +24,17 @@ enum OrderTarget {
 impl Planner<'_> {
     /// Plans a query (SELECT, VALUES, set operation) with ORDER BY/LIMIT.
     pub fn plan_query(&mut self, q: &ast::Query) -> SqlResult<QueryPlan> {
-        if q.with.is_some() {
-            return Err(SqlError::unsupported("WITH queries are not supported yet"));
-        }
+        let Some(with) = &q.with else {
+            return self.plan_query_body(q);
+        };
+        // The WITH queries are visible in the body and its subqueries only.
+        let mark = self.ctes.len();
+        let result = self.plan_with(with).and_then(|()| self.plan_query_body(q));
+        self.ctes.truncate(mark);
+        result
+    }
+
+    fn plan_query_body(&mut self, q: &ast::Query) -> SqlResult<QueryPlan> {
         let order_by: Vec<ast::OrderByExpr> = match &q.order_by {
             Some(ob) => match &ob.kind {
                 ast::OrderByKind::Expressions(e) => e.clone(),
@@ -93,7 +101,7 @@ impl Planner<'_> {
         result
     }
 
-    fn plan_set_expr(&mut self, body: &SetExpr) -> SqlResult<(Plan, Vec<Column>)> {
+    pub(super) fn plan_set_expr(&mut self, body: &SetExpr) -> SqlResult<(Plan, Vec<Column>)> {
         match body {
             SetExpr::Select(s) => self.plan_select(s, &[]),
             SetExpr::Query(q) => {
@@ -535,6 +543,13 @@ impl Planner<'_> {
                 J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, Some(c), false),
                 J::Right(c) | J::RightOuter(c) => (JoinKind::Left, Some(c), true),
                 J::CrossJoin(_) => (JoinKind::Inner, None, false),
+                J::FullOuter(c) => (
+                    JoinKind::Full {
+                        left_width: scope.columns.len(),
+                    },
+                    Some(c),
+                    false,
+                ),
                 other => {
                     return Err(SqlError::unsupported(format!(
                         "join type not supported yet: {other:?}"
@@ -631,6 +646,11 @@ impl Planner<'_> {
                 let (schema, table_name) = split_name(name)?;
                 if let Some(args) = args {
                     return self.plan_table_function(&table_name, &args.args, alias.as_ref());
+                }
+                if schema.is_none() {
+                    if let Some(found) = self.cte_reference(&table_name, alias.as_ref()) {
+                        return Ok(found);
+                    }
                 }
                 let qualifier = alias
                     .as_ref()

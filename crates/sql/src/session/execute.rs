@@ -690,10 +690,7 @@ impl Session {
             state: &self.state,
             txn,
         };
-        let exec = Executor {
-            txn,
-            virtual_rows: &view,
-        };
+        let exec = Executor::new(txn, &view);
         let env = EvalEnv {
             subqueries: Some(&exec),
             ..self.env(&params, &control)

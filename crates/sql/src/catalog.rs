@@ -17,6 +17,7 @@ pub const FIRST_USER_OID: u32 = 16384;
 /// OID of the `public` schema in PostgreSQL.
 pub const PUBLIC_NAMESPACE_OID: u32 = 2200;
 pub const PG_CATALOG_NAMESPACE_OID: u32 = 11;
+pub const INFORMATION_SCHEMA_NAMESPACE_OID: u32 = 13000;
 pub const ADMIN_ROLE: &str = "admin";
 pub const ROOT_USER: &str = "root";
 
@@ -169,11 +170,26 @@ pub struct SequenceDef {
     pub owned_by: Option<(u32, usize)>,
 }
 
+/// A view: its query, kept as SQL text and planned where it is used.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ViewDef {
+    pub oid: u32,
+    pub database: u32,
+    pub schema: String,
+    pub name: String,
+    pub owner: String,
+    pub sql: String,
+    pub columns: Vec<(String, DataType)>,
+    /// Tables and views the query reads (DROP needs CASCADE for them).
+    pub depends_on: Vec<u32>,
+}
+
 /// Any object with a name in a schema (PostgreSQL's pg_class entries).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Relation {
     Table(TableDef),
     Sequence(SequenceDef),
+    View(ViewDef),
     /// Indexes live inside their table's definition; this points there.
     Index {
         table: u32,
@@ -394,6 +410,14 @@ impl<T: BorrowMut<Transaction>> Catalog<T> {
             object_key(table.oid),
             encode(&Relation::Table(table.clone()))?,
         );
+        self.bump_version()
+    }
+
+    pub fn put_view(&mut self, view: &ViewDef) -> SqlResult<()> {
+        let key = name_key(view.database, &view.schema, &view.name);
+        self.tm().put(key, view.oid.to_be_bytes().to_vec());
+        self.tm()
+            .put(object_key(view.oid), encode(&Relation::View(view.clone()))?);
         self.bump_version()
     }
 

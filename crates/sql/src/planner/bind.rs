@@ -687,6 +687,23 @@ impl Planner<'_> {
                 });
             }
         }
+        let is_regnamespace = matches!(data_type, ast::DataType::Custom(n, _) if n.to_string().to_lowercase().ends_with("regnamespace"));
+        if is_regnamespace {
+            if let Expr::Literal(Value::Text(name), _) = &inner {
+                let oid = match name.as_str() {
+                    "pg_catalog" => crate::catalog::PG_CATALOG_NAMESPACE_OID,
+                    "public" => crate::catalog::PUBLIC_NAMESPACE_OID,
+                    "information_schema" => crate::catalog::INFORMATION_SCHEMA_NAMESPACE_OID,
+                    other => {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_SCHEMA_NAME,
+                            format!("schema \"{other}\" does not exist"),
+                        ))
+                    }
+                };
+                return Ok(Expr::Literal(Value::Int(oid as i64), DataType::Oid));
+            }
+        }
         let ty = super::convert_type(data_type)?;
         Ok(match inner {
             Expr::Literal(v, DataType::Unknown) => Expr::Literal(cast(v, &ty, &self.tz, true)?, ty),

@@ -1,13 +1,15 @@
-//! WITH queries. Each one is planned once, where it is declared, and its
-//! plan is copied into every reference (no materialization: the queries
-//! are read-only, so running one twice gives the same rows). WITH
-//! RECURSIVE becomes a RecursiveUnion over a work table.
+//! WITH queries and views. A WITH query is planned once, where it is
+//! declared, and its plan is copied into every reference (no
+//! materialization: the queries are read-only, so running one twice gives
+//! the same rows). WITH RECURSIVE becomes a RecursiveUnion over a work
+//! table. A view's stored query is planned where the view is used.
 
 use sqlparser::ast::{self, SetExpr};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 use super::{ident_name, Planner, Scope, ScopeColumn};
+use crate::catalog::ViewDef;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::plan::Plan;
 use crate::session::Column;
@@ -113,6 +115,41 @@ impl Planner<'_> {
         result
     }
 
+    /// A view in FROM: its query planned in place (without the statement's
+    /// WITH queries, which it cannot see).
+    pub(super) fn plan_view(
+        &mut self,
+        view: &ViewDef,
+        qualifier: &str,
+        alias: Option<&ast::TableAlias>,
+    ) -> SqlResult<(Plan, Scope)> {
+        self.referenced.push(view.oid);
+        let query = parse_view_query(&view.sql)?;
+        let ctes = std::mem::take(&mut self.ctes);
+        let planned = self.isolated(|p| p.plan_query(&query));
+        self.ctes = ctes;
+        let qp = planned?;
+        let scope = Scope::new(
+            view.columns
+                .iter()
+                .zip(&qp.columns)
+                .enumerate()
+                .map(|(i, ((name, _), c))| ScopeColumn {
+                    qualifier: Some(qualifier.to_string()),
+                    name: alias
+                        .and_then(|a| a.columns.get(i))
+                        .map(|c| ident_name(&c.name))
+                        .unwrap_or_else(|| name.clone()),
+                    ty: c.data_type.clone(),
+                    table_oid: 0,
+                    attnum: 0,
+                    hidden: false,
+                })
+                .collect(),
+        );
+        Ok((qp.plan, scope))
+    }
+
     /// A FROM item naming a WITH query in scope: its plan and columns.
     pub(super) fn cte_reference(
         &self,
@@ -141,6 +178,18 @@ impl Planner<'_> {
                 .collect(),
         );
         Some((cte.plan.clone(), scope))
+    }
+}
+
+/// A view's stored query text back to a query.
+pub(crate) fn parse_view_query(sql: &str) -> SqlResult<Box<ast::Query>> {
+    let mut statements = sqlparser::parser::Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(crate::parser::syntax_error)?;
+    match statements.pop() {
+        Some(ast::Statement::Query(q)) if statements.is_empty() => Ok(q),
+        _ => Err(SqlError::internal(format!(
+            "view query is not a query: {sql}"
+        ))),
     }
 }
 

@@ -20,7 +20,7 @@ pub use scope::{Scope, ScopeColumn};
 pub use types::convert_type;
 pub use types::serial_kind;
 
-use crate::catalog::{Privilege, TableDef};
+use crate::catalog::{Privilege, TableDef, ViewDef};
 use crate::error::{SqlError, SqlResult};
 use crate::plan::VirtualTable;
 use crate::types::DataType;
@@ -32,6 +32,8 @@ pub trait PlannerCatalog {
     fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>>;
     /// A pg_catalog / information_schema view by name.
     fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable>;
+    /// A user-defined view by (optional schema and) name.
+    fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>>;
     /// Errors with 42501 unless the current user holds the privilege.
     fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()>;
 }
@@ -47,6 +49,9 @@ pub struct Planner<'a> {
     ctes: Vec<cte::CteDef>,
     /// Ids handed to recursive CTEs' work tables.
     work_tables: usize,
+    /// OIDs of the tables and views the statement reads (a view's
+    /// dependencies).
+    pub referenced: Vec<u32>,
 }
 
 impl<'a> Planner<'a> {
@@ -58,6 +63,7 @@ impl<'a> Planner<'a> {
             outer: Vec::new(),
             ctes: Vec::new(),
             work_tables: 0,
+            referenced: Vec::new(),
         }
     }
 

@@ -672,10 +672,14 @@ impl Planner<'_> {
                     );
                     return Ok((Plan::Virtual(vt), scope));
                 }
-                let table = self
-                    .catalog
-                    .table(schema.as_deref(), &table_name)?
-                    .ok_or_else(|| SqlError::undefined_table(&table_name))?;
+                let Some(table) = self.catalog.table(schema.as_deref(), &table_name)? else {
+                    let view = self
+                        .catalog
+                        .view(schema.as_deref(), &table_name)?
+                        .ok_or_else(|| SqlError::undefined_table(&table_name))?;
+                    return self.plan_view(&view, &qualifier, alias.as_ref());
+                };
+                self.referenced.push(table.oid);
                 self.catalog.check_privilege(&table, Privilege::Select)?;
                 let mut columns = Vec::new();
                 for (i, c) in table.columns.iter().enumerate() {

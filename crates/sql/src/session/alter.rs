@@ -68,6 +68,24 @@ impl Session {
                 "must be owner of table {name}"
             )));
         }
+        // Views keep their query as text: renaming or dropping what they
+        // name would break them.
+        let reshapes = at.operations.iter().any(|op| {
+            matches!(
+                op,
+                Op::RenameColumn { .. } | Op::RenameTable { .. } | Op::DropColumn { .. }
+            )
+        });
+        if reshapes {
+            if let Some(v) =
+                super::view_ddl::dependent_views(self.current_txn()?, table.oid)?.first()
+            {
+                return Err(SqlError::unsupported(format!(
+                    "cannot rename or drop columns of table {name} or rename it while view {} depends on it; drop the view first",
+                    v.name
+                )));
+            }
+        }
         let old = table.clone();
         let mut altered = Altered {
             sources: (0..table.columns.len()).map(Source::Old).collect(),

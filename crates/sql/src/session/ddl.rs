@@ -593,7 +593,7 @@ fn drop_objects(
     object_type: &ast::ObjectType,
     names: &[ast::ObjectName],
     if_exists: bool,
-    _cascade: bool,
+    cascade: bool,
     notices: &mut Vec<String>,
     state: &super::execute::SessionState,
 ) -> SqlResult<QueryResult> {
@@ -601,6 +601,7 @@ fn drop_objects(
         ast::ObjectType::Table => "TABLE",
         ast::ObjectType::Index => "INDEX",
         ast::ObjectType::Sequence => "SEQUENCE",
+        ast::ObjectType::View => "VIEW",
         other => {
             return Err(SqlError::unsupported(format!(
                 "DROP {other} is not supported yet"
@@ -629,9 +630,22 @@ fn drop_objects(
                         "must be owner of table {name}"
                     )));
                 }
+                let what = format!("table {name}");
+                super::view_ddl::drop_dependent_views(txn, t.oid, &what, cascade, notices)?;
                 drop_table(txn, &t, state)?;
             }
             ("TABLE", _) => missing("table")?,
+            ("VIEW", Some(Relation::View(v))) => {
+                if !state.is_admin && v.owner != state.user {
+                    return Err(SqlError::insufficient_privilege(format!(
+                        "must be owner of view {name}"
+                    )));
+                }
+                let what = format!("view {name}");
+                super::view_ddl::drop_dependent_views(txn, v.oid, &what, cascade, notices)?;
+                Catalog::new(&mut *txn).delete_relation(database, SCHEMA, &name, v.oid)?;
+            }
+            ("VIEW", _) => missing("view")?,
             ("INDEX", Some(Relation::Index { table })) => {
                 let mut t = Catalog::new(&*txn)
                     .table_by_oid(table)?

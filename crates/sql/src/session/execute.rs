@@ -14,7 +14,7 @@ use super::{
     Column, Describe, Notice, QueryResult, SessionContext, Statement, StatementInner,
     TransactionState,
 };
-use crate::catalog::{Catalog, DatabaseDef, Privilege, TableDef, ADMIN_ROLE};
+use crate::catalog::{Catalog, DatabaseDef, Privilege, TableDef, ViewDef, ADMIN_ROLE};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, Executor};
 use crate::expr::{EvalEnv, SessionInfo};
@@ -188,6 +188,16 @@ impl PlannerCatalog for CatalogView<'_> {
 
     fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable> {
         super::views::lookup(schema, name)
+    }
+
+    fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>> {
+        if !matches!(schema, None | Some("public")) {
+            return Ok(None);
+        }
+        match Catalog::new(self.txn).relation_by_name(self.state.database.oid, "public", name)? {
+            Some(crate::catalog::Relation::View(v)) => Ok(Some(v)),
+            _ => Ok(None),
+        }
     }
 
     fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()> {
@@ -598,6 +608,10 @@ impl Session {
                 self.role_statement(ast).await
             }
             Ast::Reset(r) => self.reset(&r.reset),
+            Ast::CreateView(cv) => {
+                self.check_writable(ast)?;
+                self.create_view(cv).await
+            }
             Ast::AlterTable(at) => {
                 self.check_writable(ast)?;
                 self.alter_table(at).await
@@ -983,6 +997,7 @@ pub(crate) fn statement_kind(ast: &Ast) -> String {
         Ast::Delete(_) => "DELETE".into(),
         Ast::CreateTable(_) => "CREATE TABLE".into(),
         Ast::CreateIndex(_) => "CREATE INDEX".into(),
+        Ast::CreateView(_) => "CREATE VIEW".into(),
         Ast::CreateSequence { .. } => "CREATE SEQUENCE".into(),
         Ast::Drop { object_type, .. } => format!("DROP {}", object_type.to_string().to_uppercase()),
         Ast::CreateRole(_) => "CREATE ROLE".into(),

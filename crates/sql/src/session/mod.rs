@@ -10,6 +10,7 @@ mod replication;
 mod roles;
 mod settings;
 mod transaction;
+mod view_ddl;
 mod views;
 
 use std::net::SocketAddr;

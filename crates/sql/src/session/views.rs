@@ -4,14 +4,15 @@
 use duet_storage::Transaction;
 
 use super::execute::SessionState;
-use crate::catalog::{Catalog, Relation, TableDef, PG_CATALOG_NAMESPACE_OID, PUBLIC_NAMESPACE_OID};
+use crate::catalog::{
+    Catalog, Relation, TableDef, INFORMATION_SCHEMA_NAMESPACE_OID, PG_CATALOG_NAMESPACE_OID,
+    PUBLIC_NAMESPACE_OID,
+};
 use crate::error::SqlResult;
 use crate::plan::VirtualTable;
 use crate::row::Row;
 use crate::types::DataType as T;
 use crate::value::Value;
-
-const INFORMATION_SCHEMA_NAMESPACE_OID: u32 = 13000;
 
 /// Column lists of the views.
 fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
@@ -197,6 +198,12 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("hastriggers", T::Bool),
             ("rowsecurity", T::Bool),
         ],
+        "pg_views" => vec![
+            ("schemaname", T::Name),
+            ("viewname", T::Name),
+            ("viewowner", T::Name),
+            ("definition", T::Text),
+        ],
         "pg_sequences" => vec![
             ("schemaname", T::Name),
             ("sequencename", T::Name),
@@ -300,6 +307,12 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("numeric_precision", T::Int4),
             ("numeric_scale", T::Int4),
         ],
+        "views" => vec![
+            ("table_catalog", T::Name),
+            ("table_schema", T::Name),
+            ("table_name", T::Name),
+            ("view_definition", T::Text),
+        ],
         "schemata" => vec![
             ("catalog_name", T::Name),
             ("schema_name", T::Name),
@@ -309,7 +322,7 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
     })
 }
 
-const INFORMATION_SCHEMA_VIEWS: &[&str] = &["tables", "columns", "schemata"];
+const INFORMATION_SCHEMA_VIEWS: &[&str] = &["tables", "columns", "views", "schemata"];
 
 /// Finds a view by (optional schema and) name.
 pub fn lookup(schema: Option<&str>, name: &str) -> Option<VirtualTable> {
@@ -443,6 +456,14 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                     Relation::Sequence(s) if s.database == db => {
                         (s.oid, s.name.clone(), s.owner.clone(), "S", 3, false)
                     }
+                    Relation::View(v) if v.database == db => (
+                        v.oid,
+                        v.name.clone(),
+                        v.owner.clone(),
+                        "v",
+                        v.columns.len(),
+                        false,
+                    ),
                     _ => continue,
                 };
                 out.push(class_row(
@@ -484,6 +505,27 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                         Value::Bool(false),
                         oid(if c.data_type.is_string() { 100 } else { 0 }),
                         text(if c.data_type.typlen() > 0 { "p" } else { "x" }),
+                        text(""),
+                        Value::Int(-1),
+                    ]);
+                }
+            }
+            for v in user_views(&relations, db) {
+                for (i, (name, ty)) in v.columns.iter().enumerate() {
+                    out.push(vec![
+                        oid(v.oid),
+                        text(name),
+                        oid(ty.oid()),
+                        Value::Int(ty.typlen() as i64),
+                        Value::Int(i as i64 + 1),
+                        Value::Int(ty.typmod() as i64),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        text(""),
+                        text(""),
+                        Value::Bool(false),
+                        oid(if ty.is_string() { 100 } else { 0 }),
+                        text(if ty.typlen() > 0 { "p" } else { "x" }),
                         text(""),
                         Value::Int(-1),
                     ]);
@@ -700,6 +742,24 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                     text("BASE TABLE"),
                 ]);
             }
+            for v in user_views(&relations, db) {
+                out.push(vec![
+                    text(&state.database.name),
+                    text(&v.schema),
+                    text(&v.name),
+                    text("VIEW"),
+                ]);
+            }
+        }
+        "pg_views" => {
+            for v in user_views(&relations, db) {
+                out.push(vec![
+                    text(&v.schema),
+                    text(&v.name),
+                    text(&v.owner),
+                    text(&format!(" {};", v.sql)),
+                ]);
+            }
         }
         "information_schema.columns" => {
             for t in &tables {
@@ -735,6 +795,16 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                 }
             }
         }
+        "information_schema.views" => {
+            for v in user_views(&relations, db) {
+                out.push(vec![
+                    text(&state.database.name),
+                    text(&v.schema),
+                    text(&v.name),
+                    text(&format!(" {};", v.sql)),
+                ]);
+            }
+        }
         "information_schema.schemata" => {
             for s in ["pg_catalog", "public", "information_schema"] {
                 out.push(vec![text(&state.database.name), text(s), text("root")]);
@@ -743,6 +813,13 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
         _ => {}
     }
     Ok(out)
+}
+
+fn user_views(relations: &[Relation], db: u32) -> impl Iterator<Item = &crate::catalog::ViewDef> {
+    relations.iter().filter_map(move |r| match r {
+        Relation::View(v) if v.database == db => Some(v),
+        _ => None,
+    })
 }
 
 fn class_row(o: u32, name: &str, owner: u32, kind: &str, natts: i64, has_index: bool) -> Row {

@@ -137,6 +137,57 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     pub rowid_sequence: Option<u32>,
     pub acl: BTreeMap<String, BTreeSet<Privilege>>,
+    #[serde(default)]
+    pub checks: Vec<CheckDef>,
+    #[serde(default)]
+    pub foreign_keys: Vec<ForeignKeyDef>,
+    /// Tables with foreign keys to this one (itself for a self-reference).
+    #[serde(default)]
+    pub referenced_by: Vec<u32>,
+}
+
+/// A CHECK constraint: a boolean expression over the row, as SQL text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckDef {
+    pub oid: u32,
+    pub name: String,
+    pub expr: String,
+}
+
+/// What a foreign key does to referencing rows when the referenced row is
+/// deleted or its key changes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum FkAction {
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl FkAction {
+    pub fn sql(&self) -> &'static str {
+        match self {
+            FkAction::NoAction => "NO ACTION",
+            FkAction::Restrict => "RESTRICT",
+            FkAction::Cascade => "CASCADE",
+            FkAction::SetNull => "SET NULL",
+            FkAction::SetDefault => "SET DEFAULT",
+        }
+    }
+}
+
+/// FOREIGN KEY (columns) REFERENCES parent (parent_columns), MATCH SIMPLE:
+/// a row with a NULL in the key references nothing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForeignKeyDef {
+    pub oid: u32,
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub parent: u32,
+    pub parent_columns: Vec<usize>,
+    pub on_delete: FkAction,
+    pub on_update: FkAction,
 }
 
 impl TableDef {

@@ -25,6 +25,7 @@ impl SqlState {
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
+    pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const UNDEFINED_DATABASE: SqlState = SqlState("3D000");

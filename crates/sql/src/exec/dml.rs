@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use duet_storage::{Isolation, StatementControl, Transaction};
 
+use super::integrity::{check_constraints, check_parents, on_parent_change};
 use super::query::{collect_rows, run_plan, Executor, VirtualRows};
 use super::scan::{decode_table_row, TableScan};
 use crate::cast::cast;
@@ -42,7 +43,7 @@ fn returning_row(
 }
 
 /// Applies assignment casts and NOT NULL checks to a full row.
-fn check_row(table: &TableDef, row: Row, env: &EvalEnv) -> SqlResult<Row> {
+pub(super) fn check_row(table: &TableDef, row: Row, env: &EvalEnv) -> SqlResult<Row> {
     row.into_iter()
         .zip(&table.columns)
         .map(|(v, c)| {
@@ -127,7 +128,7 @@ fn put_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: &[u
     }
 }
 
-fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: &[u8]) {
+pub(super) fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: &[u8]) {
     for index in &table.indexes {
         txn.delete(index_entry_key(index, row, pk));
     }
@@ -135,7 +136,7 @@ fn delete_index_entries(txn: &mut Transaction, table: &TableDef, row: &Row, pk: 
 
 /// Replaces row `old` (stored at `key`) by `new`: a changed primary key
 /// moves the row; index entries follow.
-async fn write_updated_row(
+pub(super) async fn write_updated_row(
     txn: &mut Transaction,
     table: &TableDef,
     key: &[u8],
@@ -153,8 +154,10 @@ async fn write_updated_row(
         }
         txn.delete(key.to_vec());
     }
-    check_unique_indexes(txn, table, new, &new_pk, env).await?;
+    // The old entries go first: a row keeping its unique values while its
+    // primary key changes must not conflict with itself.
     delete_index_entries(txn, table, old, &old_pk);
+    check_unique_indexes(txn, table, new, &new_pk, env).await?;
     put_index_entries(txn, table, new, &new_pk);
     txn.put(new_key, encode_row(new));
     Ok(())
@@ -244,6 +247,7 @@ pub async fn insert_rows(
     env: &EvalEnv<'_>,
 ) -> SqlResult<DmlResult> {
     let table = &plan.table;
+    let own = plan.integrity.table(table.oid)?;
     let mut result = DmlResult::default();
     // Rows this statement wrote, for ON CONFLICT DO UPDATE's "second time" rule.
     let mut written: HashSet<Vec<u8>> = HashSet::new();
@@ -298,12 +302,18 @@ pub async fn insert_rows(
                     new[a.column] = a.value.eval(&both, env)?;
                 }
                 let new = check_row(table, new, env)?;
+                check_constraints(own, &new, env)?;
+                check_parents(txn, &plan.integrity, table, &new, env).await?;
                 write_updated_row(txn, table, &old_key, &existing, &new, env).await?;
+                on_parent_change(txn, &plan.integrity, table, &existing, Some(&new), env, 0)
+                    .await?;
                 returning_row(&plan.returning, &new, env, &mut result.returning)?;
                 result.count += 1;
                 continue;
             }
         }
+        check_constraints(own, &row, env)?;
+        check_parents(txn, &plan.integrity, table, &row, env).await?;
         let key = row_key(table, &row);
         if plan.on_conflict.is_some() {
             written.insert(key.clone());
@@ -418,6 +428,7 @@ pub async fn execute_update(
         env,
     )
     .await?;
+    let own = plan.integrity.table(table.oid)?;
     let mut result = DmlResult::default();
     for (key, old) in rows {
         let mut new = old.clone();
@@ -425,7 +436,16 @@ pub async fn execute_update(
             new[a.column] = a.value.eval(&old, env)?;
         }
         let new = check_row(table, new, env)?;
+        check_constraints(own, &new, env)?;
+        if table
+            .foreign_keys
+            .iter()
+            .any(|fk| fk.columns.iter().any(|&c| !old[c].sql_eq(&new[c])))
+        {
+            check_parents(txn, &plan.integrity, table, &new, env).await?;
+        }
         write_updated_row(txn, table, &key, &old, &new, env).await?;
+        on_parent_change(txn, &plan.integrity, table, &old, Some(&new), env, 0).await?;
         returning_row(&plan.returning, &new, env, &mut result.returning)?;
         result.count += 1;
     }
@@ -454,6 +474,7 @@ pub async fn execute_delete(
         let pk = primary_key_suffix(table, &old);
         delete_index_entries(txn, table, &old, &pk);
         txn.delete(key);
+        on_parent_change(txn, &plan.integrity, table, &old, None, env, 0).await?;
         returning_row(&plan.returning, &old, env, &mut result.returning)?;
         result.count += 1;
     }

@@ -3,9 +3,11 @@
 
 mod aggregate;
 mod dml;
+mod integrity;
 mod query;
 mod scan;
 
 pub use dml::{execute_delete, execute_insert, execute_update, insert_rows, locked_targets};
+pub(crate) use integrity::{find_parent, referenced_index};
 pub use query::{collect_rows, run_plan, Executor, VirtualRows};
 pub use scan::decode_table_row as decode_row_for;

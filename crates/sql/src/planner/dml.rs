@@ -38,6 +38,7 @@ pub struct InsertPlan {
     pub defaults: Vec<Option<Expr>>,
     pub returning: Option<Returning>,
     pub on_conflict: Option<super::conflict::OnConflict>,
+    pub integrity: Arc<super::Integrity>,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +55,7 @@ pub struct UpdatePlan {
     pub filter: Option<Expr>,
     pub assignments: Vec<Assignment>,
     pub returning: Option<Returning>,
+    pub integrity: Arc<super::Integrity>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ pub struct DeletePlan {
     pub range: KeyRange,
     pub filter: Option<Expr>,
     pub returning: Option<Returning>,
+    pub integrity: Arc<super::Integrity>,
 }
 
 /// The scope of a single table's row.
@@ -213,6 +216,7 @@ impl Planner<'_> {
                 ))
             }
         };
+        let integrity = self.plan_integrity(&table)?;
         Ok(InsertPlan {
             table,
             targets,
@@ -220,6 +224,7 @@ impl Planner<'_> {
             defaults,
             returning,
             on_conflict,
+            integrity,
         })
     }
 
@@ -234,6 +239,7 @@ impl Planner<'_> {
         let names: Vec<String> = columns.iter().map(ident_name).collect();
         let targets = insert_targets(&table, &names)?;
         let defaults = self.bind_defaults(&table)?;
+        let integrity = self.plan_integrity(&table)?;
         Ok(InsertPlan {
             table,
             targets,
@@ -241,6 +247,7 @@ impl Planner<'_> {
             defaults,
             returning: None,
             on_conflict: None,
+            integrity,
         })
     }
 
@@ -420,6 +427,7 @@ impl Planner<'_> {
         let assignments = self.bind_assignments(&table, &upd.assignments, &scope)?;
         let (filter, index, range) = self.plan_filter(&table, upd.selection.as_ref(), &scope)?;
         let returning = self.plan_returning(&table, upd.returning.as_deref())?;
+        let integrity = self.plan_integrity(&table)?;
         Ok(UpdatePlan {
             table,
             index,
@@ -427,6 +435,7 @@ impl Planner<'_> {
             filter,
             assignments,
             returning,
+            integrity,
         })
     }
 
@@ -449,12 +458,14 @@ impl Planner<'_> {
         let scope = table_scope(&table, &qualifier);
         let (filter, index, range) = self.plan_filter(&table, del.selection.as_ref(), &scope)?;
         let returning = self.plan_returning(&table, del.returning.as_deref())?;
+        let integrity = self.plan_integrity(&table)?;
         Ok(DeletePlan {
             table,
             index,
             range,
             filter,
             returning,
+            integrity,
         })
     }
 }

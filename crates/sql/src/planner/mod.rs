@@ -6,6 +6,7 @@ mod bind;
 mod conflict;
 mod cte;
 mod dml;
+mod integrity;
 mod scope;
 mod select;
 mod types;
@@ -16,6 +17,7 @@ use sqlparser::ast::{Ident, ObjectName};
 
 pub use conflict::ConflictAction;
 pub use dml::{DeletePlan, InsertPlan, InsertSource, Returning, UpdatePlan};
+pub use integrity::{Integrity, IntegrityTable};
 pub use scope::{Scope, ScopeColumn};
 pub use types::convert_type;
 pub use types::serial_kind;
@@ -32,6 +34,8 @@ pub trait PlannerCatalog {
     fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>>;
     /// A pg_catalog / information_schema view by name.
     fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable>;
+    /// A table by OID (foreign keys name their tables so).
+    fn table_by_oid(&self, oid: u32) -> SqlResult<Option<Arc<TableDef>>>;
     /// A user-defined view by (optional schema and) name.
     fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>>;
     /// Errors with 42501 unless the current user holds the privilege.

@@ -5,12 +5,11 @@
 //! the statement's transaction.
 
 use std::collections::HashSet;
-use std::ops::Bound;
 
-use duet_storage::keycode::prefix_end;
 use duet_storage::Transaction;
 use sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation as Op, TableConstraint};
 
+use super::constraint_ddl::{drop_named_constraint, table_rows, NewConstraint};
 use super::ddl::{check_schema, delete_prefix, truncate_name, SCHEMA};
 use super::execute::{tag, CatalogView, Session};
 use super::QueryResult;
@@ -40,6 +39,10 @@ struct Altered {
     /// The hidden rowid sequence, when a primary key replaced it.
     dropped_sequence: Option<u32>,
     old_name: String,
+    /// CHECK and FOREIGN KEY constraints to add once the rest is stored.
+    deferred: Vec<NewConstraint>,
+    /// Unique constraints dropped (their index relations go too).
+    dropped_indexes: Vec<String>,
 }
 
 impl Session {
@@ -93,6 +96,8 @@ impl Session {
             table,
             rewrite: false,
             dropped_sequence: None,
+            deferred: Vec::new(),
+            dropped_indexes: Vec::new(),
         };
         let mut notices = Vec::new();
         for op in &at.operations {
@@ -105,6 +110,9 @@ impl Session {
         let result = self.store_altered(&mut txn, &old, &altered);
         self.txn = Some(txn);
         result?;
+        for c in altered.deferred {
+            self.add_constraint_to(old.oid, c).await?;
+        }
         Ok(tag("ALTER TABLE"))
     }
 
@@ -231,7 +239,59 @@ impl Session {
                 }
                 a.table.name = new_name;
             }
+            Op::AddConstraint {
+                constraint: TableConstraint::Check(check),
+                ..
+            } => a.deferred.push(NewConstraint::Check {
+                check: check.clone(),
+                column: None,
+            }),
+            Op::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                ..
+            } => a.deferred.push(NewConstraint::ForeignKey {
+                fk: fk.clone(),
+                column: None,
+            }),
             Op::AddConstraint { constraint, .. } => self.add_constraint(a, constraint)?,
+            Op::DropConstraint {
+                if_exists, name, ..
+            } => {
+                let name = ident_name(name);
+                let mut txn = self.take_txn()?;
+                let dropped = drop_named_constraint(&mut txn, &mut a.table, &name);
+                self.txn = Some(txn);
+                if dropped? {
+                    return Ok(());
+                }
+                if let Some(i) = a
+                    .table
+                    .indexes
+                    .iter()
+                    .position(|i| i.constraint && i.name == name)
+                {
+                    a.table.indexes.remove(i);
+                    a.dropped_indexes.push(name);
+                    a.rewrite = true;
+                } else if a.table.primary.name == name && !a.table.has_hidden_key() {
+                    return Err(SqlError::unsupported(
+                        "dropping a primary key is not supported yet",
+                    ));
+                } else if *if_exists {
+                    notices.push(format!(
+                        "constraint \"{name}\" of relation \"{}\" does not exist, skipping",
+                        a.table.name
+                    ));
+                } else {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!(
+                            "constraint \"{name}\" of relation \"{}\" does not exist",
+                            a.table.name
+                        ),
+                    ));
+                }
+            }
             Op::AlterColumn { column_name, op } => {
                 let col_name = ident_name(column_name);
                 let pos = visible_column(&a.table, &col_name)
@@ -381,7 +441,7 @@ impl Session {
         if a.rewrite {
             let control = self.control_for_ddl();
             let env = self.env(&[], &control);
-            let rows = read_rows(txn, old)?;
+            let rows = table_rows(txn, old)?;
             delete_prefix(txn, table_rows_prefix(old.oid))?;
             for index in &old.indexes {
                 delete_prefix(txn, index_prefix(index.oid))?;
@@ -412,6 +472,13 @@ impl Session {
             }
         }
         let mut cat = Catalog::new(&mut *txn);
+        for index in old
+            .indexes
+            .iter()
+            .filter(|i| a.dropped_indexes.contains(&i.name))
+        {
+            cat.delete_relation(database, SCHEMA, &index.name, index.oid)?;
+        }
         if a.old_name != a.table.name {
             cat.delete_relation(database, SCHEMA, &a.old_name, a.table.oid)?;
         }
@@ -469,19 +536,6 @@ fn check_row(table: &TableDef, row: &Row, seen: &mut [HashSet<Vec<u8>>]) -> SqlR
         }
     }
     Ok(())
-}
-
-fn read_rows(txn: &Transaction, table: &TableDef) -> SqlResult<Vec<Row>> {
-    let prefix = table_rows_prefix(table.oid);
-    let end = prefix_end(&prefix)
-        .map(Bound::Excluded)
-        .unwrap_or(Bound::Unbounded);
-    let mut scan = txn.scan(Bound::Included(prefix), end);
-    let mut rows = Vec::new();
-    while let Some((_, v)) = scan.next_entry()? {
-        rows.push(crate::exec::decode_row_for(table, &v)?);
-    }
-    Ok(rows)
 }
 
 /// Columns a user can name: all but the hidden rowid.

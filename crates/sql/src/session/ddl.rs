@@ -9,6 +9,7 @@ use duet_storage::keycode::prefix_end;
 use duet_storage::Transaction;
 use sqlparser::ast::{self, ColumnOption, Statement as Ast, TableConstraint};
 
+use super::constraint_ddl::NewConstraint;
 use super::execute::{tag, Session};
 use super::QueryResult;
 use crate::catalog::{
@@ -84,8 +85,11 @@ impl Session {
             .txn
             .as_mut()
             .ok_or_else(|| SqlError::internal("no transaction"))?;
+        let mut pending = Vec::new();
         let result = match ast {
-            Ast::CreateTable(ct) => create_table(txn, database, &user, ct, &mut notices),
+            Ast::CreateTable(ct) => {
+                create_table(txn, database, &user, ct, &mut notices, &mut pending)
+            }
             Ast::CreateIndex(ci) => create_index(txn, database, ci, &mut notices, &self.state),
             Ast::CreateSequence {
                 if_not_exists,
@@ -113,7 +117,17 @@ impl Session {
         for n in notices {
             self.notice("NOTICE", "00000", n);
         }
-        result
+        let result = result?;
+        if let (Ast::CreateTable(ct), false) = (ast, pending.is_empty()) {
+            let name = split_name(&ct.name)?.1;
+            let oid = Catalog::new(self.current_txn()?)
+                .relation_oid(database, SCHEMA, &name)?
+                .ok_or_else(|| SqlError::internal("created table not found"))?;
+            for c in pending {
+                self.add_constraint_to(oid, c).await?;
+            }
+        }
+        Ok(result)
     }
 
     /// TRUNCATE: deletes every row and index entry in the transaction.
@@ -139,6 +153,18 @@ impl Session {
             }
             tables.push(table);
         }
+        let cascade = matches!(t.cascade, Some(ast::CascadeOption::Cascade));
+        let mut notices = Vec::new();
+        let added = super::constraint_ddl::truncate_closure(
+            self.current_txn()?,
+            &tables,
+            cascade,
+            &mut notices,
+        )?;
+        tables.extend(added);
+        for n in notices {
+            self.notice("NOTICE", "00000", n);
+        }
         let control = self.control_for_ddl();
         let txn = self.txn();
         for table in &tables {
@@ -160,12 +186,15 @@ impl Session {
     }
 }
 
+/// Creates the table; its CHECK and FOREIGN KEY constraints are returned
+/// in `pending`, to be added once the table exists.
 fn create_table(
     txn: &mut Transaction,
     database: u32,
     owner: &str,
     ct: &ast::CreateTable,
     notices: &mut Vec<String>,
+    pending: &mut Vec<NewConstraint>,
 ) -> SqlResult<QueryResult> {
     let (schema, name) = split_name(&ct.name)?;
     check_schema(&schema)?;
@@ -249,15 +278,21 @@ fn create_table(
                 ColumnOption::Unique(_) => {
                     uniques.push((opt.name.as_ref().map(ident_name), vec![pos]))
                 }
-                ColumnOption::Check(_) => {
-                    return Err(SqlError::unsupported(
-                        "CHECK constraints are not supported yet",
-                    ))
+                ColumnOption::Check(check) => {
+                    let mut check = check.clone();
+                    check.name = check.name.or_else(|| opt.name.clone());
+                    pending.push(NewConstraint::Check {
+                        check,
+                        column: Some(pos),
+                    })
                 }
-                ColumnOption::ForeignKey(_) => {
-                    return Err(SqlError::unsupported(
-                        "REFERENCES constraints are not supported yet",
-                    ))
+                ColumnOption::ForeignKey(fk) => {
+                    let mut fk = fk.clone();
+                    fk.name = fk.name.or_else(|| opt.name.clone());
+                    pending.push(NewConstraint::ForeignKey {
+                        fk,
+                        column: Some(pos),
+                    })
                 }
                 ColumnOption::Collation(_) | ColumnOption::Comment(_) => {}
                 other => {
@@ -304,16 +339,14 @@ fn create_table(
                 u.name.as_ref().map(ident_name),
                 resolve(&u.columns, &columns)?,
             )),
-            TableConstraint::Check(_) => {
-                return Err(SqlError::unsupported(
-                    "CHECK constraints are not supported yet",
-                ))
-            }
-            TableConstraint::ForeignKey(_) => {
-                return Err(SqlError::unsupported(
-                    "FOREIGN KEY constraints are not supported yet",
-                ))
-            }
+            TableConstraint::Check(check) => pending.push(NewConstraint::Check {
+                check: check.clone(),
+                column: None,
+            }),
+            TableConstraint::ForeignKey(fk) => pending.push(NewConstraint::ForeignKey {
+                fk: fk.clone(),
+                column: None,
+            }),
             other => {
                 return Err(SqlError::unsupported(format!(
                     "table constraint not supported: {other}"
@@ -403,6 +436,9 @@ fn create_table(
         indexes,
         rowid_sequence,
         acl: BTreeMap::new(),
+        checks: Vec::new(),
+        foreign_keys: Vec::new(),
+        referenced_by: Vec::new(),
     };
     for index in table.all_indexes() {
         if cat.relation_oid(database, SCHEMA, &index.name)?.is_some() {
@@ -632,6 +668,7 @@ fn drop_objects(
                 }
                 let what = format!("table {name}");
                 super::view_ddl::drop_dependent_views(txn, t.oid, &what, cascade, notices)?;
+                super::constraint_ddl::detach_foreign_keys(txn, &t, cascade, notices)?;
                 drop_table(txn, &t, state)?;
             }
             ("TABLE", _) => missing("table")?,

@@ -190,6 +190,10 @@ impl PlannerCatalog for CatalogView<'_> {
         super::views::lookup(schema, name)
     }
 
+    fn table_by_oid(&self, oid: u32) -> SqlResult<Option<Arc<TableDef>>> {
+        Ok(Catalog::new(self.txn).table_by_oid(oid)?.map(Arc::new))
+    }
+
     fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>> {
         if !matches!(schema, None | Some("public")) {
             return Ok(None);

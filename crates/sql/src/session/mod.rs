@@ -2,6 +2,7 @@
 //! [`Session`] per connection.
 
 mod alter;
+mod constraint_ddl;
 mod copy;
 mod database;
 mod ddl;

@@ -150,7 +150,7 @@ async fn psql_meta_commands_describe_the_catalog() {
         )
         .assert_ok();
         for (command, expected) in [
-            ("\\l", "defaultdb"),
+            ("\\l", "List of databases"),
             ("\\dn", "public"),
             ("\\di", "meta_v_idx"),
             ("\\ds", "meta_id_seq"),
@@ -164,4 +164,54 @@ async fn psql_meta_commands_describe_the_catalog() {
     })
     .await
     .unwrap();
+}
+
+/// `\d` of tables with CHECK and FOREIGN KEY constraints, and of a view,
+/// as psql 15 prints them against PostgreSQL 15.
+const DESCRIBE_CONSTRAINTS: &str = r#"
+                 Table "public.p"
+ Column |  Type   | Collation | Nullable | Default
+--------+---------+-----------+----------+---------
+ id     | integer |           | not null |
+ v      | integer |           |          |
+Indexes:
+    "p_pkey" PRIMARY KEY, btree (id)
+Check constraints:
+    "p_v_check" CHECK (v > 0)
+Referenced by:
+    TABLE "c" CONSTRAINT "c_pid_fkey" FOREIGN KEY (pid) REFERENCES p(id) ON DELETE CASCADE
+
+                 Table "public.c"
+ Column |  Type   | Collation | Nullable | Default
+--------+---------+-----------+----------+---------
+ id     | integer |           | not null |
+ pid    | integer |           |          |
+Indexes:
+    "c_pkey" PRIMARY KEY, btree (id)
+Foreign-key constraints:
+    "c_pid_fkey" FOREIGN KEY (pid) REFERENCES p(id) ON DELETE CASCADE
+
+                 View "public.pv"
+ Column |  Type   | Collation | Nullable | Default
+--------+---------+-----------+----------+---------
+ id     | integer |           |          |
+ v      | integer |           |          |
+"#;
+
+#[tokio::test]
+async fn describe_shows_constraints_and_views() {
+    let server = TestServer::start("describe_constraints").await;
+    let url = server.url();
+    psql(
+        url,
+        &[
+            "CREATE TABLE p (id int PRIMARY KEY, v int CHECK (v > 0))",
+            "CREATE TABLE c (id int PRIMARY KEY, pid int REFERENCES p ON DELETE CASCADE)",
+            "CREATE VIEW pv AS SELECT id, v FROM p WHERE v > 10",
+        ],
+    )
+    .assert_ok();
+    let out = psql(url, &["\\d p", "\\d c", "\\d pv"]);
+    out.assert_ok();
+    assert_eq!(trim_lines(&out.stdout), trim_lines(DESCRIBE_CONSTRAINTS));
 }

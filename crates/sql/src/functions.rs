@@ -72,6 +72,8 @@ pub enum Func {
     GetExpr,
     GetIndexDef,
     GetConstraintDef,
+    RegclassName,
+    PartitionAncestors,
     RelationIsPublishable,
     HasPrivilege,
     ArrayUpper,
@@ -223,6 +225,8 @@ impl Func {
             ("cardinality", 1) => (Func::Cardinality, T::Int4),
             ("pg_get_indexdef", 1 | 3) => (Func::GetIndexDef, T::Text),
             ("pg_get_constraintdef", 1 | 2) => (Func::GetConstraintDef, T::Text),
+            // duet has no partitions: a table is its only ancestor.
+            ("pg_partition_ancestors", 1) => (Func::PartitionAncestors, T::Oid),
             ("pg_relation_is_publishable", 1) => (Func::RelationIsPublishable, T::Bool),
             ("has_table_privilege" | "has_schema_privilege" | "has_database_privilege", 2 | 3) => {
                 (Func::HasPrivilege, T::Bool)
@@ -626,6 +630,15 @@ impl Func {
                 .describe_object("constraint", int(0)? as u32)?
                 .map(V::Text)
                 .unwrap_or(V::Null),
+            Func::RegclassName => {
+                let oid = int(0)? as u32;
+                V::Text(
+                    env.session
+                        .describe_object("relation", oid)?
+                        .unwrap_or_else(|| oid.to_string()),
+                )
+            }
+            Func::PartitionAncestors => V::Int(int(0)?),
             Func::RelationIsPublishable => V::Bool(false),
             Func::HasPrivilege => V::Bool(true),
             Func::ArrayToString => match &args[0] {

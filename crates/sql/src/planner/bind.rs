@@ -686,6 +686,17 @@ impl Planner<'_> {
                     ty: DataType::Oid,
                 });
             }
+            // oid::regclass prints as the relation's name.
+            if matches!(
+                inner.data_type(),
+                DataType::Oid | DataType::Int4 | DataType::Int8
+            ) {
+                return Ok(Expr::Func {
+                    func: Func::RegclassName,
+                    args: vec![inner],
+                    ty: DataType::Name,
+                });
+            }
         }
         let is_regnamespace = matches!(data_type, ast::DataType::Custom(n, _) if n.to_string().to_lowercase().ends_with("regnamespace"));
         if is_regnamespace {

@@ -811,6 +811,46 @@ impl Planner<'_> {
             }]);
             return Ok((Plan::Unnest { array }, scope));
         }
+        if name == "pg_partition_ancestors" {
+            // duet has no partitions: a table is its only ancestor (depth
+            // 1, for WITH ORDINALITY's second column).
+            let [relid] = <[Expr; 1]>::try_from(bound).map_err(|_| {
+                SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    "function pg_partition_ancestors needs one argument",
+                )
+            })?;
+            let names: Vec<String> = alias
+                .map(|a| a.columns.iter().map(|c| ident_name(&c.name)).collect())
+                .unwrap_or_default();
+            let mut row = vec![relid];
+            let mut columns = vec![(names.first().cloned().unwrap_or(col_name), DataType::Oid)];
+            if names.len() > 1 {
+                row.push(Expr::Literal(crate::value::Value::Int(1), DataType::Int8));
+                columns.push((names[1].clone(), DataType::Int8));
+            }
+            let scope = Scope::new(
+                columns
+                    .into_iter()
+                    .map(|(name, ty)| ScopeColumn {
+                        qualifier: Some(qualifier.clone()),
+                        name,
+                        ty,
+                        table_oid: 0,
+                        attnum: 0,
+                        hidden: false,
+                    })
+                    .collect(),
+            );
+            let width = row.len();
+            return Ok((
+                Plan::Values {
+                    rows: vec![row],
+                    width,
+                },
+                scope,
+            ));
+        }
         if name != "generate_series" {
             return Err(SqlError::new(
                 SqlState::UNDEFINED_FUNCTION,

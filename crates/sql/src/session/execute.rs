@@ -131,31 +131,7 @@ impl SessionInfo for SessionState {
     }
     fn describe_object(&self, kind: &str, oid: u32) -> SqlResult<Option<String>> {
         let txn = self.db.begin(Isolation::ReadCommitted);
-        for rel in Catalog::new(&txn).relations()? {
-            let crate::catalog::Relation::Table(t) = rel else {
-                continue;
-            };
-            for ix in t.all_indexes() {
-                let cols = ix
-                    .columns
-                    .iter()
-                    .map(|&c| t.columns[c].name.clone())
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if kind == "index" && ix.oid == oid {
-                    let unique = if ix.unique { "UNIQUE " } else { "" };
-                    return Ok(Some(format!(
-                        "CREATE {unique}INDEX {} ON {}.{} USING btree ({cols})",
-                        ix.name, t.schema, t.name
-                    )));
-                }
-                if kind == "constraint" && ix.oid + 1_000_000 == oid {
-                    let what = if ix.primary { "PRIMARY KEY" } else { "UNIQUE" };
-                    return Ok(Some(format!("{what} ({cols})")));
-                }
-            }
-        }
-        Ok(None)
+        super::describe::describe(&txn, kind, oid)
     }
     fn role_name(&self, oid: u32) -> Option<String> {
         let txn = self.db.begin(Isolation::ReadCommitted);

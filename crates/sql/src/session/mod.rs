@@ -6,6 +6,7 @@ mod constraint_ddl;
 mod copy;
 mod database;
 mod ddl;
+mod describe;
 mod execute;
 mod replication;
 mod roles;

@@ -181,6 +181,8 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("conindid", T::Oid),
             ("confrelid", T::Oid),
             ("conkey", T::Array(Box::new(T::Int2))),
+            ("confkey", T::Array(Box::new(T::Int2))),
+            ("conparentid", T::Oid),
         ],
         "pg_description" => vec![
             ("objoid", T::Oid),
@@ -231,8 +233,22 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
         "pg_trigger" => vec![
             ("oid", T::Oid),
             ("tgrelid", T::Oid),
+            ("tgparentid", T::Oid),
             ("tgname", T::Name),
+            ("tgfoid", T::Oid),
+            ("tgtype", T::Int2),
+            ("tgenabled", T::InternalChar),
             ("tgisinternal", T::Bool),
+            ("tgconstraint", T::Oid),
+        ],
+        "pg_depend" => vec![
+            ("classid", T::Oid),
+            ("objid", T::Oid),
+            ("objsubid", T::Int4),
+            ("refclassid", T::Oid),
+            ("refobjid", T::Oid),
+            ("refobjsubid", T::Int4),
+            ("deptype", T::InternalChar),
         ],
         "pg_statistic_ext" => vec![
             ("oid", T::Oid),
@@ -466,14 +482,16 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                     ),
                     _ => continue,
                 };
-                out.push(class_row(
-                    o,
-                    &relname,
-                    role_oid(&owner),
-                    kind,
-                    natts as i64,
-                    has_index,
-                ));
+                let mut row =
+                    class_row(o, &relname, role_oid(&owner), kind, natts as i64, has_index);
+                if let Relation::Table(t) = r {
+                    // relchecks, relhastriggers: psql's \d looks for
+                    // constraints only when these say there are some.
+                    row[16] = Value::Int(t.checks.len() as i64);
+                    row[18] =
+                        Value::Bool(!t.foreign_keys.is_empty() || !t.referenced_by.is_empty());
+                }
+                out.push(row);
             }
             for t in &tables {
                 for ix in t.all_indexes() {
@@ -700,6 +718,45 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                                 .map(|c| Value::Int(*c as i64 + 1))
                                 .collect(),
                         ),
+                        Value::Null,
+                        oid(0),
+                    ]);
+                }
+                for c in &t.checks {
+                    out.push(vec![
+                        oid(c.oid),
+                        text(&c.name),
+                        oid(PUBLIC_NAMESPACE_OID),
+                        text("c"),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        oid(t.oid),
+                        oid(0),
+                        oid(0),
+                        Value::Null,
+                        Value::Null,
+                        oid(0),
+                    ]);
+                }
+                for fk in &t.foreign_keys {
+                    let attnums = |cols: &[usize]| {
+                        Value::Array(cols.iter().map(|c| Value::Int(*c as i64 + 1)).collect())
+                    };
+                    out.push(vec![
+                        oid(fk.oid),
+                        text(&fk.name),
+                        oid(PUBLIC_NAMESPACE_OID),
+                        text("f"),
+                        Value::Bool(false),
+                        Value::Bool(false),
+                        Value::Bool(true),
+                        oid(t.oid),
+                        oid(0),
+                        oid(fk.parent),
+                        attnums(&fk.columns),
+                        attnums(&fk.parent_columns),
+                        oid(0),
                     ]);
                 }
             }

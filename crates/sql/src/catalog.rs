@@ -437,6 +437,11 @@ impl<T: BorrowMut<Transaction>> Catalog<T> {
         self.bump_version()
     }
 
+    pub fn delete_database(&mut self, name: &str) -> SqlResult<()> {
+        self.tm().delete(database_key(name));
+        self.bump_version()
+    }
+
     pub fn delete_role(&mut self, name: &str) -> SqlResult<()> {
         self.tm().delete(role_key(name));
         self.bump_version()

@@ -25,6 +25,17 @@ pub enum Parsed {
     Replicate(crate::replicate::ReplicateStatement),
     /// COPY ... FROM STDIN / TO STDOUT.
     Copy(Box<crate::copy::CopyStatement>),
+    /// CREATE DATABASE name [[WITH] option [=] value ...]
+    CreateDatabase {
+        name: String,
+        owner: Option<String>,
+    },
+    /// DROP DATABASE [IF EXISTS] name [[WITH] (FORCE)]
+    DropDatabase {
+        name: String,
+        if_exists: bool,
+        force: bool,
+    },
     /// VACUUM / ANALYZE: `command` is the tag, `tables` must exist.
     Maintenance {
         command: &'static str,
@@ -50,6 +61,10 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
     for text in texts {
         if let Some(grant) = parse_grant_role(&text)? {
             out.push(grant);
+            continue;
+        }
+        if let Some(d) = parse_database_statement(&text) {
+            out.push(d?);
             continue;
         }
         if let Some(m) = parse_maintenance(&text) {
@@ -200,6 +215,74 @@ fn parse_maintenance(text: &str) -> Option<SqlResult<Parsed>> {
             .map(|tables| Parsed::Maintenance { command, tables })
             .map_err(syntax_error),
     )
+}
+
+/// CREATE DATABASE and DROP DATABASE in PostgreSQL's forms (sqlparser
+/// knows neither the option list nor FORCE).
+fn parse_database_statement(text: &str) -> Option<SqlResult<Parsed>> {
+    use sqlparser::keywords::Keyword;
+    let mut words = text.split_whitespace();
+    let (first, second) = (words.next()?, words.next()?);
+    let create = first.eq_ignore_ascii_case("create");
+    if !(create || first.eq_ignore_ascii_case("drop")) || !second.eq_ignore_ascii_case("database") {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let parse = || -> Result<Parsed, sqlparser::parser::ParserError> {
+        let mut p = Parser::new(&dialect).try_with_sql(text)?;
+        p.next_token();
+        p.next_token();
+        if create {
+            let name = crate::planner::ident_name(&p.parse_identifier()?);
+            let _with = p.parse_keyword(Keyword::WITH);
+            let mut owner = None;
+            // option [=] value, any number: OWNER matters, the rest
+            // (TEMPLATE, ENCODING, LOCALE, ...) are accepted as is.
+            while let Token::Word(w) = p.peek_token().token {
+                p.next_token();
+                let option = w.value.to_lowercase();
+                if option == "connection" {
+                    p.expect_keyword(Keyword::LIMIT)?;
+                }
+                let _eq = p.consume_token(&Token::Eq);
+                let token = p.next_token();
+                let value = match token.token {
+                    Token::Word(v) if v.quote_style.is_some() => v.value,
+                    Token::Word(v) => v.value.to_lowercase(),
+                    Token::SingleQuotedString(v) => v,
+                    Token::Number(v, _) => v,
+                    Token::Minus => match p.next_token().token {
+                        Token::Number(v, _) => format!("-{v}"),
+                        _ => return p.expected("a value", token),
+                    },
+                    _ => return p.expected("a value", token),
+                };
+                if option == "owner" {
+                    owner = Some(value);
+                }
+            }
+            p.expect_token(&Token::EOF)?;
+            return Ok(Parsed::CreateDatabase { name, owner });
+        }
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let name = crate::planner::ident_name(&p.parse_identifier()?);
+        let _with = p.parse_keyword(Keyword::WITH);
+        let mut force = false;
+        if p.consume_token(&Token::LParen) {
+            force = p.parse_keyword(Keyword::FORCE);
+            if !force {
+                return p.expected("FORCE", p.peek_token());
+            }
+            p.expect_token(&Token::RParen)?;
+        }
+        p.expect_token(&Token::EOF)?;
+        Ok(Parsed::DropDatabase {
+            name,
+            if_exists,
+            force,
+        })
+    };
+    Some(parse().map_err(syntax_error))
 }
 
 /// Recognizes role-membership GRANT/REVOKE (no ON clause).

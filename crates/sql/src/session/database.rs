@@ -39,6 +39,23 @@ pub struct Database {
     pub(crate) session_defaults: Vec<(String, String)>,
     tables: RwLock<TableCache>,
     sequences: Mutex<HashMap<u32, SequenceState>>,
+    /// Open sessions per database OID (DROP DATABASE refuses while any).
+    sessions_per_database: Arc<Mutex<HashMap<u32, usize>>>,
+}
+
+/// A session's claim on its database; released when the session ends.
+pub(crate) struct DatabaseUse {
+    oid: u32,
+    counts: Arc<Mutex<HashMap<u32, usize>>>,
+}
+
+impl Drop for DatabaseUse {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.oid) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 impl Database {
@@ -57,6 +74,7 @@ impl Database {
             session_defaults: options.session_defaults.clone(),
             tables: RwLock::default(),
             sequences: Mutex::default(),
+            sessions_per_database: Arc::default(),
         });
         db.bootstrap(&options)?;
         Ok(db)
@@ -174,6 +192,30 @@ impl Database {
             )
         })?;
         Session::new(self.clone(), ctx, db)
+    }
+
+    /// Registers a session on database `oid`.
+    pub(crate) fn use_database(&self, oid: u32) -> DatabaseUse {
+        *self
+            .sessions_per_database
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(oid)
+            .or_default() += 1;
+        DatabaseUse {
+            oid,
+            counts: self.sessions_per_database.clone(),
+        }
+    }
+
+    /// Sessions open on database `oid`.
+    pub(crate) fn sessions_on(&self, oid: u32) -> usize {
+        self.sessions_per_database
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&oid)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A table through the cache, valid for the catalog version `txn` sees.

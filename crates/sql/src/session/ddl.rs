@@ -730,7 +730,7 @@ fn drop_objects(
     Ok(tag(&format!("DROP {kind}")))
 }
 
-fn drop_table(
+pub(super) fn drop_table(
     txn: &mut Transaction,
     t: &TableDef,
     state: &super::execute::SessionState,

@@ -62,6 +62,8 @@ pub(crate) struct SessionState {
     /// (snapshot sequence, catalog version) of the last statement: the
     /// version cannot change while the sequence number stays the same.
     last_catalog_version: (u64, u64),
+    /// Counts this session on its database until it ends.
+    _database_use: super::database::DatabaseUse,
 }
 
 impl SessionInfo for SessionState {
@@ -252,7 +254,9 @@ impl Session {
             // unknown options only for custom (dotted) names; be lenient.
             let _ = settings.set(k, v);
         }
+        let database_use = db.use_database(database.oid);
         let mut state = SessionState {
+            _database_use: database_use,
             db,
             user: ctx.user,
             database,
@@ -456,7 +460,9 @@ impl Session {
                 | Parsed::GrantRole { .. }
                 | Parsed::Replicate(_)
                 | Parsed::Copy(_)
-                | Parsed::Maintenance { .. } => None,
+                | Parsed::Maintenance { .. }
+                | Parsed::CreateDatabase { .. }
+                | Parsed::DropDatabase { .. } => None,
             };
             Ok(Describe {
                 params: planner.param_types(),
@@ -555,6 +561,14 @@ impl Session {
             Parsed::Replicate(statement) => return self.replicate(statement.clone()).await,
             Parsed::Copy(copy) => return self.copy(copy).await,
             Parsed::Maintenance { command, tables } => return self.maintenance(command, tables),
+            Parsed::CreateDatabase { name, owner } => {
+                return self.create_database(name, owner.as_deref())
+            }
+            Parsed::DropDatabase {
+                name,
+                if_exists,
+                force,
+            } => return self.drop_database(name, *if_exists, *force),
             Parsed::Sql(ast) => &**ast,
         };
         match ast {

@@ -5,6 +5,7 @@ mod alter;
 mod constraint_ddl;
 mod copy;
 mod database;
+mod database_ddl;
 mod ddl;
 mod describe;
 mod execute;

@@ -32,6 +32,7 @@ impl SqlState {
     pub const INVALID_SCHEMA_NAME: SqlState = SqlState("3F000");
     pub const DEPENDENT_OBJECTS_STILL_EXIST: SqlState = SqlState("2BP01");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
+    pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const FOREIGN_KEY_VIOLATION: SqlState = SqlState("23503");
     pub const CHECK_VIOLATION: SqlState = SqlState("23514");

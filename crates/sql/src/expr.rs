@@ -32,6 +32,20 @@ pub enum BinOp {
         case_insensitive: bool,
         negated: bool,
     },
+    /// json `->` (as_text false) and `->>`: an element or field.
+    JsonGet {
+        as_text: bool,
+    },
+    /// json `#>` and `#>>`: the value at a path (a text array).
+    JsonPath {
+        as_text: bool,
+    },
+    /// jsonb `@>`
+    JsonContains,
+    /// jsonb `<@`
+    JsonContainedIn,
+    /// jsonb `?`
+    JsonHasKey,
 }
 
 impl BinOp {
@@ -59,6 +73,13 @@ impl BinOp {
             BinOp::Or => "OR",
             BinOp::Concat => "||",
             BinOp::RegexMatch { .. } => "~",
+            BinOp::JsonGet { as_text: false } => "->",
+            BinOp::JsonGet { as_text: true } => "->>",
+            BinOp::JsonPath { as_text: false } => "#>",
+            BinOp::JsonPath { as_text: true } => "#>>",
+            BinOp::JsonContains => "@>",
+            BinOp::JsonContainedIn => "<@",
+            BinOp::JsonHasKey => "?",
         }
     }
 
@@ -275,6 +296,9 @@ impl Expr {
             Value::Date(_) => DataType::Date,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Uuid(_) => DataType::Uuid,
+            Value::Json(_) => DataType::Jsonb,
+            Value::Interval(_) => DataType::Interval,
             Value::Array(_) => DataType::Array(Box::new(DataType::Text)),
         };
         Expr::Literal(v, ty)

@@ -10,8 +10,12 @@ use crate::expr::EvalEnv;
 use crate::types::DataType;
 use crate::value::{decimal_to_f64, Value};
 
+mod document;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
+    /// uuid, json and interval functions (see `document`).
+    Doc(document::DocFunc),
     Now,
     LocalTimestamp,
     ClockTimestamp,
@@ -91,12 +95,15 @@ impl Func {
         matches!(
             self,
             Func::NextVal | Func::SetVal | Func::Random | Func::ClockTimestamp | Func::PgSleep
-        )
+        ) || matches!(self, Func::Doc(d) if d.is_volatile())
     }
 
     /// Resolves a function by name and argument types; returns the result type.
     pub fn resolve(name: &str, args: &[DataType]) -> SqlResult<(Func, DataType)> {
         use DataType as T;
+        if let Some((f, ty)) = document::resolve(name, args) {
+            return Ok((Func::Doc(f), ty));
+        }
         let n = args.len();
         let first = args.first().cloned().unwrap_or(T::Unknown);
         let numeric_result = |t: &DataType| match t {
@@ -255,10 +262,11 @@ impl Func {
                 | Func::NullIf
                 | Func::CurrentSetting
                 | Func::ObjDescription
-        );
+        ) && !matches!(self, Func::Doc(d) if !d.is_strict());
         if strict && args.iter().any(Value::is_null) {
             return Ok(V::Null);
         }
+
         let text = |i: usize| -> String {
             match args.get(i) {
                 Some(V::Text(s)) => s.clone(),
@@ -281,6 +289,7 @@ impl Func {
             }
         };
         Ok(match self {
+            Func::Doc(d) => return d.eval(&args, &[], env.tz),
             Func::Now => V::TimestampTz(env.txn_time),
             Func::ClockTimestamp => V::TimestampTz(chrono::Utc::now()),
             Func::LocalTimestamp => cast(

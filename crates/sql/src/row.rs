@@ -29,6 +29,9 @@ mod vtag {
     pub const TIMESTAMP: u8 = 9;
     pub const TIMESTAMPTZ: u8 = 10;
     pub const ARRAY: u8 = 11;
+    pub const UUID: u8 = 12;
+    pub const JSON: u8 = 13;
+    pub const INTERVAL: u8 = 14;
 }
 
 pub fn encode_row(row: &[Value]) -> Vec<u8> {
@@ -93,6 +96,21 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
             for item in items {
                 encode_value(out, item);
             }
+        }
+        Value::Uuid(u) => {
+            out.push(vtag::UUID);
+            out.extend_from_slice(&u.to_be_bytes());
+        }
+        Value::Json(j) => {
+            out.push(vtag::JSON);
+            put_len(out, j.len());
+            out.extend_from_slice(j.as_bytes());
+        }
+        Value::Interval(i) => {
+            out.push(vtag::INTERVAL);
+            out.extend_from_slice(&i.months.to_be_bytes());
+            out.extend_from_slice(&i.days.to_be_bytes());
+            out.extend_from_slice(&i.micros.to_be_bytes());
         }
     }
 }
@@ -170,6 +188,22 @@ fn decode_value(r: &mut Reader) -> SqlResult<Value> {
         vtag::TIMESTAMPTZ => {
             Value::TimestampTz(DateTime::from_timestamp_micros(r.i64()?).ok_or_else(corrupt)?)
         }
+        vtag::UUID => Value::Uuid(u128::from_be_bytes(
+            r.take(16)?.try_into().map_err(|_| corrupt())?,
+        )),
+        vtag::JSON => {
+            let n = r.len()?;
+            Value::Json(String::from_utf8(r.take(n)?.to_vec()).map_err(|_| corrupt())?)
+        }
+        vtag::INTERVAL => {
+            let months = i32::from_be_bytes(r.take(4)?.try_into().map_err(|_| corrupt())?);
+            let days = i32::from_be_bytes(r.take(4)?.try_into().map_err(|_| corrupt())?);
+            Value::Interval(crate::value::Interval {
+                months,
+                days,
+                micros: r.i64()?,
+            })
+        }
         vtag::ARRAY => {
             let n = r.len()?;
             let mut items = Vec::with_capacity(n.min(1024));
@@ -197,6 +231,17 @@ pub fn encode_key_value(out: &mut Vec<u8>, v: &Value) {
         Value::Date(d) => keycode::put_i64(out, micros_of_date(d)),
         Value::Timestamp(t) => keycode::put_i64(out, micros_of(t)),
         Value::TimestampTz(t) => keycode::put_i64(out, t.timestamp_micros()),
+        Value::Uuid(u) => out.extend_from_slice(&u.to_be_bytes()),
+        Value::Json(j) => keycode::put_bytes(out, j.as_bytes()),
+        Value::Interval(i) => {
+            // Order by the comparable span, then the exact fields so equal
+            // spans of different spelling stay distinct keys.
+            let key = i.sort_key();
+            keycode::put_i64(out, (key >> 64) as i64);
+            keycode::put_u64(out, key as u64);
+            keycode::put_i64(out, i.months as i64);
+            keycode::put_i64(out, i.days as i64);
+        }
         Value::Array(items) => {
             for item in items {
                 encode_key_value(out, item);

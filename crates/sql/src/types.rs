@@ -29,6 +29,12 @@ pub enum DataType {
     Oid,
     /// PostgreSQL's one-byte `"char"` (catalog flags such as relkind).
     InternalChar,
+    Uuid,
+    /// json: the text as given.
+    Json,
+    /// jsonb: normalized text.
+    Jsonb,
+    Interval,
     /// One-dimensional array of an element type.
     Array(Box<DataType>),
     /// A literal or parameter whose type is not yet known.
@@ -57,6 +63,10 @@ impl DataType {
             DataType::Timestamp => 1114,
             DataType::TimestampTz => 1184,
             DataType::Numeric(_) => 1700,
+            DataType::Uuid => 2950,
+            DataType::Json => 114,
+            DataType::Jsonb => 3802,
+            DataType::Interval => 1186,
             DataType::Array(elem) => match **elem {
                 DataType::Bool => 1000,
                 DataType::Bytea => 1001,
@@ -75,6 +85,10 @@ impl DataType {
                 DataType::Date => 1182,
                 DataType::TimestampTz => 1185,
                 DataType::Numeric(_) => 1231,
+                DataType::Uuid => 2951,
+                DataType::Json => 199,
+                DataType::Jsonb => 3807,
+                DataType::Interval => 1187,
                 _ => 1009,
             },
         }
@@ -101,6 +115,10 @@ impl DataType {
             1114 => DataType::Timestamp,
             1184 => DataType::TimestampTz,
             1700 => DataType::Numeric(None),
+            2950 => DataType::Uuid,
+            114 => DataType::Json,
+            3802 => DataType::Jsonb,
+            1186 => DataType::Interval,
             1000 => DataType::Array(Box::new(DataType::Bool)),
             1005 => DataType::Array(Box::new(DataType::Int2)),
             1007 => DataType::Array(Box::new(DataType::Int4)),
@@ -118,6 +136,7 @@ impl DataType {
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 | DataType::Date | DataType::Oid => 4,
             DataType::Int8 | DataType::Float8 | DataType::Timestamp | DataType::TimestampTz => 8,
+            DataType::Uuid | DataType::Interval => 16,
             DataType::Name => 64,
             DataType::Unknown => -2,
             _ => -1,
@@ -156,6 +175,10 @@ impl DataType {
             DataType::Name => "name".into(),
             DataType::Oid => "oid".into(),
             DataType::InternalChar => "\"char\"".into(),
+            DataType::Uuid => "uuid".into(),
+            DataType::Json => "json".into(),
+            DataType::Jsonb => "jsonb".into(),
+            DataType::Interval => "interval".into(),
             DataType::Array(elem) => format!("{}[]", elem.sql_name()),
             DataType::Unknown => "unknown".into(),
         }
@@ -211,6 +234,7 @@ impl DataType {
             DataType::Int2 | DataType::Int4 | DataType::Int8 | DataType::Oid => 'N',
             DataType::Float4 | DataType::Float8 | DataType::Numeric(_) => 'N',
             DataType::Date | DataType::Timestamp | DataType::TimestampTz => 'D',
+            DataType::Interval => 'T',
             DataType::Array(_) => 'A',
             DataType::Unknown => 'X',
             DataType::Bytea => 'U',

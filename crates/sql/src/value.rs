@@ -25,8 +25,14 @@ pub enum Value {
     Date(NaiveDate),
     Timestamp(NaiveDateTime),
     TimestampTz(DateTime<Utc>),
+    Uuid(u128),
+    /// json or jsonb text (jsonb normalized; see `value::json`).
+    Json(String),
+    Interval(Interval),
     Array(Vec<Value>),
 }
+
+pub use interval::Interval;
 
 /// PostgreSQL's epoch for dates and timestamps on the wire: 2000-01-01.
 fn pg_epoch_date() -> NaiveDate {
@@ -77,6 +83,9 @@ impl Value {
             (TimestampTz(a), Timestamp(b)) => a.cmp(&b.and_utc()),
             (Date(a), TimestampTz(b)) => date_start(a).and_utc().cmp(b),
             (TimestampTz(a), Date(b)) => a.cmp(&date_start(b).and_utc()),
+            (Uuid(a), Uuid(b)) => a.cmp(b),
+            (Json(a), Json(b)) => a.cmp(b),
+            (Interval(a), Interval(b)) => a.sort_key().cmp(&b.sort_key()),
             (Array(a), Array(b)) => {
                 for (x, y) in a.iter().zip(b.iter()) {
                     let o = x.total_cmp(y);
@@ -99,6 +108,9 @@ impl Value {
             Value::Bytea(_) => 3,
             Value::Date(_) | Value::Timestamp(_) | Value::TimestampTz(_) => 4,
             Value::Array(_) => 5,
+            Value::Uuid(_) => 7,
+            Value::Json(_) => 8,
+            Value::Interval(_) => 9,
             Value::Null => 6,
         }
     }
@@ -183,6 +195,20 @@ impl Value {
                     item.group_key(out);
                 }
             }
+            Value::Uuid(u) => {
+                out.push(8);
+                out.extend_from_slice(&u.to_be_bytes())
+            }
+            Value::Json(j) => {
+                out.push(9);
+                out.extend_from_slice(&(j.len() as u32).to_be_bytes());
+                out.extend_from_slice(j.as_bytes())
+            }
+            // Intervals that compare equal ('1 day' = '24 hours') group together.
+            Value::Interval(i) => {
+                out.push(10);
+                out.extend_from_slice(&i.sort_key().to_be_bytes())
+            }
         }
     }
 
@@ -211,6 +237,9 @@ impl Value {
             Value::Date(d) => format_date(d),
             Value::Timestamp(t) => format_timestamp(t),
             Value::TimestampTz(t) => tz.format(t),
+            Value::Uuid(u) => format_uuid(*u),
+            Value::Json(j) => j.clone(),
+            Value::Interval(i) => i.format(),
             Value::Array(items) => {
                 let elem_ty = match ty {
                     DataType::Array(e) => (**e).clone(),
@@ -283,6 +312,10 @@ impl Value {
                 };
                 Value::TimestampTz(utc.and_utc())
             }
+            DataType::Uuid => Value::Uuid(parse_uuid(s)?),
+            DataType::Json => Value::Json(json::json_in(s)?),
+            DataType::Jsonb => Value::Json(json::jsonb_in(s)?),
+            DataType::Interval => Value::Interval(Interval::parse(s)?),
             DataType::Array(elem) => parse_array(s, elem, tz)?,
         })
     }
@@ -308,6 +341,21 @@ impl Value {
             (Value::Text(s), DataType::InternalChar) => s.bytes().take(1).collect(),
             (Value::Text(s), _) => s.as_bytes().to_vec(),
             (Value::Bytea(b), _) => b.clone(),
+            (Value::Uuid(u), _) => u.to_be_bytes().to_vec(),
+            (Value::Json(j), DataType::Jsonb) => {
+                let mut out = Vec::with_capacity(j.len() + 1);
+                out.push(1); // jsonb binary format version
+                out.extend_from_slice(j.as_bytes());
+                out
+            }
+            (Value::Json(j), _) => j.as_bytes().to_vec(),
+            (Value::Interval(i), _) => {
+                let mut out = Vec::with_capacity(16);
+                out.extend_from_slice(&i.micros.to_be_bytes());
+                out.extend_from_slice(&i.days.to_be_bytes());
+                out.extend_from_slice(&i.months.to_be_bytes());
+                out
+            }
             (Value::Date(d), _) => ((*d - pg_epoch_date()).num_days() as i32)
                 .to_be_bytes()
                 .to_vec(),
@@ -402,6 +450,29 @@ impl Value {
                     Value::TimestampTz(t.and_utc())
                 }
             }
+            DataType::Uuid => Value::Uuid(u128::from_be_bytes(
+                fixed(16)?.try_into().map_err(|_| bad())?,
+            )),
+            DataType::Json => {
+                Value::Json(json::json_in(std::str::from_utf8(b).map_err(|_| bad())?)?)
+            }
+            DataType::Jsonb => match b.split_first() {
+                Some((1, text)) => Value::Json(json::jsonb_in(
+                    std::str::from_utf8(text).map_err(|_| bad())?,
+                )?),
+                _ => return Err(bad()),
+            },
+            DataType::Interval => {
+                let b = fixed(16)?;
+                let four = |at: usize| -> SqlResult<[u8; 4]> {
+                    b[at..at + 4].try_into().map_err(|_| bad())
+                };
+                Value::Interval(Interval {
+                    micros: i64::from_be_bytes(b[0..8].try_into().map_err(|_| bad())?),
+                    days: i32::from_be_bytes(four(8)?),
+                    months: i32::from_be_bytes(four(12)?),
+                })
+            }
             DataType::Array(_) => {
                 return Err(SqlError::unsupported(
                     "binary array parameters are not supported",
@@ -435,9 +506,44 @@ fn micros_since_pg_epoch(t: &NaiveDateTime) -> i64 {
     (*t - pg_epoch()).num_microseconds().unwrap_or(i64::MAX)
 }
 
+mod interval;
+pub(crate) mod json;
 mod numeric;
 pub(crate) mod text;
 mod timezone;
+
+/// "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+fn format_uuid(u: u128) -> String {
+    let h = format!("{u:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// uuid input: 32 hex digits, hyphens anywhere between groups of four,
+/// optionally in braces, as PostgreSQL accepts.
+fn parse_uuid(s: &str) -> SqlResult<u128> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(t);
+    let hex: String = t.chars().filter(|&c| c != '-').collect();
+    let well_formed = hex.len() == 32
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+        && !t.starts_with('-')
+        && !t.ends_with('-')
+        && !t.contains("--");
+    if !well_formed {
+        return Err(SqlError::invalid_text("uuid", s));
+    }
+    u128::from_str_radix(&hex, 16).map_err(|_| SqlError::invalid_text("uuid", s))
+}
 
 use numeric::{numeric_from_binary, numeric_to_binary};
 pub use text::{format_date, format_float, format_timestamp, parse_bool, parse_date};

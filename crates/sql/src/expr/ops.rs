@@ -22,6 +22,9 @@ pub fn type_of_value(v: &Value) -> &'static str {
         Value::Date(_) => "date",
         Value::Timestamp(_) => "timestamp without time zone",
         Value::TimestampTz(_) => "timestamp with time zone",
+        Value::Uuid(_) => "uuid",
+        Value::Json(_) => "jsonb",
+        Value::Interval(_) => "interval",
         Value::Array(_) => "array",
     }
 }
@@ -39,6 +42,9 @@ pub fn compare(l: &Value, r: &Value, tz: &TimeZone) -> SqlResult<Ordering> {
             Value::Timestamp(_) => DataType::Timestamp,
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Bytea(_) => DataType::Bytea,
+            Value::Uuid(_) => DataType::Uuid,
+            Value::Interval(_) => DataType::Interval,
+            Value::Json(_) => DataType::Jsonb,
             _ => DataType::Text,
         };
         Value::from_text(&ty, text, tz)
@@ -52,6 +58,134 @@ pub fn compare(l: &Value, r: &Value, tz: &TimeZone) -> SqlResult<Ordering> {
         }
         _ => Ok(l.total_cmp(r)),
     }
+}
+
+/// The json operators (operands already checked non-null).
+fn json_op(op: BinOp, l: &Value, r: &Value, ty: &DataType) -> SqlResult<Option<Value>> {
+    use crate::value::json::{self, Step};
+    let doc = || match l {
+        Value::Json(j) | Value::Text(j) => Ok(j.as_str()),
+        other => Err(SqlError::internal(format!("json operator on {other:?}"))),
+    };
+    let text_of = |v: &Value| match v {
+        Value::Json(j) | Value::Text(j) => Ok(j.clone()),
+        other => Err(SqlError::internal(format!("json operator on {other:?}"))),
+    };
+    let wrap = |found: Option<String>, as_text: bool| match found {
+        None => Value::Null,
+        Some(s) if as_text => Value::Text(s),
+        Some(s) => Value::Json(s),
+    };
+    Ok(Some(match op {
+        BinOp::JsonGet { as_text } => {
+            let step = match r {
+                Value::Int(i) => Step::Index(*i),
+                Value::Text(k) => Step::Key(k),
+                other => return Err(SqlError::internal(format!("json key {other:?}"))),
+            };
+            let jsonb = *ty == DataType::Jsonb || as_text;
+            wrap(json::get(doc()?, &[step], as_text, jsonb)?, as_text)
+        }
+        BinOp::JsonPath { as_text } => {
+            let Value::Array(items) = r else {
+                return Err(SqlError::internal("json path is not an array"));
+            };
+            let keys: Vec<String> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_default())
+                .collect();
+            let path: Vec<Step> = keys
+                .iter()
+                .map(|k| match k.parse::<i64>() {
+                    Ok(i) => Step::Index(i),
+                    Err(_) => Step::Key(k),
+                })
+                .collect();
+            // A path step that is a number also names an object key.
+            let found = json::get(doc()?, &path, as_text, true)?.or(json::get(
+                doc()?,
+                &keys.iter().map(|k| Step::Key(k)).collect::<Vec<_>>(),
+                as_text,
+                true,
+            )?);
+            wrap(found, as_text)
+        }
+        BinOp::JsonContains => Value::Bool(json::contains(doc()?, &text_of(r)?)?),
+        BinOp::JsonContainedIn => Value::Bool(json::contains(&text_of(r)?, doc()?)?),
+        BinOp::JsonHasKey => Value::Bool(json::has_key(doc()?, &text_of(r)?)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// Arithmetic with intervals: timestamp ± interval, interval ± interval,
+/// interval × number, timestamp - timestamp.
+fn interval_op(
+    op: BinOp,
+    l: &Value,
+    r: &Value,
+    ty: &DataType,
+    tz: &TimeZone,
+) -> SqlResult<Option<Value>> {
+    use crate::value::Interval;
+    let as_timestamp = |v: &Value| -> Option<chrono::NaiveDateTime> {
+        match v {
+            Value::Date(d) => Some(d.and_time(chrono::NaiveTime::MIN)),
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }
+    };
+    // timestamptz arithmetic happens in the session's time zone, so that
+    // adding a day across a DST change keeps the wall-clock time.
+    let local = |t: &chrono::DateTime<chrono::Utc>| {
+        t.naive_utc() + chrono::Duration::seconds(tz.offset_secs as i64)
+    };
+    let to_utc = |t: chrono::NaiveDateTime| tz.to_utc(&t).and_utc();
+    let factor = |v: &Value| match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Numeric(d) => Some(decimal_to_f64(d)),
+        _ => None,
+    };
+    Ok(Some(match (l, r, op) {
+        (Value::Interval(a), Value::Interval(b), BinOp::Add) => Value::Interval(a.add(b)?),
+        (Value::Interval(a), Value::Interval(b), BinOp::Sub) => {
+            Value::Interval(a.add(&b.negate()?)?)
+        }
+        (Value::TimestampTz(t), Value::Interval(i), BinOp::Add)
+        | (Value::Interval(i), Value::TimestampTz(t), BinOp::Add) => {
+            Value::TimestampTz(to_utc(i.add_to(&local(t))?))
+        }
+        (Value::TimestampTz(t), Value::Interval(i), BinOp::Sub) => {
+            Value::TimestampTz(to_utc(i.negate()?.add_to(&local(t))?))
+        }
+        (Value::TimestampTz(a), Value::TimestampTz(b), BinOp::Sub) => {
+            Value::Interval(Interval::between(&a.naive_utc(), &b.naive_utc()))
+        }
+        (Value::Interval(i), t, BinOp::Add) | (t, Value::Interval(i), BinOp::Add)
+            if as_timestamp(t).is_some() =>
+        {
+            Value::Timestamp(i.add_to(&as_timestamp(t).unwrap_or_default())?)
+        }
+        (t, Value::Interval(i), BinOp::Sub) if as_timestamp(t).is_some() => {
+            Value::Timestamp(i.negate()?.add_to(&as_timestamp(t).unwrap_or_default())?)
+        }
+        (Value::Timestamp(a), Value::Timestamp(b), BinOp::Sub) if *ty == DataType::Interval => {
+            Value::Interval(Interval::between(a, b))
+        }
+        (Value::Interval(i), n, BinOp::Mul) | (n, Value::Interval(i), BinOp::Mul)
+            if factor(n).is_some() =>
+        {
+            Value::Interval(i.scale(factor(n).unwrap_or(1.0))?)
+        }
+        (Value::Interval(i), n, BinOp::Div) if factor(n).is_some() => {
+            let f = factor(n).unwrap_or(1.0);
+            if f == 0.0 {
+                return Err(SqlError::division_by_zero());
+            }
+            Value::Interval(i.scale(1.0 / f)?)
+        }
+        _ => return Ok(None),
+    }))
 }
 
 fn int_range(ty: &DataType) -> (i64, i64, &'static str) {
@@ -118,6 +252,12 @@ pub(super) fn binary_op(
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }
+    if let Some(v) = json_op(op, &l, &r, ty)? {
+        return Ok(v);
+    }
+    if let Some(v) = interval_op(op, &l, &r, ty, env.tz)? {
+        return Ok(v);
+    }
     if op.is_comparison() {
         let o = compare(&l, &r, env.tz)?;
         return Ok(Value::Bool(match op {
@@ -132,7 +272,14 @@ pub(super) fn binary_op(
     match op {
         BinOp::Concat => {
             let tz = env.tz;
-            let s = |v: &Value, t: &DataType| v.to_text(t, tz).unwrap_or_default();
+            // char(n) loses its padding on the way to text, as in PostgreSQL.
+            let s = |v: &Value, t: &DataType| match t {
+                DataType::Char(_) => v
+                    .to_text(t, tz)
+                    .map(|x| x.trim_end_matches(' ').to_string())
+                    .unwrap_or_default(),
+                _ => v.to_text(t, tz).unwrap_or_default(),
+            };
             return Ok(Value::Text(s(&l, lt) + &s(&r, rt)));
         }
         BinOp::RegexMatch {

@@ -376,12 +376,88 @@ impl Planner<'_> {
                     ty: DataType::Bool,
                 }
             }
+            A::Interval(iv) => self.bind_interval(iv, scope)?,
             other => {
                 return Err(SqlError::unsupported(format!(
                     "expression not supported: {other}"
                 )))
             }
         })
+    }
+
+    /// `INTERVAL '1 day'`, `INTERVAL '3' HOUR`.
+    fn bind_interval(&mut self, iv: &ast::Interval, scope: &Scope) -> SqlResult<Expr> {
+        let value = self.bind_expr(&iv.value, scope)?;
+        let Expr::Literal(Value::Text(text), _) = &value else {
+            return Err(SqlError::unsupported("INTERVAL needs a string literal"));
+        };
+        let text = match &iv.leading_field {
+            Some(field) if iv.last_field.is_none() && !text.contains(char::is_alphabetic) => {
+                format!("{text} {field}")
+            }
+            _ => text.clone(),
+        };
+        Ok(Expr::Literal(
+            Value::from_text(&DataType::Interval, &text, &self.tz)?,
+            DataType::Interval,
+        ))
+    }
+
+    /// The json operators: their operand and result types.
+    fn bind_json_op(&mut self, op: BinOp, l: Expr, r: Expr) -> SqlResult<Option<Expr>> {
+        let result = match op {
+            BinOp::JsonGet { as_text } | BinOp::JsonPath { as_text } => {
+                let lt = l.data_type();
+                let doc_type = match lt {
+                    DataType::Json => DataType::Json,
+                    _ => DataType::Jsonb,
+                };
+                let l = self.coerce(l, &doc_type)?;
+                let r = match (op, r.data_type()) {
+                    (BinOp::JsonPath { .. }, _) => {
+                        self.coerce(r, &DataType::Array(Box::new(DataType::Text)))?
+                    }
+                    (_, t) if t.is_integer() => r,
+                    _ => self.coerce(r, &DataType::Text)?,
+                };
+                let ty = if as_text { DataType::Text } else { doc_type };
+                (l, r, ty)
+            }
+            BinOp::JsonContains | BinOp::JsonContainedIn => (
+                self.coerce(l, &DataType::Jsonb)?,
+                self.coerce(r, &DataType::Jsonb)?,
+                DataType::Bool,
+            ),
+            BinOp::JsonHasKey => (
+                self.coerce(l, &DataType::Jsonb)?,
+                self.coerce(r, &DataType::Text)?,
+                DataType::Bool,
+            ),
+            _ => return Ok(None),
+        };
+        let (l, r, ty) = result;
+        let lt = l.data_type();
+        if matches!(
+            op,
+            BinOp::JsonContains | BinOp::JsonContainedIn | BinOp::JsonHasKey
+        ) && lt != DataType::Jsonb
+        {
+            return Err(SqlError::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "operator does not exist: {} {} {}",
+                    lt.sql_name(),
+                    op.symbol(),
+                    r.data_type().sql_name()
+                ),
+            ));
+        }
+        Ok(Some(Expr::Binary {
+            op,
+            left: Box::new(l),
+            right: Box::new(r),
+            ty,
+        }))
     }
 
     /// Binds an expression and coerces it to `ty`.
@@ -584,6 +660,13 @@ impl Planner<'_> {
                 case_insensitive: true,
                 negated: true,
             },
+            B::Arrow => BinOp::JsonGet { as_text: false },
+            B::LongArrow => BinOp::JsonGet { as_text: true },
+            B::HashArrow => BinOp::JsonPath { as_text: false },
+            B::HashLongArrow => BinOp::JsonPath { as_text: true },
+            B::AtArrow => BinOp::JsonContains,
+            B::ArrowAt => BinOp::JsonContainedIn,
+            B::Question => BinOp::JsonHasKey,
             B::PGCustomBinaryOperator(parts) => match parts.last().map(String::as_str) {
                 Some("~") => BinOp::RegexMatch {
                     case_insensitive: false,
@@ -612,6 +695,9 @@ impl Planner<'_> {
             }
         };
         let (lt, rt) = (l.data_type(), r.data_type());
+        if let Some(bound) = self.bind_json_op(op, l.clone(), r.clone())? {
+            return Ok(bound);
+        }
         let (l, r) = match op {
             BinOp::And | BinOp::Or => (
                 self.coerce(l, &DataType::Bool)?,
@@ -963,6 +1049,20 @@ fn arith_type(op: BinOp, l: &DataType, r: &DataType) -> SqlResult<DataType> {
             return Ok(T::Date)
         }
         (T::Date, T::Date, BinOp::Sub) => return Ok(T::Int4),
+        // Interval arithmetic.
+        (T::Date | T::Timestamp, T::Interval, BinOp::Add | BinOp::Sub)
+        | (T::Interval, T::Date | T::Timestamp, BinOp::Add) => return Ok(T::Timestamp),
+        (T::TimestampTz, T::Interval, BinOp::Add | BinOp::Sub)
+        | (T::Interval, T::TimestampTz, BinOp::Add) => return Ok(T::TimestampTz),
+        (T::Interval, T::Interval, BinOp::Add | BinOp::Sub) => return Ok(T::Interval),
+        (T::Interval, t, BinOp::Mul | BinOp::Div) | (t, T::Interval, BinOp::Mul)
+            if t.is_numeric() =>
+        {
+            return Ok(T::Interval)
+        }
+        (T::Timestamp, T::Timestamp, BinOp::Sub) | (T::TimestampTz, T::TimestampTz, BinOp::Sub) => {
+            return Ok(T::Interval)
+        }
         _ => {}
     }
     match (rank(l), rank(r)) {
@@ -991,6 +1091,9 @@ fn check_comparable(l: &DataType, r: &DataType, op: BinOp) -> SqlResult<()> {
         DataType::Bytea => 5,
         DataType::Unknown | DataType::InternalChar => 0,
         DataType::Array(_) => 6,
+        DataType::Uuid => 8,
+        DataType::Json | DataType::Jsonb => 9,
+        DataType::Interval => 10,
         _ => 7,
     };
     let (a, b) = (family(l), family(r));

@@ -43,6 +43,10 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
             _ => DataType::Timestamp,
         },
         A::Regclass => DataType::Oid,
+        A::Uuid => DataType::Uuid,
+        A::JSON => DataType::Json,
+        A::JSONB => DataType::Jsonb,
+        A::Interval { .. } => DataType::Interval,
         A::Array(elem) => match elem {
             sqlparser::ast::ArrayElemTypeDef::SquareBracket(inner, _)
             | sqlparser::ast::ArrayElemTypeDef::AngleBracket(inner)
@@ -73,6 +77,10 @@ pub fn convert_type(t: &AstType) -> SqlResult<DataType> {
                 "text" => DataType::Text,
                 "varchar" => DataType::Varchar(None),
                 "numeric" | "decimal" => DataType::Numeric(None),
+                "uuid" => DataType::Uuid,
+                "json" => DataType::Json,
+                "jsonb" => DataType::Jsonb,
+                "interval" => DataType::Interval,
                 other => return Err(unknown_type(other)),
             }
         }

@@ -24,6 +24,8 @@ impl SqlState {
     pub const DUPLICATE_COLUMN: SqlState = SqlState("42701");
     pub const AMBIGUOUS_COLUMN: SqlState = SqlState("42702");
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
+    pub const WINDOWING_ERROR: SqlState = SqlState("42P20");
+    pub const WRONG_OBJECT_TYPE: SqlState = SqlState("42809");
     pub const GROUPING_ERROR: SqlState = SqlState("42803");
     pub const INVALID_FOREIGN_KEY: SqlState = SqlState("42830");
     pub const INVALID_COLUMN_REFERENCE: SqlState = SqlState("42P10");

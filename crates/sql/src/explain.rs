@@ -141,6 +141,10 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             render(step, depth + 1, out);
         }
         Plan::WorkTable { .. } => push_node(out, depth, vec!["WorkTable Scan".into()]),
+        Plan::Window { input, .. } => {
+            push_node(out, depth, vec!["WindowAgg".into()]);
+            render(input, depth + 1, out);
+        }
     }
 }
 

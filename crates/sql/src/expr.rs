@@ -117,6 +117,69 @@ pub struct AggCall {
     pub ty: DataType,
 }
 
+/// A window function: ranking, offset, or an aggregate over a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunc {
+    RowNumber,
+    Rank,
+    DenseRank,
+    PercentRank,
+    CumeDist,
+    Ntile,
+    Lag,
+    Lead,
+    FirstValue,
+    LastValue,
+    NthValue,
+    Aggregate(AggFunc),
+}
+
+/// Where a frame starts or ends, relative to the current row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameBound {
+    UnboundedPreceding,
+    Preceding(u64),
+    CurrentRow,
+    Following(u64),
+    UnboundedFollowing,
+}
+
+/// The rows an aggregate (or first/last/nth_value) sees. RANGE frames
+/// count peers (rows equal in ORDER BY) as one step; ROWS frames count rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub rows: bool,
+    pub start: FrameBound,
+    pub end: FrameBound,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowCall {
+    pub func: WindowFunc,
+    pub args: Vec<Expr>,
+    pub distinct: bool,
+    pub partition_by: Vec<Expr>,
+    pub order_by: Vec<crate::plan::SortKey>,
+    pub frame: Frame,
+    pub ty: DataType,
+}
+
+impl WindowCall {
+    fn exprs_mut(&mut self) -> impl Iterator<Item = &mut Expr> {
+        self.args
+            .iter_mut()
+            .chain(self.partition_by.iter_mut())
+            .chain(self.order_by.iter_mut().map(|k| &mut k.expr))
+    }
+
+    fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.args
+            .iter()
+            .chain(self.partition_by.iter())
+            .chain(self.order_by.iter().map(|k| &k.expr))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Literal(Value, DataType),
@@ -196,6 +259,8 @@ pub enum Expr {
     },
     /// Only during binding: replaced by a column of the aggregate's output.
     Aggregate(Box<AggCall>),
+    /// A window function call; the planner moves it into a Window plan.
+    Window(Box<WindowCall>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -273,6 +338,7 @@ impl Expr {
             | Expr::Cast { ty, .. } => ty.clone(),
             Expr::Neg(e) => e.data_type(),
             Expr::Aggregate(a) => a.ty.clone(),
+            Expr::Window(w) => w.ty.clone(),
             Expr::Not(_)
             | Expr::IsNull { .. }
             | Expr::IsBool { .. }
@@ -312,6 +378,7 @@ impl Expr {
                 e,
                 Expr::Column(..)
                     | Expr::Aggregate(_)
+                    | Expr::Window(_)
                     | Expr::OuterColumn { .. }
                     | Expr::Subquery { .. }
             ) {
@@ -370,6 +437,7 @@ impl Expr {
                 array.walk(f);
             }
             Expr::Aggregate(a) => a.args.iter().for_each(|x| x.walk(f)),
+            Expr::Window(w) => w.exprs().for_each(|x| x.walk(f)),
             Expr::Subquery {
                 kind: SubqueryKind::In { expr, .. },
                 ..
@@ -513,6 +581,13 @@ impl Expr {
                     .map(&mut *f)
                     .collect::<SqlResult<_>>()?;
                 Expr::Aggregate(a)
+            }
+            Expr::Window(mut w) => {
+                for e in w.exprs_mut() {
+                    let taken = std::mem::replace(e, Expr::Literal(Value::Null, DataType::Unknown));
+                    *e = f(taken)?;
+                }
+                Expr::Window(w)
             }
             other => other,
         })
@@ -739,6 +814,10 @@ impl Expr {
             Expr::Aggregate(_) => Err(SqlError::new(
                 SqlState::GROUPING_ERROR,
                 "aggregate functions are not allowed here",
+            )),
+            Expr::Window(_) => Err(SqlError::new(
+                SqlState("42P20"),
+                "window functions are not allowed here",
             )),
         }
     }

@@ -146,6 +146,11 @@ pub enum Plan {
     WorkTable {
         id: usize,
     },
+    /// Input row followed by one value per window function call.
+    Window {
+        input: Box<Plan>,
+        calls: Vec<crate::expr::WindowCall>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +184,7 @@ impl Plan {
             Plan::Aggregate { .. } => {
                 Err("FOR UPDATE is not allowed with aggregate functions or GROUP BY")
             }
+            Plan::Window { .. } => Err("FOR UPDATE is not allowed with window functions"),
             Plan::Distinct { .. } => Err("FOR UPDATE is not allowed with DISTINCT clause"),
             Plan::SetOp { .. } | Plan::RecursiveUnion { .. } => {
                 Err("FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT")

@@ -11,8 +11,9 @@ use crate::row::Row;
 use crate::types::DataType;
 use crate::value::Value;
 
-/// Running state of one aggregate in one group.
-struct AggState {
+/// Running state of one aggregate in one group (or window frame).
+#[derive(Clone)]
+pub(super) struct AggState {
     count: i64,
     value: Option<Value>,
     text: Option<String>,
@@ -20,7 +21,7 @@ struct AggState {
 }
 
 impl AggState {
-    fn new(call: &AggCall) -> Self {
+    pub(super) fn new(call: &AggCall) -> Self {
         AggState {
             count: 0,
             value: None,
@@ -29,7 +30,7 @@ impl AggState {
         }
     }
 
-    fn add(&mut self, call: &AggCall, args: Vec<Value>) -> SqlResult<()> {
+    pub(super) fn add(&mut self, call: &AggCall, args: Vec<Value>) -> SqlResult<()> {
         if call.func == AggFunc::CountStar {
             self.count += 1;
             return Ok(());
@@ -111,7 +112,7 @@ impl AggState {
         Ok(())
     }
 
-    fn finish(self, call: &AggCall) -> SqlResult<Value> {
+    pub(super) fn finish(self, call: &AggCall) -> SqlResult<Value> {
         Ok(match call.func {
             AggFunc::Count | AggFunc::CountStar => Value::Int(self.count),
             AggFunc::Sum => match (self.value, &call.ty) {

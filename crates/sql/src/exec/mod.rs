@@ -6,6 +6,7 @@ mod dml;
 mod integrity;
 mod query;
 mod scan;
+mod window;
 
 pub use dml::{execute_delete, execute_insert, execute_update, insert_rows, locked_targets};
 pub(crate) use integrity::{find_parent, referenced_index};

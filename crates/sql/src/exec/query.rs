@@ -290,6 +290,10 @@ pub fn run_plan<'a>(
                 })
             }))
         }
+        Plan::Window { input, calls } => {
+            let rows = collect_rows(run_plan(input, exec, env)?)?;
+            Box::new(super::window::window(rows, calls, env)?.into_iter().map(Ok))
+        }
         Plan::RecursiveUnion {
             id,
             anchor,
@@ -382,6 +386,28 @@ fn set_op(left: Vec<Row>, right: Vec<Row>, op: SetOpKind, all: bool) -> Vec<Row>
 
 /// Sorts rows by the keys (stable, as PostgreSQL's output for equal keys
 /// is unspecified anyway).
+/// Orders two rows' sort-key values by the keys' directions and NULL
+/// placement.
+pub(super) fn sort_cmp(a: &[Value], b: &[Value], keys: &[SortKey]) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for (i, k) in keys.iter().enumerate() {
+        let (x, y) = (&a[i], &b[i]);
+        let o = match (x.is_null(), y.is_null()) {
+            (true, true) => Ordering::Equal,
+            (true, false) if k.nulls_first => Ordering::Less,
+            (true, false) => Ordering::Greater,
+            (false, true) if k.nulls_first => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ if k.desc => x.total_cmp(y).reverse(),
+            _ => x.total_cmp(y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
 pub fn sort_rows(rows: Vec<Row>, keys: &[SortKey], env: &EvalEnv) -> SqlResult<Vec<Row>> {
     let mut keyed: Vec<(Vec<Value>, Row)> = rows
         .into_iter()
@@ -394,40 +420,7 @@ pub fn sort_rows(rows: Vec<Row>, keys: &[SortKey], env: &EvalEnv) -> SqlResult<V
             ))
         })
         .collect::<SqlResult<_>>()?;
-    keyed.sort_by(|(a, _), (b, _)| {
-        for (i, k) in keys.iter().enumerate() {
-            let (x, y) = (&a[i], &b[i]);
-            let o = match (x.is_null(), y.is_null()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => {
-                    if k.nulls_first {
-                        std::cmp::Ordering::Less
-                    } else {
-                        std::cmp::Ordering::Greater
-                    }
-                }
-                (false, true) => {
-                    if k.nulls_first {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        std::cmp::Ordering::Less
-                    }
-                }
-                _ => {
-                    let o = x.total_cmp(y);
-                    if k.desc {
-                        o.reverse()
-                    } else {
-                        o
-                    }
-                }
-            };
-            if o != std::cmp::Ordering::Equal {
-                return o;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
+    keyed.sort_by(|(a, _), (b, _)| sort_cmp(a, b, keys));
     Ok(keyed.into_iter().map(|(_, r)| r).collect())
 }
 

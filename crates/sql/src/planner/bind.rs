@@ -825,11 +825,6 @@ impl Planner<'_> {
             .and_then(|p| p.as_ident())
             .map(ident_name)
             .ok_or_else(|| SqlError::syntax("invalid function name"))?;
-        if f.over.is_some() {
-            return Err(SqlError::unsupported(
-                "window functions are not supported yet",
-            ));
-        }
         let (args, distinct, star) = match &f.args {
             ast::FunctionArguments::None => (vec![], false, false),
             ast::FunctionArguments::Subquery(q) => {
@@ -867,6 +862,9 @@ impl Planner<'_> {
                 (args, distinct, star)
             }
         };
+        if let Some(over) = &f.over {
+            return self.bind_window_call(&name, &args, distinct, star, over, scope);
+        }
         if let Some(agg) = agg_func(&name, star) {
             let bound = args
                 .iter()
@@ -974,7 +972,7 @@ impl Planner<'_> {
     }
 }
 
-fn agg_func(name: &str, star: bool) -> Option<AggFunc> {
+pub(super) fn agg_func(name: &str, star: bool) -> Option<AggFunc> {
     Some(match name {
         "count" if star => AggFunc::CountStar,
         "count" => AggFunc::Count,
@@ -989,7 +987,7 @@ fn agg_func(name: &str, star: bool) -> Option<AggFunc> {
     })
 }
 
-fn agg_type(agg: AggFunc, arg: Option<DataType>) -> SqlResult<DataType> {
+pub(super) fn agg_type(agg: AggFunc, arg: Option<DataType>) -> SqlResult<DataType> {
     use DataType as T;
     Ok(match agg {
         AggFunc::CountStar | AggFunc::Count => T::Int8,

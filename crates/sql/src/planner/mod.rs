@@ -10,6 +10,7 @@ mod integrity;
 mod scope;
 mod select;
 mod types;
+mod window;
 
 use std::sync::Arc;
 

@@ -244,6 +244,12 @@ impl Planner<'_> {
         if let Some(selection) = &s.selection {
             let pred = self.bind_expr(selection, &scope)?;
             let pred = self.condition(pred, "WHERE")?;
+            if super::window::contains_window(&pred) {
+                return Err(SqlError::new(
+                    SqlState::WINDOWING_ERROR,
+                    "window functions are not allowed in WHERE",
+                ));
+            }
             if contains_aggregate(&pred) {
                 return Err(SqlError::new(
                     SqlState::GROUPING_ERROR,
@@ -402,7 +408,14 @@ impl Planner<'_> {
                 .iter()
                 .any(|(t, _)| matches!(t, OrderTarget::Extra(e) if contains_aggregate(e)));
 
+        if having.as_ref().is_some_and(super::window::contains_window) {
+            return Err(SqlError::new(
+                SqlState::WINDOWING_ERROR,
+                "window functions are not allowed in HAVING",
+            ));
+        }
         let mut having = having;
+        let mut input_width = scope.columns.len();
         if has_agg {
             let mut aggs: Vec<AggCall> = Vec::new();
             for (e, _) in items.iter_mut() {
@@ -416,6 +429,7 @@ impl Planner<'_> {
             having = having
                 .map(|h| rewrite_aggregate(h, &groups, &mut aggs, &scope))
                 .transpose()?;
+            input_width = groups.len() + aggs.len();
             plan = Plan::Aggregate {
                 input: Box::new(plan),
                 group_by: groups,
@@ -434,6 +448,15 @@ impl Planner<'_> {
             };
         }
 
+        {
+            let mut targets: Vec<&mut Expr> = items.iter_mut().map(|(e, _)| e).collect();
+            for (t, _) in order_targets.iter_mut() {
+                if let OrderTarget::Extra(e) = t {
+                    targets.push(e);
+                }
+            }
+            plan = super::window::plan_windows(plan, input_width, &mut targets)?;
+        }
         let width = items.len();
         let mut exprs: Vec<Expr> = items.iter().map(|(e, _)| e.clone()).collect();
         let mut keys = Vec::new();
@@ -905,7 +928,7 @@ impl Planner<'_> {
     }
 }
 
-fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
+pub(super) fn sort_key(expr: Expr, options: &ast::OrderByOptions) -> SortKey {
     let desc = options
         .sort
         .as_ref()

@@ -18,4 +18,4 @@ source "$repo/tests/support/postgres.sh"
 pg_start
 cd "$repo"
 DUET_SLT_URL=$PG_URL DUET_EXTERNAL_URL=$PG_URL \
-    cargo test -p duet-tests --test sqllogictest --test client --test psql_walkthrough --test copy --test pgbench --test databases -- "$@"
+    cargo test -p duet-tests --test sqllogictest --test client --test psql_walkthrough --test copy --test pgbench --test databases --test python_clients -- "$@"

@@ -466,9 +466,13 @@ impl Backend {
                 }
                 let mut failed = false;
                 for stmt in &statements {
-                    let result =
-                        run_statement(stmt.is_short(), self.session.execute(stmt, Vec::new()))
-                            .await;
+                    let result = match stmt.deallocation() {
+                        Some(target) => self.deallocate(target),
+                        None => {
+                            run_statement(stmt.is_short(), self.session.execute(stmt, Vec::new()))
+                                .await
+                        }
+                    };
                     self.send_notices().await?;
                     let result = match result {
                         Ok(r) if r.copy.is_some() => self.run_copy(r).await?,

@@ -270,6 +270,30 @@ impl Backend {
         Ok(())
     }
 
+    /// DEALLOCATE name | ALL: drops prepared statements of this connection
+    /// (PostgreSQL's SQL and protocol prepared statements are one set).
+    pub(crate) fn deallocate(&mut self, target: Option<String>) -> Result<QueryResult, SqlError> {
+        let tag = match target {
+            None => {
+                self.ext.statements.retain(|name, _| name.is_empty());
+                "DEALLOCATE ALL"
+            }
+            Some(name) => {
+                if self.ext.statements.remove(&name).is_none() {
+                    return Err(SqlError::new(
+                        SqlState::INVALID_SQL_STATEMENT_NAME,
+                        format!("prepared statement \"{name}\" does not exist"),
+                    ));
+                }
+                "DEALLOCATE"
+            }
+        };
+        Ok(QueryResult {
+            tag: tag.into(),
+            ..Default::default()
+        })
+    }
+
     pub(crate) async fn on_describe(&mut self, msg: DescribeMsg) -> Result<(), ExtError> {
         let name = msg.name.unwrap_or_default();
         match msg.target_type {
@@ -303,11 +327,18 @@ impl Backend {
                 }
             }
             TARGET_TYPE_BYTE_PORTAL => {
-                let portal = self
-                    .ext
-                    .portals
-                    .get(&name)
-                    .ok_or_else(|| no_portal(&name))?;
+                let Some(portal) = self.ext.portals.get(&name) else {
+                    // A SQL cursor (DECLARE) is a portal too.
+                    let columns = self
+                        .session
+                        .cursor_columns(&name)
+                        .ok_or_else(|| no_portal(&name))?;
+                    let formats = vec![FORMAT_TEXT; columns.len()];
+                    self.conn
+                        .send(encode::row_description(&columns, &formats))
+                        .await?;
+                    return Ok(());
+                };
                 let msg = match &portal.described.columns {
                     Some(columns) => encode::row_description(columns, &portal.formats),
                     None => PgWireBackendMessage::NoData(NoData::new()),
@@ -362,7 +393,10 @@ impl Backend {
                 self.ext.implicit = true;
             }
             let params = std::mem::take(&mut portal.params);
-            let result = run_statement(stmt.is_short(), self.session.execute(&stmt, params)).await;
+            let result = match stmt.deallocation() {
+                Some(target) => self.deallocate(target),
+                None => run_statement(stmt.is_short(), self.session.execute(&stmt, params)).await,
+            };
             let result = match result {
                 Ok(r) if r.copy.is_some() => self.run_copy(r).await?,
                 other => other,

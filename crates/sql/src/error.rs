@@ -61,6 +61,7 @@ impl SqlState {
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
     pub const PROTOCOL_VIOLATION: SqlState = SqlState("08P01");
     pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState("26000");
+    pub const DUPLICATE_CURSOR: SqlState = SqlState("42P03");
     pub const INVALID_CURSOR_NAME: SqlState = SqlState("34000");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const DISK_FULL: SqlState = SqlState("53100");

@@ -145,6 +145,10 @@ fn render(plan: &Plan, depth: usize, out: &mut Vec<String>) {
             push_node(out, depth, vec!["WindowAgg".into()]);
             render(input, depth + 1, out);
         }
+        Plan::ProjectSet { input, .. } => {
+            push_node(out, depth, vec!["ProjectSet".into()]);
+            render(input, depth + 1, out);
+        }
     }
 }
 

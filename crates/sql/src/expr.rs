@@ -46,6 +46,9 @@ pub enum BinOp {
     JsonContainedIn,
     /// jsonb `?`
     JsonHasKey,
+    /// Integer `&` and `|`.
+    BitAnd,
+    BitOr,
 }
 
 impl BinOp {
@@ -80,6 +83,8 @@ impl BinOp {
             BinOp::JsonContains => "@>",
             BinOp::JsonContainedIn => "<@",
             BinOp::JsonHasKey => "?",
+            BinOp::BitAnd => "&",
+            BinOp::BitOr => "|",
         }
     }
 
@@ -114,6 +119,8 @@ pub struct AggCall {
     pub func: AggFunc,
     pub args: Vec<Expr>,
     pub distinct: bool,
+    /// FILTER (WHERE ...): rows for which it is not true are skipped.
+    pub filter: Option<Box<Expr>>,
     pub ty: DataType,
 }
 
@@ -436,7 +443,12 @@ impl Expr {
                 left.walk(f);
                 array.walk(f);
             }
-            Expr::Aggregate(a) => a.args.iter().for_each(|x| x.walk(f)),
+            Expr::Aggregate(a) => {
+                a.args.iter().for_each(|x| x.walk(f));
+                if let Some(c) = &a.filter {
+                    c.walk(f);
+                }
+            }
             Expr::Window(w) => w.exprs().for_each(|x| x.walk(f)),
             Expr::Subquery {
                 kind: SubqueryKind::In { expr, .. },
@@ -580,6 +592,9 @@ impl Expr {
                     .into_iter()
                     .map(&mut *f)
                     .collect::<SqlResult<_>>()?;
+                if let Some(c) = a.filter.take() {
+                    a.filter = Some(Box::new(f(*c)?));
+                }
                 Expr::Aggregate(a)
             }
             Expr::Window(mut w) => {

@@ -16,6 +16,16 @@ mod document;
 pub enum Func {
     /// uuid, json and interval functions (see `document`).
     Doc(document::DocFunc),
+    /// Set-returning functions in a SELECT list: evaluate to an array of
+    /// their results, which a ProjectSet plan turns into rows.
+    GenerateSeries,
+    Unnest,
+    /// information_schema._pg_expandarray: (element, position) records.
+    ExpandArray,
+    /// A field of a record, by position.
+    RecordField(usize),
+    /// ARRAY[a, b, ...]
+    MakeArray,
     Now,
     LocalTimestamp,
     ClockTimestamp,
@@ -98,11 +108,47 @@ impl Func {
         ) || matches!(self, Func::Doc(d) if d.is_volatile())
     }
 
+    /// Returns a set of rows (planned into a ProjectSet).
+    pub fn is_set_returning(&self) -> bool {
+        matches!(
+            self,
+            Func::GenerateSeries | Func::Unnest | Func::ExpandArray
+        )
+    }
+
     /// Resolves a function by name and argument types; returns the result type.
     pub fn resolve(name: &str, args: &[DataType]) -> SqlResult<(Func, DataType)> {
         use DataType as T;
         if let Some((f, ty)) = document::resolve(name, args) {
             return Ok((Func::Doc(f), ty));
+        }
+        match (name, args.len()) {
+            ("generate_series", 2 | 3) => {
+                let ty = common_type(args)?;
+                if !ty.is_integer() && ty != T::Unknown {
+                    return Err(SqlError::unsupported(
+                        "generate_series in a SELECT list takes integers; use it in FROM",
+                    ));
+                }
+                return Ok((
+                    Func::GenerateSeries,
+                    if ty == T::Int8 { T::Int8 } else { T::Int4 },
+                ));
+            }
+            ("unnest", 1) => {
+                let elem = match &args[0] {
+                    T::Array(e) => (**e).clone(),
+                    _ => T::Text,
+                };
+                return Ok((Func::Unnest, elem));
+            }
+            ("_pg_expandarray", 1) => {
+                return Ok((
+                    Func::ExpandArray,
+                    T::Record(vec![("x".into(), T::Int4), ("n".into(), T::Int4)]),
+                ))
+            }
+            _ => {}
         }
         let n = args.len();
         let first = args.first().cloned().unwrap_or(T::Unknown);
@@ -262,6 +308,7 @@ impl Func {
                 | Func::NullIf
                 | Func::CurrentSetting
                 | Func::ObjDescription
+                | Func::MakeArray
         ) && !matches!(self, Func::Doc(d) if !d.is_strict());
         if strict && args.iter().any(Value::is_null) {
             return Ok(V::Null);
@@ -290,6 +337,43 @@ impl Func {
         };
         Ok(match self {
             Func::Doc(d) => return d.eval(&args, &[], env.tz),
+            Func::GenerateSeries => {
+                let mut it = args.into_iter();
+                let (a, b) = (it.next().unwrap_or(V::Null), it.next().unwrap_or(V::Null));
+                let s = it.next().unwrap_or(V::Int(1));
+                V::Array(
+                    crate::exec::series_of(a, b, s, env)?
+                        .map(|r| r.map(|mut row| row.pop().unwrap_or(V::Null)))
+                        .collect::<SqlResult<_>>()?,
+                )
+            }
+            Func::Unnest => match args.into_iter().next() {
+                Some(V::Array(items)) => V::Array(items),
+                _ => V::Array(Vec::new()),
+            },
+            Func::ExpandArray => {
+                // An array, or an int2vector's text ("1 2").
+                let items: Vec<V> = match args.into_iter().next() {
+                    Some(V::Array(items)) => items,
+                    Some(V::Text(t)) => t
+                        .split_whitespace()
+                        .map(|x| x.parse::<i64>().map(V::Int).unwrap_or(V::Null))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                V::Array(
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, x)| V::Array(vec![x, V::Int(i as i64 + 1)]))
+                        .collect(),
+                )
+            }
+            Func::MakeArray => V::Array(args),
+            Func::RecordField(i) => match args.into_iter().next() {
+                Some(V::Array(fields)) => fields.get(*i).cloned().unwrap_or(V::Null),
+                _ => V::Null,
+            },
             Func::Now => V::TimestampTz(env.txn_time),
             Func::ClockTimestamp => V::TimestampTz(chrono::Utc::now()),
             Func::LocalTimestamp => cast(
@@ -629,11 +713,20 @@ impl Func {
                 }
                 other => return Err(bad_arg("subscript", other)),
             },
-            Func::GetIndexDef => env
-                .session
-                .describe_object("index", int(0)? as u32)?
-                .map(V::Text)
-                .unwrap_or(V::Null),
+            // pg_get_indexdef(oid[, column, pretty]): column 0 is the
+            // whole definition, column n its n-th key column.
+            Func::GetIndexDef => {
+                let column = if args.len() == 3 { int(1)? } else { 0 };
+                let kind = if column > 0 {
+                    format!("index column {column}")
+                } else {
+                    "index".to_string()
+                };
+                env.session
+                    .describe_object(&kind, int(0)? as u32)?
+                    .map(V::Text)
+                    .unwrap_or(V::Null)
+            }
             Func::GetConstraintDef => env
                 .session
                 .describe_object("constraint", int(0)? as u32)?

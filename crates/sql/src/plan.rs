@@ -146,6 +146,12 @@ pub enum Plan {
     WorkTable {
         id: usize,
     },
+    /// Set-returning functions of a SELECT list: each input row followed
+    /// by one value of each function, as many rows as the longest returns.
+    ProjectSet {
+        input: Box<Plan>,
+        srfs: Vec<Expr>,
+    },
     /// Input row followed by one value per window function call.
     Window {
         input: Box<Plan>,
@@ -185,6 +191,9 @@ impl Plan {
                 Err("FOR UPDATE is not allowed with aggregate functions or GROUP BY")
             }
             Plan::Window { .. } => Err("FOR UPDATE is not allowed with window functions"),
+            Plan::ProjectSet { .. } => {
+                Err("FOR UPDATE is not allowed with set-returning functions in the target list")
+            }
             Plan::Distinct { .. } => Err("FOR UPDATE is not allowed with DISTINCT clause"),
             Plan::SetOp { .. } | Plan::RecursiveUnion { .. } => {
                 Err("FOR UPDATE is not allowed with UNION/INTERSECT/EXCEPT")

@@ -35,6 +35,8 @@ pub enum DataType {
     /// jsonb: normalized text.
     Jsonb,
     Interval,
+    /// A row value with named fields (held as an array of values).
+    Record(Vec<(String, DataType)>),
     /// One-dimensional array of an element type.
     Array(Box<DataType>),
     /// A literal or parameter whose type is not yet known.
@@ -67,6 +69,7 @@ impl DataType {
             DataType::Json => 114,
             DataType::Jsonb => 3802,
             DataType::Interval => 1186,
+            DataType::Record(_) => 2249,
             DataType::Array(elem) => match **elem {
                 DataType::Bool => 1000,
                 DataType::Bytea => 1001,
@@ -179,6 +182,7 @@ impl DataType {
             DataType::Json => "json".into(),
             DataType::Jsonb => "jsonb".into(),
             DataType::Interval => "interval".into(),
+            DataType::Record(_) => "record".into(),
             DataType::Array(elem) => format!("{}[]", elem.sql_name()),
             DataType::Unknown => "unknown".into(),
         }

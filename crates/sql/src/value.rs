@@ -240,6 +240,17 @@ impl Value {
             Value::Uuid(u) => format_uuid(*u),
             Value::Json(j) => j.clone(),
             Value::Interval(i) => i.format(),
+            Value::Array(fields) if matches!(ty, DataType::Record(_)) => {
+                let DataType::Record(types) = ty else {
+                    return None;
+                };
+                let parts: Vec<String> = fields
+                    .iter()
+                    .zip(types)
+                    .map(|(v, (_, t))| v.to_text(t, tz).unwrap_or_default())
+                    .collect();
+                format!("({})", parts.join(","))
+            }
             Value::Array(items) => {
                 let elem_ty = match ty {
                     DataType::Array(e) => (**e).clone(),
@@ -316,6 +327,11 @@ impl Value {
             DataType::Json => Value::Json(json::json_in(s)?),
             DataType::Jsonb => Value::Json(json::jsonb_in(s)?),
             DataType::Interval => Value::Interval(Interval::parse(s)?),
+            DataType::Record(_) => {
+                return Err(SqlError::unsupported(
+                    "input of anonymous record types is not supported",
+                ))
+            }
             DataType::Array(elem) => parse_array(s, elem, tz)?,
         })
     }

@@ -171,6 +171,11 @@ pub fn aggregate(
             }
         };
         for (state, call) in groups[gi].1.iter_mut().zip(aggs) {
+            if let Some(filter) = &call.filter {
+                if !filter.eval(&row, env)?.is_true() {
+                    continue;
+                }
+            }
             let args = call
                 .args
                 .iter()

@@ -96,6 +96,41 @@ fn full_join(
     Ok(out)
 }
 
+/// Set-returning functions in a SELECT list: each input row becomes as
+/// many rows as its longest function result (the shorter padded with
+/// NULLs), or none if all are empty.
+fn project_set<'a>(
+    input: RowIter<'a>,
+    srfs: &'a [crate::expr::Expr],
+    env: &'a EvalEnv<'a>,
+) -> impl Iterator<Item = SqlResult<Row>> + 'a {
+    input.flat_map(move |row| -> Vec<SqlResult<Row>> {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => return vec![Err(e)],
+        };
+        let mut sets = Vec::with_capacity(srfs.len());
+        for f in srfs {
+            match f.eval(&row, env) {
+                Ok(Value::Array(items)) => sets.push(items),
+                Ok(_) => sets.push(Vec::new()),
+                Err(e) => return vec![Err(e)],
+            }
+        }
+        let n = sets.iter().map(Vec::len).max().unwrap_or(0);
+        (0..n)
+            .map(|i| {
+                let mut out = row.clone();
+                out.extend(
+                    sets.iter()
+                        .map(|s| s.get(i).cloned().unwrap_or(Value::Null)),
+                );
+                Ok(out)
+            })
+            .collect()
+    })
+}
+
 /// Runs a recursive CTE to its fixpoint. UNION (without ALL) drops rows
 /// already produced, which is what ends most recursions.
 fn recursive_union(
@@ -290,6 +325,10 @@ pub fn run_plan<'a>(
                 })
             }))
         }
+        Plan::ProjectSet { input, srfs } => {
+            let input = run_plan(input, exec, env)?;
+            Box::new(project_set(input, srfs, env))
+        }
         Plan::Window { input, calls } => {
             let rows = collect_rows(run_plan(input, exec, env)?)?;
             Box::new(super::window::window(rows, calls, env)?.into_iter().map(Ok))
@@ -435,6 +474,16 @@ fn series<'a>(
         Some(e) => e.eval(&[], env)?,
         None => Value::Int(1),
     };
+    series_of(a, b, s, env)
+}
+
+/// generate_series over evaluated bounds and step.
+pub(crate) fn series_of<'a>(
+    a: Value,
+    b: Value,
+    s: Value,
+    env: &'a EvalEnv<'a>,
+) -> SqlResult<RowIter<'a>> {
     match (a, b, s) {
         (Value::Null, _, _) | (_, Value::Null, _) | (_, _, Value::Null) => {
             Ok(Box::new(std::iter::empty()))

@@ -205,6 +205,7 @@ fn partition_values(
                 func,
                 args: call.args.clone(),
                 distinct: call.distinct,
+                filter: None,
                 ty: call.ty.clone(),
             };
             let args_of = |pos: usize| -> SqlResult<Vec<Value>> {

@@ -338,6 +338,8 @@ pub(super) fn binary_op(
                     }
                     a.checked_rem(b)
                 }
+                BinOp::BitAnd => Some(a & b),
+                BinOp::BitOr => Some(a | b),
                 _ => return Err(op_error(op, &l, &r)),
             };
             checked_int(v, ty)

@@ -132,8 +132,36 @@ impl Planner<'_> {
                 }
             }
             A::CompoundFieldAccess { root, access_chain } => {
-                let mut x = self.bind_expr(root, scope)?;
-                for access in access_chain {
+                // `t.col[1]` arrives as root `t` with `.col` first in the
+                // chain: a qualified column name, then the rest.
+                let mut chain = access_chain.as_slice();
+                let mut x = match (&**root, chain.first()) {
+                    (A::Identifier(q), Some(ast::AccessExpr::Dot(A::Identifier(c)))) => {
+                        chain = &chain[1..];
+                        self.bind_expr(&A::CompoundIdentifier(vec![q.clone(), c.clone()]), scope)?
+                    }
+                    _ => self.bind_expr(root, scope)?,
+                };
+                for access in chain {
+                    if let (
+                        ast::AccessExpr::Dot(ast::Expr::Identifier(field)),
+                        DataType::Record(fields),
+                    ) = (access, x.data_type())
+                    {
+                        let name = ident_name(field);
+                        let i = fields.iter().position(|(n, _)| *n == name).ok_or_else(|| {
+                            SqlError::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!("could not identify column \"{name}\" in record data type"),
+                            )
+                        })?;
+                        x = Expr::Func {
+                            func: Func::RecordField(i),
+                            args: vec![x],
+                            ty: fields[i].1.clone(),
+                        };
+                        continue;
+                    }
                     let ast::AccessExpr::Subscript(ast::Subscript::Index { index }) = access else {
                         return Err(SqlError::unsupported(format!(
                             "field access not supported: {access}"
@@ -377,6 +405,27 @@ impl Planner<'_> {
                 }
             }
             A::Interval(iv) => self.bind_interval(iv, scope)?,
+            A::Array(array) => {
+                let items = array
+                    .elem
+                    .iter()
+                    .map(|e| self.bind_expr(e, scope))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                let types: Vec<DataType> = items.iter().map(Expr::data_type).collect();
+                let elem = match crate::functions::common_type(&types)? {
+                    DataType::Unknown => DataType::Text,
+                    t => t,
+                };
+                let items = items
+                    .into_iter()
+                    .map(|e| self.coerce(e, &elem))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                Expr::Func {
+                    func: Func::MakeArray,
+                    args: items,
+                    ty: DataType::Array(Box::new(elem)),
+                }
+            }
             other => {
                 return Err(SqlError::unsupported(format!(
                     "expression not supported: {other}"
@@ -660,6 +709,8 @@ impl Planner<'_> {
                 case_insensitive: true,
                 negated: true,
             },
+            B::BitwiseAnd => BinOp::BitAnd,
+            B::BitwiseOr => BinOp::BitOr,
             B::Arrow => BinOp::JsonGet { as_text: false },
             B::LongArrow => BinOp::JsonGet { as_text: true },
             B::HashArrow => BinOp::JsonPath { as_text: false },
@@ -731,9 +782,13 @@ impl Planner<'_> {
         };
         let (lt, rt) = (l.data_type(), r.data_type());
         let ty = match op {
-            BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod => {
-                arith_type(op, &lt, &rt)?
-            }
+            BinOp::Add
+            | BinOp::Sub
+            | BinOp::Mul
+            | BinOp::Div
+            | BinOp::Mod
+            | BinOp::BitAnd
+            | BinOp::BitOr => arith_type(op, &lt, &rt)?,
             BinOp::Concat => match (&lt, &rt) {
                 (DataType::Array(e), _) | (_, DataType::Array(e)) => DataType::Array(e.clone()),
                 _ => DataType::Text,
@@ -905,10 +960,18 @@ impl Planner<'_> {
                 }
                 _ => bound,
             };
+            let filter = match &f.filter {
+                Some(c) => {
+                    let b = self.bind_expr(c, scope)?;
+                    Some(Box::new(self.condition(b, "FILTER")?))
+                }
+                None => None,
+            };
             return Ok(Expr::Aggregate(Box::new(AggCall {
                 func: agg,
                 args: bound,
                 distinct,
+                filter,
                 ty,
             })));
         }
@@ -1053,6 +1116,26 @@ fn arith_type(op: BinOp, l: &DataType, r: &DataType) -> SqlResult<DataType> {
         (T::TimestampTz, T::Interval, BinOp::Add | BinOp::Sub)
         | (T::Interval, T::TimestampTz, BinOp::Add) => return Ok(T::TimestampTz),
         (T::Interval, T::Interval, BinOp::Add | BinOp::Sub) => return Ok(T::Interval),
+        (a, b, BinOp::BitAnd | BinOp::BitOr) => {
+            let a = if *a == T::Unknown { b } else { a };
+            return if a.is_integer() && (b.is_integer() || *b == T::Unknown) {
+                Ok(if *a == T::Int8 || *b == T::Int8 {
+                    T::Int8
+                } else {
+                    a.clone()
+                })
+            } else {
+                Err(SqlError::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "operator does not exist: {} {} {}",
+                        a.sql_name(),
+                        op.symbol(),
+                        b.sql_name()
+                    ),
+                ))
+            };
+        }
         (T::Interval, t, BinOp::Mul | BinOp::Div) | (t, T::Interval, BinOp::Mul)
             if t.is_numeric() =>
         {

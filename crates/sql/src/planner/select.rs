@@ -455,7 +455,8 @@ impl Planner<'_> {
                     targets.push(e);
                 }
             }
-            plan = super::window::plan_windows(plan, input_width, &mut targets)?;
+            let (windowed, added) = super::window::plan_windows(plan, input_width, &mut targets)?;
+            plan = super::window::plan_set_returning(windowed, input_width + added, &mut targets)?;
         }
         let width = items.len();
         let mut exprs: Vec<Expr> = items.iter().map(|(e, _)| e.clone()).collect();

@@ -201,14 +201,56 @@ pub(super) fn contains_window(e: &Expr) -> bool {
     found
 }
 
-/// Replaces the window calls in `exprs` by columns after the input's
-/// `input_width` columns, and puts a Window plan over `plan` to compute
-/// them (nothing changes when there are none).
-pub(super) fn plan_windows(
+/// Replaces the set-returning function calls in `exprs` by columns after
+/// the input's `input_width` columns, under a ProjectSet plan that
+/// computes them (nothing changes when there are none).
+pub(super) fn plan_set_returning(
     plan: Plan,
     input_width: usize,
     exprs: &mut [&mut Expr],
 ) -> SqlResult<Plan> {
+    let is_srf = |x: &Expr| matches!(x, Expr::Func { func, .. } if func.is_set_returning());
+    let mut srfs: Vec<Expr> = Vec::new();
+    for e in exprs.iter_mut() {
+        let mut found = false;
+        e.walk(&mut |x| found |= is_srf(x));
+        if !found {
+            continue;
+        }
+        let taken = std::mem::replace(&mut **e, Expr::Literal(Value::Null, DataType::Unknown));
+        **e = taken.transform(&mut |x| {
+            if !is_srf(&x) {
+                return Ok(x);
+            }
+            let ty = x.data_type();
+            let i = match srfs.iter().position(|s| *s == x) {
+                Some(i) => i,
+                None => {
+                    srfs.push(x);
+                    srfs.len() - 1
+                }
+            };
+            Ok(Expr::Column(input_width + i, ty))
+        })?;
+    }
+    if srfs.is_empty() {
+        return Ok(plan);
+    }
+    Ok(Plan::ProjectSet {
+        input: Box::new(plan),
+        srfs,
+    })
+}
+
+/// Replaces the window calls in `exprs` by columns after the input's
+/// `input_width` columns, and puts a Window plan over `plan` to compute
+/// them (nothing changes when there are none). Returns the plan and the
+/// number of columns added.
+pub(super) fn plan_windows(
+    plan: Plan,
+    input_width: usize,
+    exprs: &mut [&mut Expr],
+) -> SqlResult<(Plan, usize)> {
     let mut calls: Vec<WindowCall> = Vec::new();
     for e in exprs.iter_mut() {
         if !contains_window(e) {
@@ -230,10 +272,14 @@ pub(super) fn plan_windows(
         })?;
     }
     if calls.is_empty() {
-        return Ok(plan);
+        return Ok((plan, 0));
     }
-    Ok(Plan::Window {
-        input: Box::new(plan),
-        calls,
-    })
+    let added = calls.len();
+    Ok((
+        Plan::Window {
+            input: Box::new(plan),
+            calls,
+        },
+        added,
+    ))
 }

@@ -5,7 +5,7 @@ use crate::catalog::{Catalog, Relation, TableDef};
 use crate::error::SqlResult;
 use duet_storage::Transaction;
 
-/// `kind` is "index", "constraint" or "relation".
+/// `kind` is "index", "index column N", "constraint" or "relation".
 pub(super) fn describe(txn: &Transaction, kind: &str, oid: u32) -> SqlResult<Option<String>> {
     let relations = Catalog::new(txn).relations()?;
     if kind == "relation" {
@@ -29,8 +29,17 @@ pub(super) fn describe(txn: &Transaction, kind: &str, oid: u32) -> SqlResult<Opt
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let index_column: Option<usize> = kind
+        .strip_prefix("index column ")
+        .and_then(|n| n.parse().ok());
     for t in &tables {
         for ix in t.all_indexes() {
+            if let (Some(n), true) = (index_column, ix.oid == oid) {
+                return Ok(ix
+                    .columns
+                    .get(n.wrapping_sub(1))
+                    .map(|&c| t.columns[c].name.clone()));
+            }
             let cols = names(t, &ix.columns);
             if kind == "index" && ix.oid == oid {
                 let unique = if ix.unique { "UNIQUE " } else { "" };

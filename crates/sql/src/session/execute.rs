@@ -226,6 +226,8 @@ pub struct Session {
     parsed: HashMap<String, Vec<Statement>>,
     /// A COPY FROM waiting for its data.
     pub(super) copy_in: Option<super::copy::CopyIn>,
+    /// Open SQL cursors (DECLARE).
+    pub(super) cursors: super::cursor::Cursors,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -289,6 +291,7 @@ impl Session {
             implicit: false,
             parsed: HashMap::new(),
             copy_in: None,
+            cursors: Default::default(),
         };
         // A secondary's sessions start read-only (reported at startup,
         // not as a change).
@@ -438,6 +441,7 @@ impl Session {
                         Some(vec![text_column(&super::settings::show_name(variable))])
                     }
                     Ast::Explain { .. } => Some(vec![text_column("QUERY PLAN")]),
+                    Ast::Fetch { name, .. } => Some(self.fetch_columns(name)?),
                     _ => None,
                 },
                 Parsed::Replicate(crate::replicate::ReplicateStatement::ShowStatus) => self
@@ -606,6 +610,14 @@ impl Session {
                 self.check_writable(ast)?;
                 self.create_view(cv).await
             }
+            Ast::Declare { stmts } => match stmts.as_slice() {
+                [d] => self.declare(d).await,
+                _ => Err(SqlError::unsupported("one cursor per DECLARE")),
+            },
+            Ast::Fetch {
+                name, direction, ..
+            } => self.fetch(name, direction),
+            Ast::Close { cursor } => self.close_cursor(cursor),
             Ast::AlterTable(at) => {
                 self.check_writable(ast)?;
                 self.alter_table(at).await

@@ -4,6 +4,7 @@
 mod alter;
 mod constraint_ddl;
 mod copy;
+mod cursor;
 mod database;
 mod database_ddl;
 mod ddl;
@@ -130,6 +131,25 @@ impl Statement {
     /// The statement's SQL text.
     pub fn sql(&self) -> &str {
         &self.inner.sql
+    }
+
+    /// For `DEALLOCATE [PREPARE] name | ALL`: the statement name, or None
+    /// for ALL. Prepared statements belong to the server's connection,
+    /// which runs these itself.
+    pub fn deallocation(&self) -> Option<Option<String>> {
+        match &self.inner.parsed {
+            crate::parser::Parsed::Sql(ast) => match &**ast {
+                sqlparser::ast::Statement::Deallocate { name, .. } => {
+                    if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+                        Some(None)
+                    } else {
+                        Some(Some(crate::planner::ident_name(name)))
+                    }
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// True if the last execution was quick enough to run on an async

@@ -92,6 +92,7 @@ impl Session {
     /// At transaction end: transaction-scoped settings reset, and on
     /// rollback every SET made in the block is undone.
     fn end_transaction_settings(&mut self, committed: bool) {
+        self.cursors.end_transaction();
         let saved = self.settings_at_begin.take();
         let before = self.state.settings.reported();
         if let (false, Some(saved)) = (committed, saved) {

@@ -102,6 +102,9 @@ fn columns(name: &str) -> Option<Vec<(&'static str, T)>> {
             ("indisvalid", T::Bool),
             ("indisreplident", T::Bool),
             ("indkey", T::Text),
+            ("indoption", T::Array(Box::new(T::Int2))),
+            ("indexprs", T::Text),
+            ("indpred", T::Text),
         ],
         "pg_roles" | "pg_authid" => vec![
             ("oid", T::Oid),
@@ -597,6 +600,10 @@ pub fn rows(name: &str, state: &SessionState, txn: &Transaction) -> SqlResult<Ve
                         Value::Bool(true),
                         Value::Bool(false),
                         text(&key),
+                        // No DESC or NULLS FIRST key columns.
+                        Value::Array(vec![Value::Int(0); ix.columns.len()]),
+                        Value::Null,
+                        Value::Null,
                     ]);
                 }
             }

@@ -209,7 +209,63 @@ impl<'a> FromSql<'a> for Raw<'a> {
 /// its type prints it (DateStyle ISO, IntervalStyle postgres,
 /// extra_float_digits 1, timestamptz in UTC).
 pub fn render_binary(ty: &Type, b: &[u8]) -> Result<String, SltError> {
+    let text = render_value(ty, b)?;
+    Ok(if text.is_empty() {
+        "(empty)".to_owned()
+    } else {
+        text
+    })
+}
+
+/// One-dimensional arrays as `{a,b,NULL}`, elements quoted as
+/// PostgreSQL's array_out quotes them.
+fn render_array(elem: &Type, b: &[u8]) -> Result<String, SltError> {
+    let bad = || SltError::Unsupported(format!("malformed {}[] value {b:?}", elem.name()));
+    let int = |at: usize| -> Result<i32, SltError> {
+        Ok(i32::from_be_bytes(
+            b.get(at..at + 4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ))
+    };
+    let ndim = int(0)?;
+    if ndim == 0 {
+        return Ok("{}".into());
+    }
+    if ndim != 1 {
+        return Err(SltError::Unsupported("multi-dimensional arrays".into()));
+    }
+    let len = int(12)?;
+    let mut at = 20;
+    let mut parts = Vec::new();
+    for _ in 0..len {
+        let n = int(at)?;
+        at += 4;
+        if n < 0 {
+            parts.push("NULL".to_string());
+            continue;
+        }
+        let item = b.get(at..at + n as usize).ok_or_else(bad)?;
+        at += n as usize;
+        let text = render_value(elem, item)?;
+        let needs_quotes = text.is_empty()
+            || text.eq_ignore_ascii_case("null")
+            || text.contains([',', '{', '}', '"', '\\', ' ']);
+        parts.push(if needs_quotes {
+            format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+        } else {
+            text
+        });
+    }
+    Ok(format!("{{{}}}", parts.join(",")))
+}
+
+fn render_value(ty: &Type, b: &[u8]) -> Result<String, SltError> {
     let bad = || SltError::Unsupported(format!("malformed {} value {b:?}", ty.name()));
+    if let tokio_postgres::types::Kind::Array(elem) = ty.kind() {
+        return render_array(elem, b);
+    }
     let text = match *ty {
         Type::BOOL => match b {
             [0] => "f".to_owned(),
@@ -282,11 +338,7 @@ pub fn render_binary(ty: &Type, b: &[u8]) -> Result<String, SltError> {
             )))
         }
     };
-    Ok(if text.is_empty() {
-        "(empty)".to_owned()
-    } else {
-        text
-    })
+    Ok(text)
 }
 
 /// float4out/float8out with extra_float_digits = 1: the shortest exact

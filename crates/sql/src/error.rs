@@ -63,6 +63,7 @@ impl SqlState {
     pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState("26000");
     pub const DUPLICATE_CURSOR: SqlState = SqlState("42P03");
     pub const INVALID_CURSOR_NAME: SqlState = SqlState("34000");
+    pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const DISK_FULL: SqlState = SqlState("53100");
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");

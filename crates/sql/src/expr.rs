@@ -112,6 +112,7 @@ pub enum AggFunc {
     BoolAnd,
     BoolOr,
     StringAgg,
+    ArrayAgg,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +122,8 @@ pub struct AggCall {
     pub distinct: bool,
     /// FILTER (WHERE ...): rows for which it is not true are skipped.
     pub filter: Option<Box<Expr>>,
+    /// `agg(x ORDER BY ...)`: the order values are fed in.
+    pub order_by: Vec<crate::plan::SortKey>,
     pub ty: DataType,
 }
 
@@ -448,6 +451,7 @@ impl Expr {
                 if let Some(c) = &a.filter {
                     c.walk(f);
                 }
+                a.order_by.iter().for_each(|k| k.expr.walk(f));
             }
             Expr::Window(w) => w.exprs().for_each(|x| x.walk(f)),
             Expr::Subquery {
@@ -594,6 +598,13 @@ impl Expr {
                     .collect::<SqlResult<_>>()?;
                 if let Some(c) = a.filter.take() {
                     a.filter = Some(Box::new(f(*c)?));
+                }
+                for k in a.order_by.iter_mut() {
+                    let e = std::mem::replace(
+                        &mut k.expr,
+                        Expr::Literal(Value::Null, DataType::Unknown),
+                    );
+                    k.expr = f(e)?;
                 }
                 Expr::Aggregate(a)
             }

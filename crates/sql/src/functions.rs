@@ -10,12 +10,15 @@ use crate::expr::EvalEnv;
 use crate::types::DataType;
 use crate::value::{decimal_to_f64, Value};
 
+mod common;
 mod document;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
     /// uuid, json and interval functions (see `document`).
     Doc(document::DocFunc),
+    /// String, math and date/time functions (see `common`).
+    Common(common::CommonFunc),
     /// Set-returning functions in a SELECT list: evaluate to an array of
     /// their results, which a ProjectSet plan turns into rows.
     GenerateSeries,
@@ -121,6 +124,9 @@ impl Func {
         use DataType as T;
         if let Some((f, ty)) = document::resolve(name, args) {
             return Ok((Func::Doc(f), ty));
+        }
+        if let Some((f, ty)) = common::resolve(name, args) {
+            return Ok((Func::Common(f), ty));
         }
         match (name, args.len()) {
             ("generate_series", 2 | 3) => {
@@ -337,6 +343,7 @@ impl Func {
         };
         Ok(match self {
             Func::Doc(d) => return d.eval(&args, &[], env.tz),
+            Func::Common(c) => return c.eval(&args, ty, env.tz),
             Func::GenerateSeries => {
                 let mut it = args.into_iter();
                 let (a, b) = (it.next().unwrap_or(V::Null), it.next().unwrap_or(V::Null));

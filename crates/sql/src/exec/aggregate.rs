@@ -17,7 +17,11 @@ pub(super) struct AggState {
     count: i64,
     value: Option<Value>,
     text: Option<String>,
+    items: Vec<Value>,
     seen: Option<HashSet<Vec<u8>>>,
+    /// For `agg(x ORDER BY ...)`: (sort values, arguments), fed in order
+    /// at the end.
+    ordered: Vec<(Vec<Value>, Vec<Value>)>,
 }
 
 impl AggState {
@@ -26,8 +30,15 @@ impl AggState {
             count: 0,
             value: None,
             text: None,
+            items: Vec::new(),
             seen: call.distinct.then(HashSet::new),
+            ordered: Vec::new(),
         }
+    }
+
+    /// Buffers one row of an ordered aggregate.
+    pub(super) fn add_ordered(&mut self, keys: Vec<Value>, args: Vec<Value>) {
+        self.ordered.push((keys, args));
     }
 
     pub(super) fn add(&mut self, call: &AggCall, args: Vec<Value>) -> SqlResult<()> {
@@ -36,6 +47,12 @@ impl AggState {
             return Ok(());
         }
         let v = args.first().cloned().unwrap_or(Value::Null);
+        if call.func == AggFunc::ArrayAgg {
+            // array_agg keeps NULLs.
+            self.count += 1;
+            self.items.push(v);
+            return Ok(());
+        }
         if v.is_null() {
             return Ok(());
         }
@@ -48,7 +65,7 @@ impl AggState {
         }
         self.count += 1;
         match call.func {
-            AggFunc::Count | AggFunc::CountStar => {}
+            AggFunc::Count | AggFunc::CountStar | AggFunc::ArrayAgg => {}
             AggFunc::Sum | AggFunc::Avg => {
                 self.value = Some(match (self.value.take(), v) {
                     (None, Value::Int(i)) => Value::Numeric(Decimal::from(i)),
@@ -112,7 +129,14 @@ impl AggState {
         Ok(())
     }
 
-    pub(super) fn finish(self, call: &AggCall) -> SqlResult<Value> {
+    pub(super) fn finish(mut self, call: &AggCall) -> SqlResult<Value> {
+        if !self.ordered.is_empty() {
+            let mut rows = std::mem::take(&mut self.ordered);
+            rows.sort_by(|(a, _), (b, _)| super::query::sort_cmp(a, b, &call.order_by));
+            for (_, args) in rows {
+                self.add(call, args)?;
+            }
+        }
         Ok(match call.func {
             AggFunc::Count | AggFunc::CountStar => Value::Int(self.count),
             AggFunc::Sum => match (self.value, &call.ty) {
@@ -138,6 +162,8 @@ impl AggState {
                 self.value.unwrap_or(Value::Null)
             }
             AggFunc::StringAgg => self.text.map(Value::Text).unwrap_or(Value::Null),
+            AggFunc::ArrayAgg if self.count == 0 => Value::Null,
+            AggFunc::ArrayAgg => Value::Array(self.items),
         })
     }
 }
@@ -181,7 +207,16 @@ pub fn aggregate(
                 .iter()
                 .map(|a| a.eval(&row, env))
                 .collect::<SqlResult<Vec<_>>>()?;
-            state.add(call, args)?;
+            if call.order_by.is_empty() {
+                state.add(call, args)?;
+            } else {
+                let keys = call
+                    .order_by
+                    .iter()
+                    .map(|k| k.expr.eval(&row, env))
+                    .collect::<SqlResult<Vec<_>>>()?;
+                state.add_ordered(keys, args);
+            }
         }
     }
     // Without GROUP BY, an empty input still yields one row.

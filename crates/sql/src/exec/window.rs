@@ -206,6 +206,7 @@ fn partition_values(
                 args: call.args.clone(),
                 distinct: call.distinct,
                 filter: None,
+                order_by: Vec::new(),
                 ty: call.ty.clone(),
             };
             let args_of = |pos: usize| -> SqlResult<Vec<Value>> {

@@ -290,10 +290,14 @@ impl Planner<'_> {
             A::Extract { field, expr, .. } => {
                 let x = self.bind_expr(expr, scope)?;
                 let field = Expr::literal(Value::Text(field.to_string().to_lowercase()));
-                let (func, _) = Func::resolve("date_part", &[DataType::Text, x.data_type()])?;
-                Expr::Func {
-                    func,
-                    args: vec![field, x],
+                let (func, ty) = Func::resolve("date_part", &[DataType::Text, x.data_type()])?;
+                // EXTRACT is date_part returning numeric (PostgreSQL 14+).
+                Expr::Cast {
+                    expr: Box::new(Expr::Func {
+                        func,
+                        args: vec![field, x],
+                        ty,
+                    }),
                     ty: DataType::Numeric(None),
                 }
             }
@@ -960,6 +964,19 @@ impl Planner<'_> {
                 }
                 _ => bound,
             };
+            let mut order_by = Vec::new();
+            if let ast::FunctionArguments::List(list) = &f.args {
+                for clause in &list.clauses {
+                    if let ast::FunctionArgumentClause::OrderBy(keys) = clause {
+                        for o in keys {
+                            order_by.push(super::select::sort_key(
+                                self.bind_expr(&o.expr, scope)?,
+                                &o.options,
+                            ));
+                        }
+                    }
+                }
+            }
             let filter = match &f.filter {
                 Some(c) => {
                     let b = self.bind_expr(c, scope)?;
@@ -972,6 +989,7 @@ impl Planner<'_> {
                 args: bound,
                 distinct,
                 filter,
+                order_by,
                 ty,
             })));
         }
@@ -1046,6 +1064,7 @@ pub(super) fn agg_func(name: &str, star: bool) -> Option<AggFunc> {
         "bool_and" | "every" => AggFunc::BoolAnd,
         "bool_or" => AggFunc::BoolOr,
         "string_agg" => AggFunc::StringAgg,
+        "array_agg" => AggFunc::ArrayAgg,
         _ => return None,
     })
 }
@@ -1075,6 +1094,10 @@ pub(super) fn agg_type(agg: AggFunc, arg: Option<DataType>) -> SqlResult<DataTyp
         },
         AggFunc::BoolAnd | AggFunc::BoolOr => T::Bool,
         AggFunc::StringAgg => T::Text,
+        AggFunc::ArrayAgg => match arg {
+            Some(T::Unknown) | None => T::Array(Box::new(T::Text)),
+            Some(t) => T::Array(Box::new(t)),
+        },
     })
 }
 

@@ -665,8 +665,15 @@ impl Planner<'_> {
     fn plan_table_factor(&mut self, tf: &TableFactor) -> SqlResult<(Plan, Scope)> {
         match tf {
             TableFactor::Table {
-                name, alias, args, ..
+                name,
+                alias,
+                args,
+                sample,
+                ..
             } => {
+                if sample.is_some() {
+                    return Err(SqlError::unsupported("TABLESAMPLE is not supported yet"));
+                }
                 let (schema, table_name) = split_name(name)?;
                 if let Some(args) = args {
                     return self.plan_table_function(&table_name, &args.args, alias.as_ref());

@@ -198,6 +198,11 @@ fn create_table(
 ) -> SqlResult<QueryResult> {
     let (schema, name) = split_name(&ct.name)?;
     check_schema(&schema)?;
+    if ct.temporary {
+        return Err(SqlError::unsupported(
+            "temporary tables are not supported yet",
+        ));
+    }
     if ct.query.is_some() || ct.like.is_some() {
         return Err(SqlError::unsupported(
             "CREATE TABLE AS / LIKE is not supported yet",

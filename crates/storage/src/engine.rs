@@ -53,6 +53,11 @@ impl EngineShared {
 /// replication trims the archive by its slots.
 const WAL_ARCHIVE_TTL_SECS: u64 = 30 * 24 * 3600;
 
+/// A commit this large (COPY, a table rewrite) is moved on to disk tables
+/// at once: a memtable grown by a bulk write makes every point read walk
+/// a skiplist of millions of entries.
+const BULK_COMMIT_FLUSH_BYTES: usize = 16 << 20;
+
 /// Batches a slow shipper may fall behind the live feed before it must go
 /// back to reading the WAL.
 const FEED_CAPACITY: usize = 8192;
@@ -189,6 +194,7 @@ impl Engine {
 
     fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
         let seq = batch.write(&self.db, self.sync_commits)?;
+        self.flush_after_bulk(batch.data().len());
         if self.shared.feed.receiver_count() > 0 {
             let _ = self.shared.feed.send(CommittedBatch {
                 seq,
@@ -196,6 +202,32 @@ impl Engine {
             });
         }
         Ok(seq)
+    }
+
+    /// Starts a background memtable flush after a bulk write.
+    fn flush_after_bulk(&self, bytes: usize) {
+        if bytes >= BULK_COMMIT_FLUSH_BYTES {
+            let mut options = rocksdb::FlushOptions::default();
+            options.set_wait(false);
+            if let Err(e) = self.db.flush_opt(&options) {
+                tracing::warn!("flush after a bulk write failed: {e}");
+            }
+        }
+    }
+
+    /// VACUUM: the memtable goes to disk and the key ranges (all when
+    /// None) are compacted, so reads find each key in one place.
+    pub fn compact(&self, ranges: Option<&[(Vec<u8>, Vec<u8>)]>) -> StorageResult<()> {
+        self.db.flush()?;
+        match ranges {
+            None => self.db.compact_range::<&[u8], &[u8]>(None, None),
+            Some(ranges) => {
+                for (start, end) in ranges {
+                    self.db.compact_range(Some(start), Some(end));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Waits until no commit is writing (after the fence was closed).
@@ -218,6 +250,7 @@ impl Engine {
         }
         let mut batch = RawBatch::from_data(data)?;
         let seq = batch.write(&self.db, sync && self.sync_commits)?;
+        self.flush_after_bulk(data.len());
         if seq != expected {
             return Err(StorageError::Corrupt(format!(
                 "replicated batch was written at LSN {seq}, expected {expected}"

@@ -634,8 +634,9 @@ impl Session {
         }
     }
 
-    /// VACUUM and ANALYZE have nothing to do on an LSM tree; the tables
-    /// they name must exist all the same.
+    /// VACUUM moves the memtable to disk and compacts the tables' key
+    /// ranges (all of them without a list); ANALYZE has no statistics to
+    /// gather. The tables must exist either way.
     fn maintenance(&mut self, command: &str, tables: &[ast::ObjectName]) -> SqlResult<QueryResult> {
         if command == "VACUUM" && self.block != Block::Autocommit {
             return Err(SqlError::new(
@@ -650,8 +651,25 @@ impl Session {
             txn: self.current_txn()?,
         };
         let planner = Planner::new(&view, Vec::new(), tz);
+        let mut ranges = Vec::new();
         for name in tables {
-            planner.resolve_table(name)?;
+            let table = planner.resolve_table(name)?;
+            let prefixes = std::iter::once(crate::catalog::table_rows_prefix(table.oid)).chain(
+                table
+                    .indexes
+                    .iter()
+                    .map(|i| crate::catalog::index_prefix(i.oid)),
+            );
+            for start in prefixes {
+                if let Some(end) = duet_storage::keycode::prefix_end(&start) {
+                    ranges.push((start, end));
+                }
+            }
+        }
+        if command == "VACUUM" {
+            let engine = self.state.db.engine();
+            let ranges = (!tables.is_empty()).then_some(ranges);
+            duet_storage::blocking(|| engine.compact(ranges.as_deref()))?;
         }
         Ok(tag(command))
     }

@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::StartArgs;
 
+/// See Cargo.toml: mimalloc for the many small per-statement allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "duet",

@@ -203,6 +203,45 @@ impl TableDef {
     pub fn all_indexes(&self) -> impl Iterator<Item = &IndexDef> {
         std::iter::once(&self.primary).chain(self.indexes.iter())
     }
+
+    /// `(a, b)=(1, x)`: key columns and a row's values in them, as
+    /// PostgreSQL's error details print them.
+    pub fn key_text(
+        &self,
+        columns: &[usize],
+        row: &[crate::value::Value],
+        tz: &crate::value::TimeZone,
+    ) -> String {
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|&c| self.columns[c].name.as_str())
+            .collect();
+        let values: Vec<String> = columns
+            .iter()
+            .map(|&c| {
+                row[c]
+                    .to_text(&self.columns[c].data_type, tz)
+                    .unwrap_or_else(|| "null".into())
+            })
+            .collect();
+        format!("({})=({})", names.join(", "), values.join(", "))
+    }
+
+    /// 23505 from building a unique index over rows that repeat a key.
+    pub fn duplicate_in_new_index(
+        &self,
+        index: &IndexDef,
+        row: &[crate::value::Value],
+    ) -> SqlError {
+        SqlError::new(
+            SqlState::UNIQUE_VIOLATION,
+            format!("could not create unique index \"{}\"", index.name),
+        )
+        .with_detail(format!(
+            "Key {} is duplicated.",
+            self.key_text(&index.columns, row, &Default::default())
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -58,28 +58,6 @@ pub(super) fn check_row(table: &TableDef, row: Row, env: &EvalEnv) -> SqlResult<
         .collect()
 }
 
-fn key_detail(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> String {
-    let names: Vec<&str> = index
-        .columns
-        .iter()
-        .map(|&c| table.columns[c].name.as_str())
-        .collect();
-    let values: Vec<String> = index
-        .columns
-        .iter()
-        .map(|&c| {
-            row[c]
-                .to_text(&table.columns[c].data_type, env.tz)
-                .unwrap_or_else(|| "null".into())
-        })
-        .collect();
-    format!(
-        "Key ({})=({}) already exists.",
-        names.join(", "),
-        values.join(", ")
-    )
-}
-
 fn unique_violation(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv) -> SqlError {
     SqlError::new(
         SqlState::UNIQUE_VIOLATION,
@@ -88,7 +66,10 @@ fn unique_violation(table: &TableDef, index: &IndexDef, row: &Row, env: &EvalEnv
             index.name
         ),
     )
-    .with_detail(key_detail(table, index, row, env))
+    .with_detail(format!(
+        "Key {} already exists.",
+        table.key_text(&index.columns, row, env.tz)
+    ))
 }
 
 /// Checks unique secondary indexes for `row` (ignoring the row's own

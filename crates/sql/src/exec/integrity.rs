@@ -59,20 +59,26 @@ pub(super) fn check_constraints(it: &IntegrityTable, row: &Row, env: &EvalEnv) -
     Ok(())
 }
 
-fn key_text(table: &TableDef, columns: &[usize], row: &Row, env: &EvalEnv) -> (String, String) {
-    let names: Vec<&str> = columns
-        .iter()
-        .map(|&c| table.columns[c].name.as_str())
-        .collect();
-    let values: Vec<String> = columns
-        .iter()
-        .map(|&c| {
-            row[c]
-                .to_text(&table.columns[c].data_type, env.tz)
-                .unwrap_or_else(|| "null".into())
-        })
-        .collect();
-    (names.join(", "), values.join(", "))
+/// 23503: a new or changed row references a row that is not there.
+pub(crate) fn missing_reference(
+    table: &TableDef,
+    fk: &ForeignKeyDef,
+    row: &Row,
+    parent: &TableDef,
+    env: &EvalEnv,
+) -> SqlError {
+    SqlError::new(
+        SqlState::FOREIGN_KEY_VIOLATION,
+        format!(
+            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
+            table.name, fk.name
+        ),
+    )
+    .with_detail(format!(
+        "Key {} is not present in table \"{}\".",
+        table.key_text(&fk.columns, row, env.tz),
+        parent.name
+    ))
 }
 
 /// Every foreign key of `table` finds its referenced row (which is locked).
@@ -89,18 +95,7 @@ pub(super) async fn check_parents(
         }
         let parent = &integrity.table(fk.parent)?.table;
         if find_parent(txn, parent, fk, row, env).await?.is_none() {
-            let (names, values) = key_text(table, &fk.columns, row, env);
-            return Err(SqlError::new(
-                SqlState::FOREIGN_KEY_VIOLATION,
-                format!(
-                    "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                    table.name, fk.name
-                ),
-            )
-            .with_detail(format!(
-                "Key ({names})=({values}) is not present in table \"{}\".",
-                parent.name
-            )));
+            return Err(missing_reference(table, fk, row, parent, env));
         }
     }
     Ok(())
@@ -235,7 +230,6 @@ fn still_referenced(
     old: &Row,
     env: &EvalEnv,
 ) -> SqlError {
-    let (names, values) = key_text(parent, &fk.parent_columns, old, env);
     SqlError::new(
         SqlState::FOREIGN_KEY_VIOLATION,
         format!(
@@ -244,7 +238,8 @@ fn still_referenced(
         ),
     )
     .with_detail(format!(
-        "Key ({names})=({values}) is still referenced from table \"{}\".",
+        "Key {} is still referenced from table \"{}\".",
+        parent.key_text(&fk.parent_columns, old, env.tz),
         child.name
     ))
 }

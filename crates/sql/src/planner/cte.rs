@@ -8,7 +8,7 @@ use sqlparser::ast::{self, SetExpr};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-use super::{ident_name, Planner, Scope, ScopeColumn};
+use super::{ident_name, Planner, Scope};
 use crate::catalog::ViewDef;
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::plan::Plan;
@@ -129,23 +129,13 @@ impl Planner<'_> {
         let planned = self.isolated(|p| p.plan_query(&query));
         self.ctes = ctes;
         let qp = planned?;
-        let scope = Scope::new(
+        let scope = Scope::of_derived(
             view.columns
                 .iter()
                 .zip(&qp.columns)
-                .enumerate()
-                .map(|(i, ((name, _), c))| ScopeColumn {
-                    qualifier: Some(qualifier.to_string()),
-                    name: alias
-                        .and_then(|a| a.columns.get(i))
-                        .map(|c| ident_name(&c.name))
-                        .unwrap_or_else(|| name.clone()),
-                    ty: c.data_type.clone(),
-                    table_oid: 0,
-                    attnum: 0,
-                    hidden: false,
-                })
-                .collect(),
+                .map(|((name, _), c)| (name.as_str(), &c.data_type)),
+            Some(qualifier.to_string()),
+            alias,
         );
         Ok((qp.plan, scope))
     }
@@ -160,22 +150,10 @@ impl Planner<'_> {
         let qualifier = alias
             .map(|a| ident_name(&a.name))
             .unwrap_or_else(|| name.to_string());
-        let scope = Scope::new(
-            cte.columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| ScopeColumn {
-                    qualifier: Some(qualifier.clone()),
-                    name: alias
-                        .and_then(|a| a.columns.get(i))
-                        .map(|c| ident_name(&c.name))
-                        .unwrap_or_else(|| c.name.clone()),
-                    ty: c.data_type.clone(),
-                    table_oid: 0,
-                    attnum: 0,
-                    hidden: false,
-                })
-                .collect(),
+        let scope = Scope::of_derived(
+            cte.columns.iter().map(|c| (c.name.as_str(), &c.data_type)),
+            Some(qualifier),
+            alias,
         );
         Some((cte.plan.clone(), scope))
     }

@@ -25,6 +25,33 @@ impl Scope {
         Scope { columns }
     }
 
+    /// The scope of a subquery's output in FROM (derived table, WITH
+    /// query, view): `(name, type)` columns, renamed by the alias's column
+    /// list where it has one.
+    pub fn of_derived<'a>(
+        columns: impl IntoIterator<Item = (&'a str, &'a crate::types::DataType)>,
+        qualifier: Option<String>,
+        alias: Option<&sqlparser::ast::TableAlias>,
+    ) -> Scope {
+        Scope::new(
+            columns
+                .into_iter()
+                .enumerate()
+                .map(|(i, (name, ty))| ScopeColumn {
+                    qualifier: qualifier.clone(),
+                    name: alias
+                        .and_then(|a| a.columns.get(i))
+                        .map(|c| super::ident_name(&c.name))
+                        .unwrap_or_else(|| name.to_string()),
+                    ty: ty.clone(),
+                    table_oid: 0,
+                    attnum: 0,
+                    hidden: false,
+                })
+                .collect(),
+        )
+    }
+
     /// Concatenates two scopes (a join's output row).
     pub fn join(&self, right: &Scope) -> Scope {
         let mut columns = self.columns.clone();

@@ -751,23 +751,10 @@ impl Planner<'_> {
                 self.outer = saved;
                 let qp = qp?;
                 let qualifier = alias.as_ref().map(|a| ident_name(&a.name));
-                let scope = Scope::new(
-                    qp.columns
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| ScopeColumn {
-                            qualifier: qualifier.clone(),
-                            name: alias
-                                .as_ref()
-                                .and_then(|a| a.columns.get(i))
-                                .map(|c| ident_name(&c.name))
-                                .unwrap_or_else(|| c.name.clone()),
-                            ty: c.data_type.clone(),
-                            table_oid: 0,
-                            attnum: 0,
-                            hidden: false,
-                        })
-                        .collect(),
+                let scope = Scope::of_derived(
+                    qp.columns.iter().map(|c| (c.name.as_str(), &c.data_type)),
+                    qualifier,
+                    alias.as_ref(),
                 );
                 Ok((qp.plan, scope))
             }

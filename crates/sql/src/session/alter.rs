@@ -510,29 +510,7 @@ fn check_row(table: &TableDef, row: &Row, seen: &mut [HashSet<Vec<u8>>]) -> SqlR
             continue;
         }
         if !seen[i].insert(index_values_prefix(index, row)) {
-            let names: Vec<&str> = index
-                .columns
-                .iter()
-                .map(|&c| table.columns[c].name.as_str())
-                .collect();
-            let values: Vec<String> = index
-                .columns
-                .iter()
-                .map(|&c| {
-                    row[c]
-                        .to_text(&table.columns[c].data_type, &Default::default())
-                        .unwrap_or_default()
-                })
-                .collect();
-            return Err(SqlError::new(
-                SqlState::UNIQUE_VIOLATION,
-                format!("could not create unique index \"{}\"", index.name),
-            )
-            .with_detail(format!(
-                "Key ({})=({}) is duplicated.",
-                names.join(", "),
-                values.join(", ")
-            )));
+            return Err(table.duplicate_in_new_index(index, row));
         }
     }
     Ok(())

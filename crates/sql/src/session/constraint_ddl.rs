@@ -224,27 +224,13 @@ impl Session {
                 if fk.columns.iter().any(|&c| row[c].is_null()) {
                     continue;
                 }
-                if crate::exec::find_parent(&mut txn, parent, fk, &row, &env).await?.is_none() {
-                    let names: Vec<&str> =
-                        fk.columns.iter().map(|&c| table.columns[c].name.as_str()).collect();
-                    let values: Vec<String> = fk
-                        .columns
-                        .iter()
-                        .map(|&c| row[c].to_text(&table.columns[c].data_type, env.tz).unwrap_or_default())
-                        .collect();
-                    return Err(SqlError::new(
-                        SqlState::FOREIGN_KEY_VIOLATION,
-                        format!(
-                            "insert or update on table \"{}\" violates foreign key constraint \"{}\"",
-                            table.name, fk.name
-                        ),
-                    )
-                    .with_detail(format!(
-                        "Key ({})=({}) is not present in table \"{}\".",
-                        names.join(", "),
-                        values.join(", "),
-                        parent.name
-                    )));
+                if crate::exec::find_parent(&mut txn, parent, fk, &row, &env)
+                    .await?
+                    .is_none()
+                {
+                    return Err(crate::exec::missing_reference(
+                        table, fk, &row, parent, &env,
+                    ));
                 }
             }
             Ok(())

@@ -553,29 +553,7 @@ fn create_index(
                 && index.columns.iter().all(|&c| !row[c].is_null())
                 && !seen.insert(index_values_prefix(&index, &row))
             {
-                let names: Vec<&str> = index
-                    .columns
-                    .iter()
-                    .map(|&c| table.columns[c].name.as_str())
-                    .collect();
-                let vals: Vec<String> = index
-                    .columns
-                    .iter()
-                    .map(|&c| {
-                        row[c]
-                            .to_text(&table.columns[c].data_type, &Default::default())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                return Err(SqlError::new(
-                    SqlState::UNIQUE_VIOLATION,
-                    format!("could not create unique index \"{}\"", index.name),
-                )
-                .with_detail(format!(
-                    "Key ({})=({}) is duplicated.",
-                    names.join(", "),
-                    vals.join(", ")
-                )));
+                return Err(table.duplicate_in_new_index(&index, &row));
             }
             let pk = primary_key_suffix(&table, &row);
             entries.push((index_entry_key(&index, &row, &pk), pk));

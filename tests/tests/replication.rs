@@ -126,6 +126,29 @@ fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
         scalar(&primary, "SELECT max(id) FROM replication_test")
     );
 
+    // Load balancers ask the HTTP endpoint which node is which.
+    assert_eq!(primary.http_get("/health").0, 200);
+    assert_eq!(primary.http_get("/primary").0, 200);
+    assert_eq!(primary.http_get("/replica").0, 503);
+    assert_eq!(secondary.http_get("/primary").0, 503);
+    let (status, body) = secondary.http_get("/replica");
+    assert_eq!(
+        (status, body.trim()),
+        (200, "role: SECONDARY, stream: streaming")
+    );
+    let metrics = primary.http_get("/metrics").1;
+    for line in [
+        "duet_role 1",
+        "duet_replication_secondaries 1",
+        "duet_commits_total",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "no {line:?} in /metrics:\n{metrics}"
+        );
+    }
+    assert!(secondary.http_get("/metrics").1.contains("duet_role 2"));
+
     // libpq picks the primary among both hosts for read-write sessions.
     let multi = format!(
         "postgresql://root@127.0.0.1:{},127.0.0.1:{}/defaultdb?target_session_attrs=read-write&sslmode=verify-full&sslrootcert={c}/ca.crt&sslcert={c}/client.root.crt&sslkey={c}/client.root.key",
@@ -221,6 +244,9 @@ fn promotion_after_the_primary_dies_and_the_old_primary_rejoins() {
         .assert_ok();
     assert_eq!(scalar(&secondary, "SELECT pg_is_in_recovery()"), "f");
     eprintln!("promotion took {promote:?} (psql included)");
+    // The promoted node now answers the load balancer's primary check.
+    assert_eq!(secondary.http_get("/primary").0, 200);
+    assert_eq!(secondary.http_get("/replica").0, 503);
     // Serial values continue past everything replicated.
     assert_eq!(
         scalar(&secondary, "SELECT max(id) > 101 FROM replication_test"),

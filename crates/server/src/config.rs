@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     /// SQL listen address (PostgreSQL protocol).
     pub listen: String,
-    /// HTTP listen address (metrics and health; later issue).
+    /// HTTP listen address: health checks and /metrics; empty: none.
     pub http_listen: String,
     /// Data directory (RocksDB and node-local state).
     pub data_dir: PathBuf,

@@ -134,7 +134,8 @@ pub(crate) struct SessionSlot<'a>(&'a AtomicUsize);
 
 impl Drop for SessionSlot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let now = self.0.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+        metrics::gauge!("duet_connections").set(now as f64);
     }
 }
 
@@ -146,6 +147,8 @@ impl Shared {
         if prev >= self.config.max_connections {
             None
         } else {
+            metrics::counter!("duet_connections_total").increment(1);
+            metrics::gauge!("duet_connections").set((prev + 1) as f64);
             Some(slot)
         }
     }
@@ -165,6 +168,8 @@ fn effective_rules(config: &Config) -> Result<Vec<HbaRule>, HbaError> {
 /// 127.0.0.1:0 and read [`Server::local_addr`].
 pub struct Server {
     listener: TcpListener,
+    /// The HTTP endpoint's listener (None when `http_listen` is empty).
+    http_listener: Option<TcpListener>,
     local_addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
@@ -272,6 +277,11 @@ impl Server {
             Some(TlsAcceptor::from(tls_config))
         };
         let listener = bind_listener(&config.listen).await?;
+        let http_listener = match config.http_listen.as_str() {
+            "" => None,
+            addr => Some(bind_listener(addr).await?),
+        };
+        crate::http::metrics_handle();
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Listen {
@@ -291,6 +301,7 @@ impl Server {
         });
         Ok(Server {
             listener,
+            http_listener,
             local_addr,
             tls,
             shared,
@@ -330,12 +341,23 @@ impl Server {
     {
         let Server {
             listener,
+            http_listener,
             local_addr,
             tls,
             shared,
             shutdown_tx,
         } = self;
         let mut shutdown_rx = shared.shutdown.clone();
+        if let Some(http) = http_listener {
+            if let Ok(addr) = http.local_addr() {
+                info!("HTTP endpoint (health checks, /metrics) on {addr}");
+            }
+            tokio::spawn(crate::http::serve(
+                http,
+                shared.replication.clone(),
+                shared.shutdown.clone(),
+            ));
+        }
         let mut tasks = JoinSet::new();
         let shards = crate::shards::Shards::new().map_err(|cause| ServerError::Listen {
             addr: local_addr.to_string(),

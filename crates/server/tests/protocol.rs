@@ -30,6 +30,7 @@ impl TestServer {
             data_dir: dir.path().join("data"),
             certs_dir: dir.path().join("certs"),
             insecure: true,
+            http_listen: String::new(),
             ..Config::default()
         };
         tweak(&mut config);

@@ -83,6 +83,7 @@ impl TestServer {
             certs_dir: certs,
             insecure: false,
             root_password: Some(duet_server::config::Secret("s3cret".into())),
+            http_listen: String::new(),
             ..Config::default()
         };
         tweak(&mut config);

@@ -497,6 +497,7 @@ impl Session {
             ));
         }
         let started = Instant::now();
+        metrics::counter!("duet_statements_total", "kind" => statement_class(parsed)).increment(1);
         let result = self
             .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
             .await;
@@ -989,6 +990,32 @@ fn refresh_roles(state: &mut SessionState) -> SqlResult<()> {
     }
     state.roles = roles;
     Ok(())
+}
+
+/// The `kind` label of duet_statements_total.
+fn statement_class(parsed: &Parsed) -> &'static str {
+    match parsed {
+        Parsed::Sql(ast) => match &**ast {
+            Ast::Query(_) => "select",
+            Ast::Insert(_) => "insert",
+            Ast::Update(_) => "update",
+            Ast::Delete(_) => "delete",
+            Ast::StartTransaction { .. } | Ast::Commit { .. } | Ast::Rollback { .. } => {
+                "transaction"
+            }
+            Ast::CreateTable(_)
+            | Ast::CreateIndex(_)
+            | Ast::CreateView(_)
+            | Ast::AlterTable(_)
+            | Ast::Drop { .. }
+            | Ast::Truncate(_)
+            | Ast::CreateSequence { .. } => "ddl",
+            _ => "other",
+        },
+        Parsed::Copy(_) => "copy",
+        Parsed::Replicate(_) => "replicate",
+        _ => "other",
+    }
 }
 
 fn is_transaction_end(parsed: &Parsed) -> bool {

@@ -63,8 +63,20 @@ impl Session {
     /// Commits, then waits for the secondary as `synchronous_commit` asks
     /// (the commit is visible on this node meanwhile, as in PostgreSQL).
     pub(crate) async fn commit_txn(&mut self, txn: Transaction) -> SqlResult<()> {
+        let started = std::time::Instant::now();
+        let result = self.commit_and_wait(txn).await;
+        if let Ok(true) = result {
+            metrics::counter!("duet_commits_total").increment(1);
+            metrics::histogram!("duet_commit_seconds").record(started.elapsed().as_secs_f64());
+        }
+        result.map(|_| ())
+    }
+
+    /// Commits, then waits as synchronous_commit asks; true if the
+    /// transaction wrote anything.
+    async fn commit_and_wait(&mut self, txn: Transaction) -> SqlResult<bool> {
         let Some(lsn) = txn.commit().await? else {
-            return Ok(());
+            return Ok(false);
         };
         let setting = self
             .state
@@ -72,15 +84,15 @@ impl Session {
             .get("synchronous_commit")
             .unwrap_or_default();
         let Some(level) = crate::replicate::SyncLevel::from_setting(&setting) else {
-            return Ok(());
+            return Ok(true);
         };
         let Some(control) = self.state.db.node_control().cloned() else {
-            return Ok(());
+            return Ok(true);
         };
         if let Some(warning) = control.wait_for_replication(lsn, level).await? {
             self.notice("WARNING", "01000", warning);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Makes the session read-only on a secondary (and says so through

@@ -2,7 +2,7 @@
 //! for NULL.
 
 use super::CopyOptions;
-use crate::error::SqlResult;
+use crate::error::{SqlError, SqlResult, SqlState};
 
 /// Splits one line into fields, undoing escapes; a field whose raw text is
 /// the null string is NULL.
@@ -10,77 +10,88 @@ pub(super) fn decode_line(line: &str, options: &CopyOptions) -> SqlResult<Vec<Op
     let mut fields = Vec::new();
     let mut raw_start = 0;
     let mut chars = line.char_indices().peekable();
-    let mut push = |raw: &str| {
+    let mut push = |raw: &str| -> SqlResult<()> {
         fields.push(if raw == options.null {
             None
         } else {
-            Some(unescape(raw))
-        })
+            Some(unescape(raw)?)
+        });
+        Ok(())
     };
     while let Some((i, c)) = chars.next() {
         if c == '\\' {
             chars.next();
         } else if c == options.delimiter {
-            push(&line[raw_start..i]);
+            push(&line[raw_start..i])?;
             raw_start = i + c.len_utf8();
         }
     }
-    push(&line[raw_start..]);
+    push(&line[raw_start..])?;
     Ok(fields)
 }
 
-fn unescape(raw: &str) -> String {
+/// Undoes text-format escapes. Octal and hex escapes give bytes (so
+/// `\303\251` is one UTF-8 "é"); the result must be valid UTF-8.
+fn unescape(raw: &str) -> SqlResult<String> {
     if !raw.contains('\\') {
-        return raw.to_string();
+        return Ok(raw.to_string());
     }
-    let mut out = String::with_capacity(raw.len());
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len());
     let mut chars = raw.chars().peekable();
+    let mut buf = [0u8; 4];
     while let Some(c) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             continue;
         }
         let Some(e) = chars.next() else {
-            out.push('\\');
+            out.push(b'\\');
             break;
         };
         match e {
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'n' => out.push('\n'),
-            'r' => out.push('\r'),
-            't' => out.push('\t'),
-            'v' => out.push('\u{b}'),
+            'b' => out.push(8),
+            'f' => out.push(12),
+            'n' => out.push(b'\n'),
+            'r' => out.push(b'\r'),
+            't' => out.push(b'\t'),
+            'v' => out.push(11),
             '0'..='7' => {
-                let mut v = e.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    match chars.peek().and_then(|d| d.to_digit(8)) {
-                        Some(d) => {
-                            v = v * 8 + d;
-                            chars.next();
-                        }
-                        None => break,
-                    }
-                }
-                out.push(char::from_u32(v & 0xff).unwrap_or('\u{fffd}'));
+                let first = e.to_digit(8).unwrap_or(0);
+                out.push((more_digits(&mut chars, first, 8, 2) & 0xff) as u8)
             }
             'x' if chars.peek().is_some_and(|d| d.is_ascii_hexdigit()) => {
-                let mut v = 0;
-                for _ in 0..2 {
-                    match chars.peek().and_then(|d| d.to_digit(16)) {
-                        Some(d) => {
-                            v = v * 16 + d;
-                            chars.next();
-                        }
-                        None => break,
-                    }
-                }
-                out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                let first = chars.next().and_then(|d| d.to_digit(16)).unwrap_or(0);
+                out.push(more_digits(&mut chars, first, 16, 1) as u8)
             }
-            other => out.push(other),
+            other => out.extend_from_slice(other.encode_utf8(&mut buf).as_bytes()),
         }
     }
-    out
+    String::from_utf8(out).map_err(|_| {
+        SqlError::new(
+            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+            "invalid byte sequence for encoding \"UTF8\"",
+        )
+    })
+}
+
+/// `first` followed by up to `more` digits of `radix` taken from `chars`.
+fn more_digits(
+    chars: &mut std::iter::Peekable<std::str::Chars>,
+    first: u32,
+    radix: u32,
+    more: usize,
+) -> u32 {
+    let mut v = first;
+    for _ in 0..more {
+        match chars.peek().and_then(|d| d.to_digit(radix)) {
+            Some(d) => {
+                v = v * radix + d;
+                chars.next();
+            }
+            None => break,
+        }
+    }
+    v
 }
 
 /// One row of text output (without the newline).
@@ -145,5 +156,11 @@ mod tests {
             decode_line("\\101\\x42\\q", &o).unwrap(),
             vec![Some("ABq".to_string())]
         );
+        // Escaped bytes of one UTF-8 character.
+        assert_eq!(
+            decode_line("\\303\\251|\\xC3\\xA9", &o).unwrap(),
+            vec![Some("é|é".to_string())]
+        );
+        assert!(decode_line("\\377", &o).is_err());
     }
 }

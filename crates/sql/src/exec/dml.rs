@@ -286,6 +286,8 @@ pub async fn insert_rows(
                 check_constraints(own, &new, env)?;
                 check_parents(txn, &plan.integrity, table, &new, env).await?;
                 write_updated_row(txn, table, &old_key, &existing, &new, env).await?;
+                // A changed key is this statement's row too.
+                written.insert(row_key(table, &new));
                 on_parent_change(txn, &plan.integrity, table, &existing, Some(&new), env, 0)
                     .await?;
                 returning_row(&plan.returning, &new, env, &mut result.returning)?;
@@ -411,6 +413,10 @@ pub async fn execute_update(
     .await?;
     let own = plan.integrity.table(table.oid)?;
     let mut result = DmlResult::default();
+    // Foreign-key actions run after every row is written, as
+    // PostgreSQL's end-of-statement checks do: a cascade must not change a
+    // row this loop has yet to write, and NO ACTION looks at the result.
+    let mut changed: Vec<(Row, Row)> = Vec::new();
     for (key, old) in rows {
         let mut new = old.clone();
         for a in &plan.assignments {
@@ -426,9 +432,14 @@ pub async fn execute_update(
             check_parents(txn, &plan.integrity, table, &new, env).await?;
         }
         write_updated_row(txn, table, &key, &old, &new, env).await?;
-        on_parent_change(txn, &plan.integrity, table, &old, Some(&new), env, 0).await?;
+        if !table.referenced_by.is_empty() {
+            changed.push((old, new.clone()));
+        }
         returning_row(&plan.returning, &new, env, &mut result.returning)?;
         result.count += 1;
+    }
+    for (old, new) in &changed {
+        on_parent_change(txn, &plan.integrity, table, old, Some(new), env, 0).await?;
     }
     Ok(result)
 }
@@ -451,13 +462,20 @@ pub async fn execute_delete(
     )
     .await?;
     let mut result = DmlResult::default();
+    let mut deleted: Vec<Row> = Vec::new();
     for (key, old) in rows {
         let pk = primary_key_suffix(table, &old);
         delete_index_entries(txn, table, &old, &pk);
         txn.delete(key);
-        on_parent_change(txn, &plan.integrity, table, &old, None, env, 0).await?;
         returning_row(&plan.returning, &old, env, &mut result.returning)?;
         result.count += 1;
+        if !table.referenced_by.is_empty() {
+            deleted.push(old);
+        }
+    }
+    // As for UPDATE: the actions see the statement's result.
+    for old in &deleted {
+        on_parent_change(txn, &plan.integrity, table, old, None, env, 0).await?;
     }
     Ok(result)
 }

@@ -155,7 +155,18 @@ pub(crate) async fn find_parent(
         key
     };
     txn.lock(&key, env.control).await?;
-    Ok(txn.get_latest(&key)?.map(|_| key))
+    let Some(bytes) = txn.get_latest(&key)? else {
+        return Ok(None);
+    };
+    // Found through a unique index: the row may have changed its key
+    // between the index read and the lock.
+    if !index.primary {
+        let row = decode_table_row(parent, &bytes)?;
+        if fk.parent_columns.iter().any(|&p| !row[p].sql_eq(&probe[p])) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(key))
 }
 
 /// Rows of `child` whose foreign key `fk` holds `values` (the referenced
@@ -167,12 +178,16 @@ fn referencing_rows(
     values: &[Value],
     env: &EvalEnv,
 ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
-    let wanted: Vec<Value> = fk
-        .columns
-        .iter()
-        .zip(values)
-        .map(|(&c, v)| cast(v.clone(), &child.columns[c].data_type, env.tz, false))
-        .collect::<SqlResult<_>>()?;
+    // The key in the child's column types; a value those types cannot
+    // hold exactly (5000000000 for an integer column, 1.5 for an
+    // integer) is held by no child row.
+    let mut wanted: Vec<Value> = Vec::with_capacity(values.len());
+    for (&c, v) in fk.columns.iter().zip(values) {
+        match cast(v.clone(), &child.columns[c].data_type, env.tz, false) {
+            Ok(w) if w.sql_eq(v) => wanted.push(w),
+            _ => return Ok(Vec::new()),
+        }
+    }
     let matches = |row: &Row| {
         fk.columns
             .iter()

@@ -161,12 +161,18 @@ fn partition_values(
                         out.push(Value::Null);
                         continue;
                     }
+                    _ if call.args.len() > 1 => {
+                        return Err(SqlError::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            "lag and lead offsets must be integers",
+                        ))
+                    }
                     _ => 1,
                 };
                 let target = if call.func == WindowFunc::Lag {
-                    i as i64 - offset
+                    (i as i64).saturating_sub(offset)
                 } else {
-                    i as i64 + offset
+                    (i as i64).saturating_add(offset)
                 };
                 out.push(match usize::try_from(target).ok().filter(|&t| t < n) {
                     Some(t) => arg(rows, sorted[t], call, 0, env)?,
@@ -245,6 +251,11 @@ fn partition_values(
     Ok(out)
 }
 
+/// A frame offset as a signed row count (huge offsets saturate).
+fn clamp(k: u64) -> i64 {
+    k.min(i64::MAX as u64) as i64
+}
+
 /// The frame of position `i`: its first and last position, None if empty.
 fn frame(
     i: usize,
@@ -269,11 +280,11 @@ fn frame(
                     group_end[g] as i64
                 }
             }
-            (FrameBound::Preceding(k), true) => i as i64 - k as i64,
-            (FrameBound::Following(k), true) => i as i64 + k as i64,
+            (FrameBound::Preceding(k), true) => (i as i64).saturating_sub(clamp(k)),
+            (FrameBound::Following(k), true) => (i as i64).saturating_add(clamp(k)),
             // RANGE with an offset is planned away; count peer groups.
             (FrameBound::Preceding(k), false) => {
-                let target = g as i64 - k as i64;
+                let target = (g as i64).saturating_sub(clamp(k));
                 if target < 0 {
                     if is_start {
                         0
@@ -287,7 +298,7 @@ fn frame(
                 }
             }
             (FrameBound::Following(k), false) => {
-                let target = g + k as usize;
+                let target = g.saturating_add(clamp(k) as usize);
                 if target >= groups {
                     if is_start {
                         n as i64

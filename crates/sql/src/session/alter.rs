@@ -89,6 +89,33 @@ impl Session {
                 )));
             }
         }
+        // Foreign keys and CHECK constraints name columns by position and
+        // by text: moving or renaming columns under them is refused until
+        // they are rewritten along (drop the constraint first).
+        let moves_columns = at.operations.iter().any(|op| {
+            matches!(op, Op::DropColumn { .. } | Op::AddColumn { .. })
+                || matches!(
+                    op,
+                    Op::AddConstraint {
+                        constraint: TableConstraint::PrimaryKey(_),
+                        ..
+                    }
+                )
+        });
+        if moves_columns && (!table.foreign_keys.is_empty() || !table.referenced_by.is_empty()) {
+            return Err(SqlError::unsupported(format!(
+                "adding or dropping columns of table {name} while foreign keys involve it is not supported yet; drop the foreign keys first"
+            )));
+        }
+        let renames_or_drops = at
+            .operations
+            .iter()
+            .any(|op| matches!(op, Op::DropColumn { .. } | Op::RenameColumn { .. }));
+        if renames_or_drops && !table.checks.is_empty() {
+            return Err(SqlError::unsupported(format!(
+                "renaming or dropping columns of table {name} while it has CHECK constraints is not supported yet; drop the constraints first"
+            )));
+        }
         let old = table.clone();
         let mut altered = Altered {
             sources: (0..table.columns.len()).map(Source::Old).collect(),
@@ -199,6 +226,10 @@ impl Session {
                     }
                     a.table.columns.remove(pos);
                     a.sources.remove(pos);
+                    // Indexes on the column go with it (their names too).
+                    for index in a.table.indexes.iter().filter(|i| i.columns.contains(&pos)) {
+                        a.dropped_indexes.push(index.name.clone());
+                    }
                     a.table.indexes.retain(|i| !i.columns.contains(&pos));
                     shift_indexes(&mut a.table, pos, -1);
                     a.rewrite = true;

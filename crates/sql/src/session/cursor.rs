@@ -113,15 +113,22 @@ impl Session {
             FetchDirection::Forward { limit } => {
                 step(p, limit.as_ref().map(count).transpose()?.unwrap_or(1), n)
             }
-            FetchDirection::Backward { limit } => {
-                step(p, -limit.as_ref().map(count).transpose()?.unwrap_or(1), n)
-            }
+            FetchDirection::Backward { limit } => step(
+                p,
+                limit
+                    .as_ref()
+                    .map(count)
+                    .transpose()?
+                    .unwrap_or(1)
+                    .saturating_neg(),
+                n,
+            ),
             FetchDirection::All | FetchDirection::ForwardAll => forward(p, n + 1, n),
             FetchDirection::BackwardAll => backward(p, n + 1),
             FetchDirection::First => absolute(1, n),
             FetchDirection::Last => absolute(-1, n),
             FetchDirection::Absolute { limit } => absolute(count(limit)?, n),
-            FetchDirection::Relative { limit } => absolute_from(p + count(limit)?, n),
+            FetchDirection::Relative { limit } => absolute_from(p.saturating_add(count(limit)?), n),
         };
         cursor.position = position.clamp(0, n + 1) as usize;
         let rows: Vec<Row> = picked
@@ -163,7 +170,11 @@ impl Session {
 }
 
 fn step(p: i64, k: i64, n: i64) -> (Vec<i64>, i64) {
-    if k >= 0 {
+    if k == 0 {
+        // FETCH FORWARD 0: the current row again.
+        return absolute_from(p, n);
+    }
+    if k > 0 {
         forward(p, k, n)
     } else {
         backward(p, -k)
@@ -173,18 +184,14 @@ fn step(p: i64, k: i64, n: i64) -> (Vec<i64>, i64) {
 /// The next `k` rows after position `p`.
 fn forward(p: i64, k: i64, n: i64) -> (Vec<i64>, i64) {
     let rows: Vec<i64> = ((p + 1)..=(p.saturating_add(k)).min(n)).collect();
-    let position = if p.saturating_add(k) > n {
-        n + 1
-    } else {
-        p + k
-    };
+    let position = p.saturating_add(k).min(n + 1);
     (rows, position)
 }
 
 /// The `k` rows before position `p`, nearest first.
 fn backward(p: i64, k: i64) -> (Vec<i64>, i64) {
-    let rows: Vec<i64> = ((p - k).max(1)..p).rev().collect();
-    let position = if p - k < 1 { 0 } else { p - k };
+    let rows: Vec<i64> = (p.saturating_sub(k).max(1)..p).rev().collect();
+    let position = p.saturating_sub(k).max(0);
     (rows, position)
 }
 

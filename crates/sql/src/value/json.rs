@@ -69,6 +69,17 @@ fn write(v: &J, out: &mut String) {
             }
             out.push(']');
         }
+        // Numbers as PostgreSQL's numeric prints them (1e2 is 100).
+        J::Number(n) => {
+            let text = n.to_string();
+            match text
+                .parse::<rust_decimal::Decimal>()
+                .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
+            {
+                Ok(d) => out.push_str(&d.to_string()),
+                Err(_) => out.push_str(&text),
+            }
+        }
         other => out.push_str(&other.to_string()),
     }
 }
@@ -198,6 +209,10 @@ mod tests {
             r#"{"a": [1, 2, {"y": true, "z": null}], "bb": 2, "ccc": "x"}"#
         );
         assert_eq!(jsonb_in("1.50").unwrap(), "1.50");
+        assert_eq!(
+            jsonb_in("[1e2, -0.5E1, 1.0, 2.50e1]").unwrap(),
+            "[100, -5, 1.0, 25.0]"
+        );
         assert!(jsonb_in("{nope}").is_err());
         assert_eq!(json_in(r#"{"b":1, "a":2}"#).unwrap(), r#"{"b":1, "a":2}"#);
     }

@@ -182,7 +182,11 @@ impl Interval {
             if number.is_empty() {
                 return Err(bad(input));
             }
-            let value: f64 = number.parse().map_err(|_| bad(input))?;
+            let value: f64 = number
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite())
+                .ok_or_else(|| bad(input))?;
             if unit.is_empty() {
                 match tokens.get(i + 1) {
                     Some(u) if u.starts_with(|c: char| c.is_ascii_alphabetic()) => {
@@ -245,10 +249,11 @@ impl Acc {
         if fields.len() < 2 || fields.len() > 3 {
             return None;
         }
-        let hours: f64 = fields[0].parse().ok()?;
-        let minutes: f64 = fields[1].parse().ok()?;
-        let seconds: f64 = match fields.get(2) {
-            Some(s) => s.parse().ok()?,
+        let field = |t: &str| t.parse::<f64>().ok().filter(|v| v.is_finite());
+        let hours = field(fields[0])?;
+        let minutes = field(fields[1])?;
+        let seconds = match fields.get(2) {
+            Some(s) => field(s)?,
             None => 0.0,
         };
         let micros = ((hours * 60.0 + minutes) * 60.0 + seconds) * MICROS_PER_SECOND as f64;
@@ -340,6 +345,8 @@ mod tests {
         round_trip("-1 days 02:00", "-1 days +02:00:00");
         round_trip("3 days -04:00", "3 days -04:00:00");
         assert!(Interval::parse("soon").is_err());
+        assert!(Interval::parse("nan:00").is_err());
+        assert!(Interval::parse("inf days").is_err());
         assert!(Interval::parse("").is_err());
     }
 

@@ -11,7 +11,10 @@ use crate::types::DataType;
 use crate::value::{decimal_to_f64, Value};
 
 mod common;
+mod datetime;
 mod document;
+
+use datetime::{date_part, date_trunc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Func {
@@ -919,75 +922,6 @@ pub fn regex_match(s: &str, pattern: &str, case_insensitive: bool) -> SqlResult<
 
 fn md5_hex(data: &[u8]) -> String {
     format!("{:x}", md5::compute(data))
-}
-
-fn timestamp_parts(v: &Value, env: &EvalEnv) -> SqlResult<chrono::NaiveDateTime> {
-    Ok(match v {
-        Value::Date(d) => d.and_time(chrono::NaiveTime::MIN),
-        Value::Timestamp(t) => *t,
-        Value::TimestampTz(t) => {
-            t.naive_utc() + chrono::Duration::seconds(env.tz.offset_secs as i64)
-        }
-        Value::Text(s) => match Value::from_text(&DataType::Timestamp, s, env.tz)? {
-            Value::Timestamp(t) => t,
-            _ => return Err(SqlError::internal("timestamp expected")),
-        },
-        other => return Err(bad_arg("date_part", other)),
-    })
-}
-
-fn date_part(field: &str, v: &Value, env: &EvalEnv) -> SqlResult<f64> {
-    use chrono::{Datelike, Timelike};
-    let t = timestamp_parts(v, env)?;
-    Ok(match field.to_ascii_lowercase().as_str() {
-        "year" => t.year() as f64,
-        "month" => t.month() as f64,
-        "day" => t.day() as f64,
-        "hour" => t.hour() as f64,
-        "minute" => t.minute() as f64,
-        "second" => t.second() as f64 + t.nanosecond() as f64 / 1e9,
-        "dow" => t.weekday().num_days_from_sunday() as f64,
-        "doy" => t.ordinal() as f64,
-        "quarter" => ((t.month() - 1) / 3 + 1) as f64,
-        "epoch" => match v {
-            Value::TimestampTz(tz) => tz.timestamp_micros() as f64 / 1e6,
-            _ => t.and_utc().timestamp_micros() as f64 / 1e6,
-        },
-        other => {
-            return Err(SqlError::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                format!("unit \"{other}\" not supported for type timestamp"),
-            ))
-        }
-    })
-}
-
-fn date_trunc(field: &str, v: &Value, env: &EvalEnv) -> SqlResult<Value> {
-    use chrono::{Datelike, NaiveDate, Timelike};
-    let t = timestamp_parts(v, env)?;
-    let d = t.date();
-    let truncated = match field.to_ascii_lowercase().as_str() {
-        "year" => {
-            NaiveDate::from_ymd_opt(d.year(), 1, 1).map(|d| d.and_time(chrono::NaiveTime::MIN))
-        }
-        "month" => NaiveDate::from_ymd_opt(d.year(), d.month(), 1)
-            .map(|d| d.and_time(chrono::NaiveTime::MIN)),
-        "day" => Some(d.and_time(chrono::NaiveTime::MIN)),
-        "hour" => d.and_hms_opt(t.hour(), 0, 0),
-        "minute" => d.and_hms_opt(t.hour(), t.minute(), 0),
-        "second" => d.and_hms_opt(t.hour(), t.minute(), t.second()),
-        other => {
-            return Err(SqlError::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                format!("unit \"{other}\" not recognized for type timestamp"),
-            ))
-        }
-    }
-    .ok_or_else(|| SqlError::internal("date_trunc failed"))?;
-    Ok(match v {
-        Value::TimestampTz(_) => Value::TimestampTz(env.tz.to_utc(&truncated).and_utc()),
-        _ => Value::Timestamp(truncated),
-    })
 }
 
 #[cfg(test)]

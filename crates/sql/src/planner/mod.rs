@@ -3,12 +3,14 @@
 
 mod access;
 mod bind;
+mod bind_function;
 mod conflict;
 mod cte;
 mod dml;
 mod integrity;
 mod scope;
 mod select;
+mod table_function;
 mod types;
 mod window;
 

@@ -4,7 +4,7 @@
 
 use sqlparser::ast;
 
-use super::bind::{agg_func, agg_type};
+use super::bind_function::{agg_func, agg_type};
 use super::select::sort_key;
 use super::{Planner, Scope};
 use crate::error::{SqlError, SqlResult, SqlState};

@@ -9,9 +9,10 @@ use std::collections::HashSet;
 use duet_storage::Transaction;
 use sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation as Op, TableConstraint};
 
+use super::catalog_view::CatalogView;
 use super::constraint_ddl::{drop_named_constraint, table_rows, NewConstraint};
 use super::ddl::{check_schema, delete_prefix, truncate_name, SCHEMA};
-use super::execute::{tag, CatalogView, Session};
+use super::execute::{tag, Session};
 use super::QueryResult;
 use crate::catalog::{index_prefix, table_rows_prefix, Catalog, ColumnDef, IndexDef, TableDef};
 use crate::error::{SqlError, SqlResult, SqlState};
@@ -54,7 +55,7 @@ impl Session {
         txn.lock(&crate::catalog::oid_counter_key(), &control)
             .await?;
         let database = self.state.database.oid;
-        let Some(table) = Catalog::new(&*self.current_txn()?).table(database, SCHEMA, &name)?
+        let Some(table) = Catalog::new(self.current_txn()?).table(database, SCHEMA, &name)?
         else {
             if at.if_exists {
                 self.notice(

@@ -8,8 +8,9 @@ use duet_storage::keycode::prefix_end;
 use duet_storage::Transaction;
 use sqlparser::ast;
 
+use super::catalog_view::CatalogView;
 use super::ddl::{truncate_name, SCHEMA};
-use super::execute::{CatalogView, Session};
+use super::execute::Session;
 use crate::catalog::{table_rows_prefix, Catalog, CheckDef, FkAction, ForeignKeyDef, TableDef};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::Expr;

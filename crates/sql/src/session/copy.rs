@@ -11,7 +11,8 @@ use std::sync::Arc;
 use duet_storage::StatementControl;
 use sqlparser::ast::{self, Ident};
 
-use super::execute::{CatalogView, Session};
+use super::catalog_view::CatalogView;
+use super::execute::Session;
 use super::{CopyResponse, QueryResult};
 use crate::copy::{
     encode_row, CopyDirection, CopySource, CopyStatement, DecodedRow, Format, RowDecoder,

@@ -8,19 +8,19 @@ use chrono::{DateTime, Utc};
 use duet_storage::{Interrupt, Isolation, StatementControl, Transaction};
 use sqlparser::ast::{self, Statement as Ast};
 
+use super::catalog_view::CatalogView;
 use super::database::{is_admin, Database};
 use super::settings::Settings;
 use super::{
     Column, Describe, Notice, QueryResult, SessionContext, Statement, StatementInner,
     TransactionState,
 };
-use crate::catalog::{Catalog, DatabaseDef, Privilege, TableDef, ViewDef, ADMIN_ROLE};
+use crate::catalog::{Catalog, DatabaseDef, ADMIN_ROLE};
 use crate::error::{SqlError, SqlResult, SqlState};
 use crate::exec::{self, Executor};
-use crate::expr::{EvalEnv, SessionInfo};
+use crate::expr::EvalEnv;
 use crate::parser::{self, Parsed};
-use crate::plan::VirtualTable;
-use crate::planner::{Planner, PlannerCatalog};
+use crate::planner::Planner;
 use crate::types::DataType;
 use crate::value::{TimeZone, Value};
 
@@ -52,7 +52,7 @@ pub(crate) struct SessionState {
     pub(crate) backend_pid: i32,
     pub(crate) settings: Settings,
     pub(crate) interrupt: Interrupt,
-    currvals: Mutex<HashMap<u32, i64>>,
+    pub(super) currvals: Mutex<HashMap<u32, i64>>,
     pub(crate) is_admin: bool,
     /// Roles the user is a member of (transitively), itself included.
     pub(crate) roles: BTreeSet<String>,
@@ -64,149 +64,6 @@ pub(crate) struct SessionState {
     last_catalog_version: (u64, u64),
     /// Counts this session on its database until it ends.
     _database_use: super::database::DatabaseUse,
-}
-
-impl SessionInfo for SessionState {
-    fn current_user(&self) -> &str {
-        &self.user
-    }
-    fn current_database(&self) -> &str {
-        &self.database.name
-    }
-    fn backend_pid(&self) -> i32 {
-        self.backend_pid
-    }
-    fn in_recovery(&self) -> bool {
-        self.in_recovery
-    }
-    fn wal_lsn(&self, function: &str) -> Option<u64> {
-        self.db.node_control()?.lsn(function)
-    }
-    fn last_replay(&self) -> Option<std::time::SystemTime> {
-        self.db.node_control()?.last_replay()
-    }
-    fn setting(&self, name: &str) -> Option<String> {
-        self.settings.get(name)
-    }
-    fn nextval(&self, sequence: &str) -> SqlResult<i64> {
-        let (oid, v) = self.db.nextval(self.database.oid, sequence)?;
-        self.currvals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(oid, v);
-        Ok(v)
-    }
-    fn currval(&self, sequence: &str) -> SqlResult<i64> {
-        let txn = self.db.begin(Isolation::ReadCommitted);
-        let name = sequence.trim_matches('"');
-        let oid = Catalog::new(&txn)
-            .relation_oid(self.database.oid, "public", name)?
-            .ok_or_else(|| SqlError::undefined_table(name))?;
-        self.currvals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&oid)
-            .copied()
-            .ok_or_else(|| {
-                SqlError::new(
-                    SqlState("55000"),
-                    format!("currval of sequence \"{name}\" is not yet defined in this session"),
-                )
-            })
-    }
-    fn setval(&self, sequence: &str, value: i64, is_called: bool) -> SqlResult<i64> {
-        let (oid, v) = self
-            .db
-            .setval(self.database.oid, sequence, value, is_called)?;
-        if is_called {
-            self.currvals
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(oid, v);
-        }
-        Ok(v)
-    }
-    fn relation_oid(&self, name: &str) -> SqlResult<Option<u32>> {
-        let txn = self.db.begin(Isolation::ReadCommitted);
-        let (schema, rel) = name.split_once('.').unwrap_or(("public", name));
-        Catalog::new(&txn).relation_oid(self.database.oid, schema, rel.trim_matches('"'))
-    }
-    fn describe_object(&self, kind: &str, oid: u32) -> SqlResult<Option<String>> {
-        let txn = self.db.begin(Isolation::ReadCommitted);
-        super::describe::describe(&txn, kind, oid)
-    }
-    fn role_name(&self, oid: u32) -> Option<String> {
-        let txn = self.db.begin(Isolation::ReadCommitted);
-        Catalog::new(&txn)
-            .roles()
-            .ok()?
-            .into_iter()
-            .find(|r| r.oid == oid)
-            .map(|r| r.name)
-    }
-}
-
-/// The planner's and executor's view of the catalog inside a transaction.
-pub(crate) struct CatalogView<'a> {
-    pub(crate) state: &'a SessionState,
-    pub(crate) txn: &'a Transaction,
-}
-
-impl PlannerCatalog for CatalogView<'_> {
-    fn table(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<Arc<TableDef>>> {
-        match schema {
-            None | Some("public") => {
-                self.state
-                    .db
-                    .cached_table(self.txn, self.state.database.oid, "public", name)
-            }
-            Some(_) => Ok(None),
-        }
-    }
-
-    fn virtual_table(&self, schema: Option<&str>, name: &str) -> Option<VirtualTable> {
-        super::views::lookup(schema, name)
-    }
-
-    fn table_by_oid(&self, oid: u32) -> SqlResult<Option<Arc<TableDef>>> {
-        Ok(Catalog::new(self.txn).table_by_oid(oid)?.map(Arc::new))
-    }
-
-    fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>> {
-        if !matches!(schema, None | Some("public")) {
-            return Ok(None);
-        }
-        match Catalog::new(self.txn).relation_by_name(self.state.database.oid, "public", name)? {
-            Some(crate::catalog::Relation::View(v)) => Ok(Some(v)),
-            _ => Ok(None),
-        }
-    }
-
-    fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()> {
-        let state = self.state;
-        if state.is_admin || table.owner == state.user {
-            return Ok(());
-        }
-        let granted = state
-            .roles
-            .iter()
-            .chain(std::iter::once(&"public".to_string()))
-            .any(|r| table.acl.get(r).is_some_and(|p| p.contains(&privilege)));
-        if granted {
-            Ok(())
-        } else {
-            Err(SqlError::insufficient_privilege(format!(
-                "permission denied for table {}",
-                table.name
-            )))
-        }
-    }
-}
-
-impl exec::VirtualRows for CatalogView<'_> {
-    fn rows(&self, name: &str) -> SqlResult<Vec<crate::row::Row>> {
-        super::views::rows(name, self.state, self.txn)
-    }
 }
 
 /// One client connection's state: settings, transaction, prepared plans.

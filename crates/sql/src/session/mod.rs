@@ -2,6 +2,7 @@
 //! [`Session`] per connection.
 
 mod alter;
+mod catalog_view;
 mod constraint_ddl;
 mod copy;
 mod cursor;

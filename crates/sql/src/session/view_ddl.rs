@@ -4,8 +4,9 @@
 use duet_storage::Transaction;
 use sqlparser::ast;
 
+use super::catalog_view::CatalogView;
 use super::ddl::{check_schema, SCHEMA};
-use super::execute::{tag, CatalogView, Session};
+use super::execute::{tag, Session};
 use super::QueryResult;
 use crate::catalog::{Catalog, Relation, ViewDef};
 use crate::error::{SqlError, SqlResult, SqlState};

@@ -146,6 +146,14 @@ impl Transaction {
     }
 
     /// Like [`scan`](Self::scan) but reading the latest committed data.
+    /// [`Transaction::scan_latest`] over the keys that start with `prefix`.
+    pub fn scan_prefix_latest(&self, prefix: &[u8]) -> Scan {
+        let end = crate::keycode::prefix_end(prefix)
+            .map(Bound::Excluded)
+            .unwrap_or(Bound::Unbounded);
+        self.scan_latest(Bound::Included(prefix.to_vec()), end)
+    }
+
     pub fn scan_latest(&self, start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Scan {
         Scan::new(self, start, end, true)
     }

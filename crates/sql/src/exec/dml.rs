@@ -88,12 +88,7 @@ async fn check_unique_indexes(
         }
         let prefix = index_values_prefix(index, row);
         txn.lock(&prefix, env.control).await?;
-        let end = duet_storage::keycode::prefix_end(&prefix);
-        let mut scan = txn.scan_latest(
-            std::ops::Bound::Included(prefix.clone()),
-            end.map(std::ops::Bound::Excluded)
-                .unwrap_or(std::ops::Bound::Unbounded),
-        );
+        let mut scan = txn.scan_prefix_latest(&prefix);
         while let Some((_, pk)) = scan.next_entry()? {
             if pk != own_pk {
                 return Err(unique_violation(table, index, row, env));
@@ -166,13 +161,7 @@ async fn find_conflict(
             }
             let prefix = index_values_prefix(index, row);
             txn.lock(&prefix, env.control).await?;
-            let end = duet_storage::keycode::prefix_end(&prefix);
-            let mut scan = txn.scan_latest(
-                std::ops::Bound::Included(prefix.clone()),
-                end.map(std::ops::Bound::Excluded)
-                    .unwrap_or(std::ops::Bound::Unbounded),
-            );
-            let Some((_, pk)) = scan.next_entry()? else {
+            let Some((_, pk)) = txn.scan_prefix_latest(&prefix).next_entry()? else {
                 continue;
             };
             let mut key = crate::catalog::table_rows_prefix(table.oid);

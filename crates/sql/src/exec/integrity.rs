@@ -7,10 +7,8 @@
 //! the referencing table, as PostgreSQL does) and applies the key's action.
 
 use std::future::Future;
-use std::ops::Bound;
 use std::pin::Pin;
 
-use duet_storage::keycode::prefix_end;
 use duet_storage::Transaction;
 
 use super::dml::{check_row, delete_index_entries, write_updated_row};
@@ -143,10 +141,7 @@ pub(crate) async fn find_parent(
         row_key(parent, &probe)
     } else {
         let prefix = index_values_prefix(index, &probe);
-        let end = prefix_end(&prefix)
-            .map(Bound::Excluded)
-            .unwrap_or(Bound::Unbounded);
-        let pk = txn.scan_latest(Bound::Included(prefix), end).next_entry()?;
+        let pk = txn.scan_prefix_latest(&prefix).next_entry()?;
         let Some((_, pk)) = pk else {
             return Ok(None);
         };
@@ -203,10 +198,7 @@ fn referencing_rows(
         for v in &wanted {
             encode_key_value(&mut prefix, v);
         }
-        let end = prefix_end(&prefix)
-            .map(Bound::Excluded)
-            .unwrap_or(Bound::Unbounded);
-        let mut scan = txn.scan_latest(Bound::Included(prefix), end);
+        let mut scan = txn.scan_prefix_latest(&prefix);
         let mut keys = Vec::new();
         while let Some((_, pk)) = scan.next_entry()? {
             let mut key = table_rows_prefix(child.oid);
@@ -224,10 +216,7 @@ fn referencing_rows(
         return Ok(out);
     }
     let prefix = table_rows_prefix(child.oid);
-    let end = prefix_end(&prefix)
-        .map(Bound::Excluded)
-        .unwrap_or(Bound::Unbounded);
-    let mut scan = txn.scan_latest(Bound::Included(prefix), end);
+    let mut scan = txn.scan_prefix_latest(&prefix);
     while let Some((key, bytes)) = scan.next_entry()? {
         env.check_interrupt()?;
         let row = decode_table_row(child, &bytes)?;

@@ -135,6 +135,19 @@ fn number(f: f64, ty: &DataType) -> SqlResult<Value> {
     })
 }
 
+/// The argument of ln/log10, which must be positive.
+fn log_of(v: &Value) -> SqlResult<f64> {
+    let x = float(v)?;
+    positive_log(
+        x,
+        if x == 0.0 {
+            "zero"
+        } else {
+            "a negative number"
+        },
+    )
+}
+
 fn positive_log(x: f64, what: &str) -> SqlResult<f64> {
     if x <= 0.0 {
         return Err(SqlError::new(
@@ -230,30 +243,8 @@ impl CommonFunc {
                 ty,
             )?,
             F::Exp => number(float(&args[0])?.exp(), ty)?,
-            F::Ln => number(
-                positive_log(
-                    float(&args[0])?,
-                    if float(&args[0])? == 0.0 {
-                        "zero"
-                    } else {
-                        "a negative number"
-                    },
-                )?
-                .ln(),
-                ty,
-            )?,
-            F::Log10 => number(
-                positive_log(
-                    float(&args[0])?,
-                    if float(&args[0])? == 0.0 {
-                        "zero"
-                    } else {
-                        "a negative number"
-                    },
-                )?
-                .log10(),
-                ty,
-            )?,
+            F::Ln => number(log_of(&args[0])?.ln(), ty)?,
+            F::Log10 => number(log_of(&args[0])?.log10(), ty)?,
             F::Log => {
                 let (b, x) = (float(&args[0])?, float(&args[1])?);
                 number(

@@ -55,8 +55,7 @@ impl Session {
         txn.lock(&crate::catalog::oid_counter_key(), &control)
             .await?;
         let database = self.state.database.oid;
-        let Some(table) = Catalog::new(self.current_txn()?).table(database, SCHEMA, &name)?
-        else {
+        let Some(table) = Catalog::new(self.current_txn()?).table(database, SCHEMA, &name)? else {
             if at.if_exists {
                 self.notice(
                     "NOTICE",

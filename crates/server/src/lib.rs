@@ -17,6 +17,7 @@ mod node_control;
 pub mod server;
 mod shards;
 mod startup;
+mod systemd;
 mod walsender;
 
 pub use config::Config;

@@ -478,6 +478,7 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
                 _ = term.recv() => info!("received SIGTERM"),
                 _ = int.recv() => info!("received SIGINT"),
             }
+            crate::systemd::stopping();
         })
     }
     #[cfg(not(unix))]
@@ -498,5 +499,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         "insecure, no TLS"
     };
     info!("listening on {} ({tls})", server.local_addr());
+    crate::systemd::ready();
     server.serve().await
 }

@@ -78,6 +78,22 @@ impl ConnectError {
     }
 }
 
+/// What [`PrimaryConnection::query`] returns: column names and rows of
+/// text values (NULL as `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryRows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+}
+
+impl QueryRows {
+    /// The value of `column` in row `row`; None for NULL or no such cell.
+    pub fn get(&self, row: usize, column: &str) -> Option<&str> {
+        let index = self.columns.iter().position(|c| c == column)?;
+        self.rows.get(row)?.get(index)?.as_deref()
+    }
+}
+
 /// An open, authenticated session on the primary.
 pub struct PrimaryConnection {
     client: PgWireClient,
@@ -122,17 +138,23 @@ impl PrimaryConnection {
     }
 
     /// Runs `sql` with the simple query protocol and returns the text values
-    /// of all DataRows (NULL as `None`). An ErrorResponse becomes
-    /// [`ConnectError::Server`] once ReadyForQuery arrived, so the connection
-    /// stays usable. A statement that starts COPY is a protocol error: use
-    /// [`Self::client`] for streams.
+    /// of all DataRows (NULL as `None`). See [`Self::query`].
     pub async fn simple_query(
         &mut self,
         sql: &str,
     ) -> Result<Vec<Vec<Option<String>>>, ConnectError> {
+        self.query(sql).await.map(|result| result.rows)
+    }
+
+    /// Runs one statement with the simple query protocol: its column names
+    /// and the text values of its rows (NULL as `None`). An ErrorResponse
+    /// becomes [`ConnectError::Server`] once ReadyForQuery arrived, so the
+    /// connection stays usable. A statement that starts COPY is a protocol
+    /// error: use [`Self::client`] for streams.
+    pub async fn query(&mut self, sql: &str) -> Result<QueryRows, ConnectError> {
         let query = PgWireFrontendMessage::Query(Query::new(sql.to_string()));
         self.client.send(query).await.map_err(|e| self.lost(e))?;
-        let (mut rows, mut error) = (Vec::new(), None);
+        let (mut result, mut error) = (QueryRows::default(), None);
         loop {
             let message = match self.client.next().await {
                 Some(Ok(message)) => message,
@@ -140,8 +162,11 @@ impl PrimaryConnection {
                 None => return Err(self.lost("connection closed")),
             };
             match message {
+                PgWireBackendMessage::RowDescription(description) if error.is_none() => {
+                    result.columns = description.fields.into_iter().map(|f| f.name).collect()
+                }
                 PgWireBackendMessage::DataRow(row) if error.is_none() => {
-                    rows.push(decode_data_row(row)?)
+                    result.rows.push(decode_data_row(row)?)
                 }
                 PgWireBackendMessage::ErrorResponse(response) => {
                     let info = ErrorInfo::from(response);
@@ -155,7 +180,7 @@ impl PrimaryConnection {
                 }
                 PgWireBackendMessage::ReadyForQuery(ready) => {
                     self.client.set_transaction_status(ready.status);
-                    return error.map_or(Ok(rows), Err);
+                    return error.map_or(Ok(result), Err);
                 }
                 PgWireBackendMessage::CopyInResponse(_)
                 | PgWireBackendMessage::CopyOutResponse(_)

@@ -263,11 +263,17 @@ async fn fake_primary(reject: Option<Vec<u8>>) -> (u16, tokio::task::JoinHandle<
             let mut out = if body.starts_with(b"bad") {
                 error_response("42P01", "relation \"nope\" does not exist")
             } else {
+                let mut fields = 2i16.to_be_bytes().to_vec();
+                for name in [&b"a\0"[..], b"b\0"] {
+                    fields.extend(name);
+                    fields.extend([0u8; 18]);
+                }
                 let mut row = 2i16.to_be_bytes().to_vec();
                 row.extend(1i32.to_be_bytes());
                 row.extend(b"1");
                 row.extend((-1i32).to_be_bytes());
-                let mut out = message(b'D', &row);
+                let mut out = message(b'T', &fields);
+                out.extend(message(b'D', &row));
                 out.extend(message(b'C', b"SELECT 1\0"));
                 out
             };
@@ -296,6 +302,10 @@ async fn replication_startup_and_simple_query() {
     assert_eq!(err.step(), "server");
     // the connection is still usable after an error
     assert_eq!(conn.simple_query("SELECT 1").await.unwrap().len(), 1);
+    let result = conn.query("SELECT 1 AS a, NULL AS b").await.unwrap();
+    assert_eq!(result.columns, ["a", "b"]);
+    assert_eq!((result.get(0, "a"), result.get(0, "b")), (Some("1"), None));
+    assert_eq!((result.get(0, "c"), result.get(1, "a")), (None, None));
     conn.close().await.unwrap();
     let params = server.await.unwrap();
     for pair in [

@@ -86,10 +86,17 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    // toml's message names the offending key (e.g. "unknown field `lisen`,
-    // expected one of ...") and shows the line.
-    #[error("invalid config file {}: {message}", path.display())]
-    Parse { path: PathBuf, message: String },
+    // The message names the offending key; see describe_toml_error.
+    #[error(
+        "invalid config file {}{}: {message}",
+        .path.display(),
+        .line.map(|l| format!(", line {l}")).unwrap_or_default()
+    )]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
     #[error("invalid {name}={value:?}: expected {expected}")]
     Env {
         name: &'static str,
@@ -292,10 +299,82 @@ fn load_file(path: &Path) -> Result<Config, ConfigError> {
             }
         }
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        message: e.to_string().trim_end().to_owned(),
+    toml::from_str(&text).map_err(|e| {
+        let (line, message) = describe_toml_error(&text, &e);
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
     })
+}
+
+/// The line of a TOML error and a one-line message; an unknown key is
+/// named with its table, the nearest valid key and the valid ones.
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> (Option<usize>, String) {
+    let offset = e.span().map(|span| span.start.min(text.len()));
+    let line = offset.map(|at| text[..at].matches('\n').count() + 1);
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return (line, message);
+    };
+    let Some((key, expected)) = rest.split_once('`') else {
+        return (line, message);
+    };
+    let valid: Vec<&str> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| !k.is_empty())
+        .collect();
+    // The [table] or [[table]] header above the error, if any.
+    let table = offset
+        .and_then(|at| {
+            text[..at].lines().rev().find_map(|l| {
+                let l = l.trim();
+                (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
+            })
+        })
+        .map(|t| format!(" in {t}"))
+        .unwrap_or_default();
+    let mut out = format!("unknown key \"{key}\"{table}");
+    if key == "root_password" {
+        out.push_str(
+            "; the root password is never read from the config file: set DUET_ROOT_PASSWORD \
+             or pass --root-password-file FILE",
+        );
+        return (line, out);
+    }
+    if let Some(near) = valid
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3) || key.starts_with(k) || k.starts_with(key))
+        .min()
+    {
+        out.push_str(&format!(" (did you mean \"{}\"?)", near.1));
+    }
+    if !valid.is_empty() {
+        out.push_str(&format!("; valid keys here: {}", valid.join(", ")));
+    }
+    (line, out)
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -480,8 +559,28 @@ log_format = "json"
         .expect_err("unknown key");
         let msg = err.to_string();
         assert!(matches!(err, ConfigError::Parse { .. }), "{msg}");
-        assert!(msg.contains("listen_adress"), "{msg}");
-        assert!(msg.contains("bad.toml"), "{msg}");
+        assert!(msg.contains("bad.toml, line 2: "), "{msg}");
+        assert!(msg.contains("unknown key \"listen_adress\""), "{msg}");
+        assert!(msg.contains("did you mean \"listen\"?"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+
+        // A key of a table is named with its table.
+        let file = write(
+            dir.path(),
+            "bad_repl.toml",
+            "# comment\n[replication]\nsynchronous_comit = \"on\"\n",
+        );
+        let msg = resolve(
+            &args(&["--config", file.to_str().expect("utf-8")]),
+            env_of(&[]),
+        )
+        .expect_err("unknown replication key")
+        .to_string();
+        assert!(
+            msg.contains("line 3: unknown key \"synchronous_comit\" in [replication]")
+                && msg.contains("did you mean \"synchronous_commit\"?"),
+            "{msg}"
+        );
 
         // Unknown keys inside an [[hba]] table are errors too.
         let file = write(
@@ -508,7 +607,13 @@ log_format = "json"
         )
         .expect_err("root_password")
         .to_string();
-        assert!(msg.contains("root_password"), "{msg}");
+        assert!(
+            msg.contains("root_password") && msg.contains("DUET_ROOT_PASSWORD"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        assert_eq!(edit_distance("lisen", "listen"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! The `duet` command: runs a node (`duet start`) and creates its TLS
-//! certificates (`duet cert ...`).
+//! The `duet` command: runs a node (`duet start`), reports on a running
+//! one (`duet status`) and creates TLS certificates (`duet cert ...`).
 
 mod cert;
 mod config;
+mod follow;
 mod logging;
+mod preflight;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +34,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a node: SQL (PostgreSQL protocol) and HTTP endpoints.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
+    /// Show a running node's role, epoch, replication stream, lag, slots and
+    /// initial-copy progress (--follow: wait for a secondary to stream).
+    Status(status::StatusArgs),
     /// Prepare a data directory (it is also initialized on first start).
     Init(InitArgs),
     /// Print the version.
@@ -104,7 +110,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Start(args) => start(args),
+        Command::Start(args) => start(*args),
+        Command::Status(args) => status::run(args),
         Command::Init(args) => {
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
             let dir = args
@@ -148,13 +155,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn start(args: StartArgs) -> anyhow::Result<()> {
     let env = |name: &str| std::env::var(name).ok();
     let config = config::resolve(&args, env)?;
+    let startup = preflight::Startup::of(&config);
+    logging::init(&config.log_format)?;
     if !config.insecure {
         // Fail before opening the database, with the fix in the message.
-        duet_server::tls::load_server_tls(&config.certs_dir).map_err(|e| {
-            anyhow::anyhow!("{e}; or pass --insecure for local development without TLS")
-        })?;
+        duet_server::tls::load_server_tls(&config.certs_dir)
+            .map_err(|e| preflight::explain_tls(e, &startup))?;
+        preflight::check_certificate_host(&startup)?;
     }
-    logging::init(&config.log_format)?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %config.listen,
@@ -175,6 +183,7 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(duet_server::run(config))?;
-    Ok(())
+    runtime
+        .block_on(duet_server::run(config))
+        .map_err(|e| preflight::explain_server_error(e, &startup))
 }

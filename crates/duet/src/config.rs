@@ -731,6 +731,30 @@ method = "scram-sha-256"
     }
 
     #[test]
+    fn pair_configs_differ_in_ports_and_data_dir_only() {
+        let load = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../config/{name}"));
+            let flags = args(&["--config", path.to_str().expect("utf-8")]);
+            resolve(&flags, env_of(&[])).expect(name)
+        };
+        let (primary, secondary) = (load("primary.toml"), load("secondary.toml"));
+        assert_eq!(
+            (primary.listen.as_str(), primary.http_listen.as_str()),
+            ("127.0.0.1:26257", "127.0.0.1:8080")
+        );
+        assert_eq!(
+            (secondary.listen.as_str(), secondary.http_listen.as_str()),
+            ("127.0.0.1:26258", "127.0.0.1:8081")
+        );
+        assert_eq!(primary.data_dir, PathBuf::from("./duet-primary"));
+        assert_eq!(secondary.data_dir, PathBuf::from("./duet-secondary"));
+        assert_eq!(primary.certs_dir, secondary.certs_dir);
+        assert!(!primary.insecure && !secondary.insecure);
+        assert_eq!(primary.replication, secondary.replication);
+        assert_eq!(primary.hba, secondary.hba);
+    }
+
+    #[test]
     fn shipped_example_config_parses() {
         // config/duet.toml documents every key with its default.
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/duet.toml");

@@ -55,6 +55,9 @@ pub fn header_seq(data: &[u8]) -> Option<u64> {
 /// An owned `rocksdb_writebatch_t`.
 pub(crate) struct RawBatch {
     inner: *mut ffi::rocksdb_writebatch_t,
+    /// False only when the batch is known not to write the engine's hot
+    /// key (see hot_key.rs).
+    pub(crate) may_write_hot_key: bool,
 }
 
 // SAFETY: a WriteBatch is a plain buffer with no thread affinity; it is
@@ -66,6 +69,7 @@ impl RawBatch {
         // SAFETY: plain constructor.
         RawBatch {
             inner: unsafe { ffi::rocksdb_writebatch_create() },
+            may_write_hot_key: true,
         }
     }
 
@@ -83,6 +87,7 @@ impl RawBatch {
             inner: unsafe {
                 ffi::rocksdb_writebatch_create_from(data.as_ptr() as *const CChar, data.len())
             },
+            may_write_hot_key: true,
         })
     }
 
@@ -104,6 +109,11 @@ impl RawBatch {
         unsafe {
             ffi::rocksdb_writebatch_delete(self.inner, key.as_ptr() as *const CChar, key.len())
         }
+    }
+
+    /// Number of sequence numbers the batch uses (entries).
+    pub(crate) fn count(&self) -> u64 {
+        header_count(self.data()).unwrap_or(0)
     }
 
     /// The serialized batch, header included.

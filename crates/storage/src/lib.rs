@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod engine;
 pub mod error;
+mod hot_key;
 pub mod interrupt;
 pub mod keycode;
 pub mod lock;

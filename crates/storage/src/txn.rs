@@ -106,6 +106,22 @@ impl Transaction {
         Ok(self.snapshot.snapshot.get(key)?)
     }
 
+    /// Like [`Transaction::get`], for the one key nearly every statement
+    /// reads (the first key ever read through here): served from a cache
+    /// while no commit may have changed it.
+    pub fn get_hot(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        if !self.engine.hot_key.is(key) || self.writes.contains_key(key) {
+            return self.get(key);
+        }
+        let seq = self.snapshot_sequence();
+        if let Some(value) = self.engine.hot_key.lookup(seq) {
+            return Ok(value);
+        }
+        let value = self.snapshot.snapshot.get(key)?;
+        self.engine.hot_key.fill(seq, &value);
+        Ok(value)
+    }
+
     /// Reads the latest committed version (plus own writes). Used after
     /// locking a row, to act on its newest version as PostgreSQL does.
     pub fn get_latest(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
@@ -196,6 +212,11 @@ impl Transaction {
             return None;
         }
         let mut batch = RawBatch::new();
+        batch.may_write_hot_key = self
+            .engine
+            .hot_key
+            .key()
+            .is_none_or(|k| writes.contains_key(k));
         for (k, v) in writes {
             match v {
                 Some(v) => batch.put(&k, &v),

@@ -24,6 +24,15 @@ struct TableCache {
     tables: HashMap<(u32, String, String), Arc<TableDef>>,
 }
 
+/// Sequence definitions as of one catalog version (nextval reads one per
+/// call, hidden rowid sequences on every insert into a table without a
+/// primary key).
+#[derive(Default)]
+struct SequenceDefCache {
+    version: u64,
+    defs: HashMap<u32, Option<crate::catalog::SequenceDef>>,
+}
+
 struct SequenceState {
     /// Last value handed out.
     last: i64,
@@ -39,6 +48,7 @@ pub struct Database {
     pub(crate) session_defaults: Vec<(String, String)>,
     tables: RwLock<TableCache>,
     sequences: Mutex<HashMap<u32, SequenceState>>,
+    sequence_defs: Mutex<SequenceDefCache>,
     /// Open sessions per database OID (DROP DATABASE refuses while any).
     sessions_per_database: Arc<Mutex<HashMap<u32, usize>>>,
 }
@@ -74,6 +84,7 @@ impl Database {
             session_defaults: options.session_defaults.clone(),
             tables: RwLock::default(),
             sequences: Mutex::default(),
+            sequence_defs: Mutex::default(),
             sessions_per_database: Arc::default(),
         });
         db.bootstrap(&options)?;
@@ -279,10 +290,24 @@ impl Database {
 
     fn sequence_def(&self, oid: u32) -> SqlResult<Option<crate::catalog::SequenceDef>> {
         let txn = self.begin(Isolation::ReadCommitted);
-        Ok(match Catalog::new(&txn).relation(oid)? {
+        let version = snapshot_catalog_version(&txn)?;
+        {
+            let cache = self.sequence_defs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(def) = cache.defs.get(&oid).filter(|_| cache.version == version) {
+                return Ok(def.clone());
+            }
+        }
+        let def = match Catalog::new(&txn).relation(oid)? {
             Some(Relation::Sequence(s)) => Some(s),
             _ => None,
-        })
+        };
+        let mut cache = self.sequence_defs.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.version != version {
+            cache.version = version;
+            cache.defs.clear();
+        }
+        cache.defs.insert(oid, def.clone());
+        Ok(def)
     }
 
     /// nextval(): the next value, reserving a new block durably when needed.
@@ -387,7 +412,7 @@ impl Database {
 /// The catalog version as a transaction's snapshot sees it.
 pub(crate) fn snapshot_catalog_version(txn: &Transaction) -> SqlResult<u64> {
     Ok(txn
-        .get(&version_key())?
+        .get_hot(&version_key())?
         .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
         .unwrap_or(0))
 }

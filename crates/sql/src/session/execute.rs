@@ -85,6 +85,9 @@ pub struct Session {
     pub(super) copy_in: Option<super::copy::CopyIn>,
     /// Open SQL cursors (DECLARE).
     pub(super) cursors: super::cursor::Cursors,
+    /// Time the current statement spent awaiting its commit (the write
+    /// runs on another thread): not counted against "short" statements.
+    pub(super) commit_wait: std::time::Duration,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -144,6 +147,7 @@ impl Session {
             notices: Vec::new(),
             param_changes: Vec::new(),
             savepoints: Vec::new(),
+            commit_wait: std::time::Duration::ZERO,
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),
@@ -354,11 +358,13 @@ impl Session {
             ));
         }
         let started = Instant::now();
+        self.commit_wait = std::time::Duration::ZERO;
         metrics::counter!("duet_statements_total", "kind" => statement_class(parsed)).increment(1);
         let result = self
             .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
             .await;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let busy = started.elapsed().saturating_sub(self.commit_wait);
+        let micros = u64::try_from(busy.as_micros()).unwrap_or(u64::MAX);
         stmt.inner
             .last_micros
             .store(micros, std::sync::atomic::Ordering::Relaxed);

@@ -65,9 +65,11 @@ impl Session {
     pub(crate) async fn commit_txn(&mut self, txn: Transaction) -> SqlResult<()> {
         let started = std::time::Instant::now();
         let result = self.commit_and_wait(txn).await;
+        let elapsed = started.elapsed();
+        self.commit_wait += elapsed;
         if let Ok(true) = result {
             metrics::counter!("duet_commits_total").increment(1);
-            metrics::histogram!("duet_commit_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("duet_commit_seconds").record(elapsed.as_secs_f64());
         }
         result.map(|_| ())
     }

@@ -71,8 +71,16 @@ fn canonical(name: &str) -> Option<&'static str> {
     }
 }
 
+/// A session's parameters. Cloning is cheap (copy on write): every
+/// transaction block keeps the settings it began with, to undo its SETs on
+/// ROLLBACK, and most blocks change nothing.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    inner: std::sync::Arc<SettingsInner>,
+}
+
+#[derive(Debug, Clone)]
+struct SettingsInner {
     values: BTreeMap<&'static str, String>,
     /// Custom (dotted) parameters such as `myapp.flag`.
     custom: BTreeMap<String, String>,
@@ -82,12 +90,14 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            values: PARAMETERS
-                .iter()
-                .map(|(n, d, _)| (*n, d.to_string()))
-                .collect(),
-            custom: BTreeMap::new(),
-            tz: TimeZone::default(),
+            inner: std::sync::Arc::new(SettingsInner {
+                values: PARAMETERS
+                    .iter()
+                    .map(|(n, d, _)| (*n, d.to_string()))
+                    .collect(),
+                custom: BTreeMap::new(),
+                tz: TimeZone::default(),
+            }),
         }
     }
 }
@@ -95,13 +105,31 @@ impl Default for Settings {
 impl Settings {
     pub fn get(&self, name: &str) -> Option<String> {
         match canonical(name) {
-            Some(n) => self.values.get(n).cloned(),
-            None => self.custom.get(&name.to_ascii_lowercase()).cloned(),
+            Some(n) => self.inner.values.get(n).cloned(),
+            None => self.inner.custom.get(&name.to_ascii_lowercase()).cloned(),
         }
     }
 
+    /// True if neither has been changed since one was cloned from the other.
+    pub fn unchanged_since(&self, other: &Settings) -> bool {
+        std::sync::Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// True if the parameter has its built-in default value.
+    pub fn is_default(&self, name: &str) -> bool {
+        let Some(n) = canonical(name) else {
+            return false;
+        };
+        let default = PARAMETERS.iter().find(|(p, _, _)| *p == n).map(|p| p.1);
+        self.inner.values.get(n).map(String::as_str) == default
+    }
+
+    fn inner_mut(&mut self) -> &mut SettingsInner {
+        std::sync::Arc::make_mut(&mut self.inner)
+    }
+
     pub fn time_zone(&self) -> &TimeZone {
-        &self.tz
+        &self.inner.tz
     }
 
     pub fn statement_timeout(&self) -> Duration {
@@ -116,7 +144,8 @@ impl Settings {
     pub fn set(&mut self, name: &str, value: &str) -> SqlResult<(String, String)> {
         let Some(n) = canonical(name) else {
             if name.contains('.') {
-                self.custom
+                self.inner_mut()
+                    .custom
                     .insert(name.to_ascii_lowercase(), value.to_string());
                 return Ok((name.to_string(), value.to_string()));
             }
@@ -140,7 +169,7 @@ impl Settings {
                     )
                 })?;
                 let v = tz.name.clone();
-                self.tz = tz;
+                self.inner_mut().tz = tz;
                 v
             }
             "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
@@ -238,14 +267,14 @@ impl Settings {
             }
             _ => value.to_string(),
         };
-        self.values.insert(n, value.clone());
+        self.inner_mut().values.insert(n, value.clone());
         Ok((n.to_string(), value))
     }
 
     /// Sets a server-controlled parameter.
     pub fn set_internal(&mut self, name: &'static str, value: &str) {
         if let Some(n) = canonical(name) {
-            self.values.insert(n, value.to_string());
+            self.inner_mut().values.insert(n, value.to_string());
         }
     }
 
@@ -262,9 +291,9 @@ impl Settings {
             .map(|(_, d, _)| d.to_string())
             .unwrap_or_default();
         if n == "TimeZone" {
-            self.tz = TimeZone::default();
+            self.inner_mut().tz = TimeZone::default();
         }
-        self.values.insert(n, default.clone());
+        self.inner_mut().values.insert(n, default.clone());
         Ok((n.to_string(), default))
     }
 
@@ -279,14 +308,15 @@ impl Settings {
             .map(|(n, _, _)| {
                 (
                     n.to_string(),
-                    self.values.get(n).cloned().unwrap_or_default(),
+                    self.inner.values.get(n).cloned().unwrap_or_default(),
                 )
             })
             .collect()
     }
 
     pub fn all(&self) -> Vec<(String, String)> {
-        self.values
+        self.inner
+            .values
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect()

@@ -94,11 +94,22 @@ impl Session {
     fn end_transaction_settings(&mut self, committed: bool) {
         self.cursors.end_transaction();
         let saved = self.settings_at_begin.take();
+        // The common case: no SET in the transaction, nothing to undo.
+        let untouched = saved
+            .as_ref()
+            .is_none_or(|s| s.unchanged_since(&self.state.settings));
+        if untouched
+            && TRANSACTION_SCOPED
+                .iter()
+                .all(|n| self.state.settings.is_default(n))
+        {
+            return;
+        }
         let before = self.state.settings.reported();
         if let (false, Some(saved)) = (committed, saved) {
             self.state.settings = saved;
         }
-        for name in ["transaction_read_only", "transaction_isolation"] {
+        for name in TRANSACTION_SCOPED {
             let _ = self.state.settings.reset(name);
         }
         for (k, v) in self.state.settings.reported() {
@@ -150,3 +161,6 @@ impl Session {
         Ok(tag("RELEASE"))
     }
 }
+
+/// Settings that last for one transaction.
+const TRANSACTION_SCOPED: [&str; 2] = ["transaction_read_only", "transaction_isolation"];

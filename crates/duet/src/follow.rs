@@ -88,7 +88,10 @@ impl Phase {
             Phase::Copying { total, .. } => {
                 format!("initial copy from the primary: {}", human_bytes(*total))
             }
-            Phase::Copied { total } => format!("initial copy done: {}", human_bytes(*total)),
+            Phase::Copied { total } => format!(
+                "initial copy done ({}); waiting for REPLICATE SET SERVICE START",
+                human_bytes(*total)
+            ),
             Phase::Connecting(None) => "connecting to the primary".into(),
             Phase::Connecting(Some(error)) => {
                 format!("stream error (the node retries by itself): {error}")

@@ -414,14 +414,16 @@ pub fn render_text(s: &NodeStatus) -> String {
                 None => "-".into(),
             },
         );
+        if let Some(copy) = &s.copy {
+            line("initial copy:", describe_copy(copy));
+        }
+        if let Some(error) = &s.last_error {
+            line("last error:", error.clone());
+        }
     } else {
+        // Copy progress and stream errors of an earlier life as a
+        // secondary stay in JSON only.
         line("LSN:", s.lsn.clone());
-    }
-    if let Some(copy) = &s.copy {
-        line("initial copy:", describe_copy(copy));
-    }
-    if let Some(error) = &s.last_error {
-        line("last error:", error.clone());
     }
     if s.role == "PRIMARY" || !s.secondaries.is_empty() {
         line("secondaries:", s.secondaries.len().to_string());

@@ -183,7 +183,11 @@ fn start(args: StartArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // SIGHUP re-reads the file, environment and flags, as at startup.
+    let reload: duet_server::Reloader = Box::new(move || {
+        config::resolve(&args, |name: &str| std::env::var(name).ok()).map_err(|e| e.to_string())
+    });
     runtime
-        .block_on(duet_server::run(config))
+        .block_on(duet_server::run_with_reload(config, Some(reload)))
         .map_err(|e| preflight::explain_server_error(e, &startup))
 }

@@ -21,4 +21,4 @@ mod systemd;
 mod walsender;
 
 pub use config::Config;
-pub use server::{run, Server, ServerError, ServerHandle};
+pub use server::{run, run_with_reload, Reloader, Server, ServerError, ServerHandle};

@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) replication: Arc<duet_replication::Replication>,
     pub(crate) config: Config,
     pub(crate) hba: RwLock<Arc<Vec<HbaRule>>>,
+    /// TLS for new connections (None: insecure); SIGHUP may replace it.
+    tls: RwLock<Option<TlsAcceptor>>,
     pub(crate) cancel: CancelRegistry,
     /// Sessions past the connection limit check.
     pub(crate) sessions: AtomicUsize,
@@ -112,6 +114,13 @@ impl Shared {
     pub(crate) fn hba_rules(&self) -> Arc<Vec<HbaRule>> {
         match self.hba.read() {
             Ok(rules) => rules.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn current_tls(&self) -> Option<TlsAcceptor> {
+        match self.tls.read() {
+            Ok(tls) => tls.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
@@ -171,7 +180,6 @@ pub struct Server {
     /// The HTTP endpoint's listener (None when `http_listen` is empty).
     http_listener: Option<TcpListener>,
     local_addr: SocketAddr,
-    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     shutdown_tx: Arc<watch::Sender<bool>>,
 }
@@ -201,6 +209,30 @@ impl ServerHandle {
         match self.shared.hba.write() {
             Ok(mut guard) => *guard = Arc::new(rules),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(rules),
+        }
+        Ok(())
+    }
+
+    /// Applies a re-read configuration (SIGHUP): hba rules and, in secure
+    /// mode, the certificates in its certs directory, for new connections;
+    /// open sessions keep theirs. Nothing changes unless both load. Other
+    /// keys need a restart.
+    pub fn reload(&self, config: &Config) -> Result<(), ServerError> {
+        let rules = effective_rules(config).map_err(ServerError::Hba)?;
+        let tls = if self.shared.config.insecure {
+            None
+        } else {
+            let tls_config = tls::load_server_tls(&config.certs_dir)
+                .map_err(|e| ServerError::Tls(Box::new(e)))?;
+            Some(TlsAcceptor::from(tls_config))
+        };
+        match self.shared.hba.write() {
+            Ok(mut guard) => *guard = Arc::new(rules),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(rules),
+        }
+        match self.shared.tls.write() {
+            Ok(mut guard) => *guard = tls,
+            Err(poisoned) => *poisoned.into_inner() = tls,
         }
         Ok(())
     }
@@ -294,6 +326,7 @@ impl Server {
             replication,
             config,
             hba: RwLock::new(Arc::new(rules)),
+            tls: RwLock::new(tls),
             cancel: CancelRegistry::default(),
             sessions: AtomicUsize::new(0),
             next_pid: AtomicI32::new(10_000 + (std::process::id() as i32 % 10_000)),
@@ -303,7 +336,6 @@ impl Server {
             listener,
             http_listener,
             local_addr,
-            tls,
             shared,
             shutdown_tx: Arc::new(shutdown_tx),
         })
@@ -343,7 +375,6 @@ impl Server {
             listener,
             http_listener,
             local_addr,
-            tls,
             shared,
             shutdown_tx,
         } = self;
@@ -374,7 +405,7 @@ impl Server {
                         // The socket moves to its shard's I/O driver.
                         match tcp.into_std() {
                             Ok(tcp) => {
-                                let (tls, shared) = (tls.clone(), shared.clone());
+                                let (tls, shared) = (shared.current_tls(), shared.clone());
                                 tasks.spawn_on(
                                     async move {
                                         match tokio::net::TcpStream::from_std(tcp) {
@@ -490,15 +521,60 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, ServerError> {
     }
 }
 
+/// Re-reads the node's configuration (file, environment, flags) on SIGHUP.
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send + Sync>;
+
 /// Runs a node's SQL server until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    run_with_reload(config, None).await
+}
+
+/// Runs a node's SQL server until SIGINT/SIGTERM; on SIGHUP `reload`
+/// (if any) re-reads the configuration and its hba rules and certificates
+/// take effect for new connections.
+pub async fn run_with_reload(config: Config, reload: Option<Reloader>) -> Result<(), ServerError> {
     let server = Server::bind(config).await?;
-    let tls = if server.tls.is_some() {
+    let tls = if server.shared.current_tls().is_some() {
         "TLS"
     } else {
         "insecure, no TLS"
     };
     info!("listening on {} ({tls})", server.local_addr());
+    if let Some(reload) = reload {
+        spawn_reload_on_sighup(server.handle(), reload)?;
+    }
     crate::systemd::ready();
     server.serve().await
+}
+
+/// Reloads on every SIGHUP; a configuration that does not load is logged
+/// and the running one stays.
+fn spawn_reload_on_sighup(handle: ServerHandle, reload: Reloader) -> Result<(), ServerError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Signal)?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                crate::systemd::reloading();
+                match reload().and_then(|config| {
+                    handle.reload(&config).map_err(|e| e.to_string())?;
+                    Ok(config)
+                }) {
+                    Ok(config) => info!(
+                        hba_rules = config.hba.len(),
+                        certs_dir = %config.certs_dir.display(),
+                        "SIGHUP: reloaded hba rules and certificates for new connections"
+                    ),
+                    Err(e) => {
+                        error!("SIGHUP: configuration not reloaded, the running one stays: {e}")
+                    }
+                }
+                crate::systemd::reloaded();
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (handle, reload);
+    Ok(())
 }

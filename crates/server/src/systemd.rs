@@ -1,6 +1,7 @@
 //! systemd's service protocol (`Type=notify`): READY=1 once the node
-//! listens, STOPPING=1 when its shutdown starts, and WATCHDOG=1 pings at
-//! half the `WatchdogSec` interval. All of it does nothing when systemd
+//! listens, RELOADING=1 then READY=1 around a SIGHUP reload, STOPPING=1
+//! when its shutdown starts, and WATCHDOG=1 pings at half the `WatchdogSec`
+//! interval. All of it does nothing when systemd
 //! (NOTIFY_SOCKET) is not there.
 
 use std::time::Duration;
@@ -46,4 +47,17 @@ fn watchdog_usec() -> Option<u64> {
 /// Shutdown has begun.
 pub(crate) fn stopping() {
     notify(&[NotifyState::Stopping]);
+}
+
+/// A configuration reload (SIGHUP) has begun; [`reloaded`] ends it.
+pub(crate) fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now]),
+        Err(_) => notify(&[NotifyState::Reloading]),
+    }
+}
+
+/// The reload is over (whether or not the new configuration loaded).
+pub(crate) fn reloaded() {
+    notify(&[NotifyState::Ready]);
 }

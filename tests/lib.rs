@@ -18,6 +18,7 @@
 //!   test's is kept anyway, except under CI).
 //! * `DUET_EXTERNAL_URL`: see [`TestServer`].
 
+pub mod pair;
 pub mod slt;
 
 use std::fs::{self, File};
@@ -324,6 +325,22 @@ impl TestNode {
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn_and_wait();
+    }
+
+    /// Stops the server with SIGTERM (its graceful shutdown) and waits
+    /// until it has exited.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.pid().expect("node is running");
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let status = wait_for("the node to exit after SIGTERM", START_TIMEOUT, || {
+            self.has_exited()
+        });
+        self.child = None;
+        status
     }
 
     /// Whether the server process has exited (reaping it if so).

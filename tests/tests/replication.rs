@@ -2,69 +2,10 @@
 //! mode (TLS, certificates made by `duet cert`), set up with the KWDB
 //! statements exactly as an operator types them in psql.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
+use duet_tests::pair::{kwdb_url, pair, pair_with, query, scalar, wait_for_value, CATCH_UP};
 use duet_tests::{psql_rows, wait_for, TestNode};
-
-const CATCH_UP: Duration = Duration::from_secs(30);
-
-/// The primary URL as the KWDB reference writes it: bare, verify-ca,
-/// root's client certificate.
-fn kwdb_url(primary: &TestNode, certs: &Path) -> String {
-    format!(
-        "postgresql://root@localhost:{}/defaultdb?sslmode=verify-ca&sslcert={c}/client.root.crt&sslkey={c}/client.root.key&sslrootcert={c}/ca.crt",
-        primary.port(),
-        c = certs.display()
-    )
-}
-
-fn query(node: &TestNode, sql: &str) -> Vec<Vec<String>> {
-    psql_rows(&node.root_url(), None, sql)
-}
-
-fn scalar(node: &TestNode, sql: &str) -> String {
-    query(node, sql)
-        .first()
-        .and_then(|r| r.first().cloned())
-        .unwrap_or_default()
-}
-
-/// Waits until `sql` on `node` returns `expected`.
-#[track_caller]
-fn wait_for_value(node: &TestNode, sql: &str, expected: &str) {
-    wait_for(&format!("{sql} = {expected}"), CATCH_UP, || {
-        (scalar(node, sql) == expected).then_some(())
-    });
-}
-
-/// Primary n1 with the seed table, secondary n2 streaming from it.
-fn pair() -> (TestNode, TestNode) {
-    pair_with(&[])
-}
-
-/// Like [`pair`], the primary with extra `DUET_*` settings.
-fn pair_with(primary_env: &[(&str, &str)]) -> (TestNode, TestNode) {
-    let primary = TestNode::secure_with_env(primary_env);
-    let secondary = TestNode::secure_sharing_certs(&primary);
-    primary
-        .psql(&[
-            "CREATE TABLE replication_test (id serial primary key, test_data text, created_at timestamptz default now());",
-            "INSERT INTO replication_test (test_data) VALUES ('hello replication');",
-            "REPLICATE SET ROLE PRIMARY;",
-        ])
-        .assert_ok();
-    let url = kwdb_url(&primary, &secondary.certs_dir());
-    let set_primary = format!("REPLICATE SET PRIMARY {url};");
-    let out = secondary.psql(&[
-        &set_primary,
-        "REPLICATE SET SERVICE CREATE;",
-        "REPLICATE SET SERVICE START;",
-    ]);
-    out.assert_ok();
-    assert!(out.stderr.contains("initial copy done"), "{}", out.stderr);
-    (primary, secondary)
-}
 
 #[test]
 fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {

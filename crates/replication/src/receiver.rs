@@ -468,6 +468,16 @@ async fn stream(
         while let Some(message) = next.take() {
             match handle(node, &engine, &ident, message, &mut applier)? {
                 Handled::Continue => {}
+                Handled::PrimaryClosed => {
+                    // A primary shutting down ends the stream once we have
+                    // flushed everything; acknowledge what arrived first.
+                    crate::blocking(|| applier.flush(&engine, &node.status))?;
+                    let _ = send_status(client, applier.applied).await;
+                    return Err(ReplError::Failed(
+                        "the primary closed the stream (it is shutting down)".into(),
+                    )
+                    .into());
+                }
                 Handled::StopPoint { lsn, checksum } => {
                     crate::blocking(|| applier.flush(&engine, &node.status))?;
                     let result = crate::blocking(|| check_stop_point(&engine, lsn, &checksum));
@@ -500,6 +510,7 @@ async fn stream(
 
 enum Handled {
     Continue,
+    PrimaryClosed,
     StopPoint { lsn: u64, checksum: String },
 }
 
@@ -513,9 +524,7 @@ fn handle(
     let data = match message {
         PgWireBackendMessage::CopyData(CopyData { data, .. }) => data,
         PgWireBackendMessage::ErrorResponse(e) => return Err(server_error(&e.fields)),
-        PgWireBackendMessage::CopyDone(_) => {
-            return Err(ReplError::Failed("the primary ended the stream".into()))
-        }
+        PgWireBackendMessage::CopyDone(_) => return Ok(Handled::PrimaryClosed),
         _ => return Ok(Handled::Continue),
     };
     match PrimaryMessage::decode(data).map_err(|e| ReplError::Failed(e.to_string()))? {

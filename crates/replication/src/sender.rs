@@ -266,6 +266,7 @@ impl Replication {
             in_flight: VecDeque::new(),
             wal: None,
             generation,
+            flushed: 0,
         })
     }
 }
@@ -297,6 +298,8 @@ pub struct Shipper {
     /// The node's generation when the stream started (see
     /// [`Replication::generation`]).
     generation: u64,
+    /// The last LSN the secondary acknowledged as flushed.
+    flushed: u64,
 }
 
 /// Sent batches remembered for lag times (older ones are dropped).
@@ -497,6 +500,12 @@ impl Shipper {
         Ok((read, false))
     }
 
+    /// True once the secondary has acknowledged flushing every commit on
+    /// this node up to now (a stream that is over has nothing more to send).
+    pub fn secondary_has_everything(&self) -> bool {
+        self.done || self.flushed >= self.engine.latest_sequence_number()
+    }
+
     /// Handles a CopyData frame from the secondary.
     pub fn on_message(&mut self, frame: &[u8]) -> ReplResult<()> {
         match SecondaryMessage::decode(frame).map_err(|e| ReplError::Failed(e.to_string()))? {
@@ -535,6 +544,7 @@ impl Shipper {
                     applied.min(sent),
                 );
                 self.node.advance_slot(&self.slot, flushed);
+                self.flushed = self.flushed.max(flushed.min(sent));
             }
             SecondaryMessage::Stop => {
                 let engine = self.engine.clone();

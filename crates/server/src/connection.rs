@@ -49,7 +49,7 @@ pub(crate) fn fatal(state: SqlState, message: impl Into<String>) -> ConnError {
     ConnError::Fatal(SqlError::new(state, message))
 }
 
-fn admin_shutdown() -> SqlError {
+pub(crate) fn admin_shutdown() -> SqlError {
     SqlError::new(
         SqlState::ADMIN_SHUTDOWN,
         "terminating connection due to administrator command",
@@ -286,7 +286,7 @@ pub(crate) struct Backend {
     pub(crate) conn: Conn,
     pub(crate) session: Session,
     pub(crate) ext: Extended,
-    shutdown: watch::Receiver<bool>,
+    pub(crate) shutdown: watch::Receiver<bool>,
     /// Set on a replication connection: it also takes replication commands.
     walsender: Option<crate::walsender::WalSender>,
     pub(crate) replication: Arc<duet_replication::Replication>,

@@ -446,6 +446,11 @@ impl Server {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        let engine = shared.db.store().engine();
+        match duet_storage::blocking(|| engine.flush_for_shutdown()) {
+            Ok(()) => info!("data flushed to disk"),
+            Err(e) => warn!("flush at shutdown failed (the WAL has every commit): {e}"),
+        }
         info!("server stopped");
         Ok(())
     }

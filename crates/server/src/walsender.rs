@@ -20,6 +20,12 @@ pub(crate) struct WalSender {
     pub(crate) application_name: String,
 }
 
+/// How long a shutting-down primary waits for its secondary to flush the
+/// last commits before it closes the stream.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a draining stream checks whether the secondary has it all.
+const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 fn repl_error(e: duet_replication::ReplError) -> SqlError {
     SqlError::new(SqlState(e.sqlstate()), e.to_string())
 }
@@ -156,8 +162,30 @@ impl Backend {
             .await?;
         self.conn.flush().await?;
         let mut sending = true;
+        // At shutdown the stream goes on until the secondary has flushed
+        // every commit (or SHUTDOWN_DRAIN passes), then ends with CopyDone
+        // and FATAL 57P01, as PostgreSQL's walsender does.
+        let mut shutdown_rx = self.shutdown.clone();
+        let shutdown = crate::server::shutdown_signalled(&mut shutdown_rx);
+        tokio::pin!(shutdown);
+        let mut draining: Option<tokio::time::Instant> = None;
+        let mut drain_tick = tokio::time::interval(DRAIN_POLL);
         loop {
+            if let Some(deadline) = draining {
+                if shipper.secondary_has_everything() || tokio::time::Instant::now() >= deadline {
+                    if sending {
+                        self.conn
+                            .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+                            .await?;
+                    }
+                    return Err(ConnError::Fatal(crate::connection::admin_shutdown()));
+                }
+            }
             tokio::select! {
+                _ = &mut shutdown, if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + SHUTDOWN_DRAIN);
+                }
+                _ = drain_tick.tick(), if draining.is_some() => {}
                 frame = shipper.next_frame(), if sending => match frame {
                     Ok(Some(data)) => {
                         // Send what is ready without waiting, then flush

@@ -316,6 +316,13 @@ impl Engine {
         Ok(self.db.flush_wal(true)?)
     }
 
+    /// At shutdown: syncs the WAL and writes the memtables to table files,
+    /// so that the next start has no WAL to replay.
+    pub fn flush_for_shutdown(&self) -> StorageResult<()> {
+        self.db.flush_wal(true)?;
+        Ok(self.db.flush()?)
+    }
+
     /// Committed batches from the WAL (live and archived) after `lsn`, in
     /// order; fails if the WAL that far back is gone.
     pub fn wal_after(&self, lsn: u64) -> StorageResult<WalBatches> {

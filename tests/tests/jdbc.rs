@@ -5,45 +5,16 @@
 //! transactions and savepoints, generated keys, type round trips and
 //! DatabaseMetaData; see its comments.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use duet_tests::{tests_dir, TestNode};
-
-const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
-
-fn run(cmd: &mut Command, what: &str) -> String {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("{what}: {e} (apt-get install default-jdk-headless libpostgresql-jdbc-java)")
-    });
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{what} failed:\n{text}");
-    text
-}
-
-fn compile(out_dir: &Path) {
-    let source: PathBuf = tests_dir().join("clients/java/DuetJdbcTest.java");
-    run(
-        Command::new("javac").arg("-d").arg(out_dir).arg(&source),
-        "javac DuetJdbcTest.java",
-    );
-}
+use duet_tests::java::{compile, run_class};
+use duet_tests::TestNode;
 
 #[test]
 fn pgjdbc_over_verify_full_tls() {
     if duet_tests::skip_if_external("pgjdbc_over_verify_full_tls") {
         return;
     }
-    assert!(
-        Path::new(JDBC_JAR).exists(),
-        "{JDBC_JAR} is missing (apt-get install libpostgresql-jdbc-java)"
-    );
     let classes = tempfile::tempdir().expect("tempdir");
-    compile(classes.path());
+    compile("DuetJdbcTest", classes.path());
 
     let node = TestNode::secure();
     node.psql(&[
@@ -56,15 +27,7 @@ fn pgjdbc_over_verify_full_tls() {
         node.port(),
         node.certs_dir().join("ca.crt").display()
     );
-    let classpath = format!("{}:{JDBC_JAR}", classes.path().display());
-    let out = run(
-        Command::new("java")
-            .arg("-cp")
-            .arg(&classpath)
-            .arg("DuetJdbcTest")
-            .arg(&url),
-        "java DuetJdbcTest",
-    );
+    let out = run_class(classes.path(), "DuetJdbcTest", &[&url]);
     assert!(out.contains("all checks passed"), "{out}");
     eprintln!(
         "pgjdbc: {} checks passed",

@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) cancel: CancelRegistry,
     /// Sessions past the connection limit check.
     pub(crate) sessions: AtomicUsize,
+    /// The SQL listener's address.
+    pub(crate) local_addr: SocketAddr,
     next_pid: AtomicI32,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -329,6 +331,7 @@ impl Server {
             tls: RwLock::new(tls),
             cancel: CancelRegistry::default(),
             sessions: AtomicUsize::new(0),
+            local_addr,
             next_pid: AtomicI32::new(10_000 + (std::process::id() as i32 % 10_000)),
             shutdown: shutdown_rx,
         });

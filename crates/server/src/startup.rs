@@ -203,6 +203,7 @@ pub(crate) async fn startup<'a>(
             database: database.clone(),
             backend_pid: pid,
             client_addr: Some(conn.peer),
+            server_port: Some(shared.local_addr.port()),
             startup_params,
         })
         .map_err(ConnError::Fatal)?;

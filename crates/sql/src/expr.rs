@@ -322,6 +322,8 @@ pub trait SessionInfo: Send + Sync {
     fn current_user(&self) -> &str;
     fn current_database(&self) -> &str;
     fn backend_pid(&self) -> i32;
+    /// The port the session's client connected to, if over TCP.
+    fn server_port(&self) -> Option<u16>;
     fn in_recovery(&self) -> bool;
     /// An LSN function's value (see [`crate::replicate::NodeControl::lsn`]).
     fn wal_lsn(&self, function: &str) -> Option<u64>;

@@ -42,6 +42,7 @@ pub enum Func {
     CurrentSchema,
     CurrentSetting,
     BackendPid,
+    InetServerPort,
     IsInRecovery,
     CurrentWalLsn,
     ReceiveLsn,
@@ -181,6 +182,7 @@ impl Func {
             ("current_schema", 0) => (Func::CurrentSchema, T::Name),
             ("current_setting", 1 | 2) => (Func::CurrentSetting, T::Text),
             ("pg_backend_pid", 0) => (Func::BackendPid, T::Int4),
+            ("inet_server_port", 0) => (Func::InetServerPort, T::Int4),
             ("pg_is_in_recovery", 0) => (Func::IsInRecovery, T::Bool),
             (
                 "pg_current_wal_lsn" | "pg_current_wal_insert_lsn" | "pg_current_wal_flush_lsn",
@@ -411,6 +413,10 @@ impl Func {
                 }
             }
             Func::BackendPid => V::Int(env.session.backend_pid() as i64),
+            Func::InetServerPort => env
+                .session
+                .server_port()
+                .map_or(V::Null, |p| V::Int(i64::from(p))),
             Func::IsInRecovery => V::Bool(env.session.in_recovery()),
             Func::CurrentWalLsn | Func::ReceiveLsn | Func::ReplayLsn => {
                 let function = match self {

@@ -10,6 +10,7 @@ fn session(dir: &std::path::Path) -> duet_sql::Session {
         database: "defaultdb".into(),
         backend_pid: 1,
         client_addr: None,
+        server_port: None,
         startup_params: vec![],
     })
     .expect("session")

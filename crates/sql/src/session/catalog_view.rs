@@ -23,6 +23,9 @@ impl SessionInfo for SessionState {
     fn backend_pid(&self) -> i32 {
         self.backend_pid
     }
+    fn server_port(&self) -> Option<u16> {
+        self.server_port
+    }
     fn in_recovery(&self) -> bool {
         self.in_recovery
     }

@@ -59,6 +59,8 @@ pub struct SessionContext {
     pub database: String,
     pub backend_pid: i32,
     pub client_addr: Option<SocketAddr>,
+    /// The port the client connected to (inet_server_port()).
+    pub server_port: Option<u16>,
     /// Startup parameters other than user/database (application_name,
     /// client_encoding, DateStyle, TimeZone, options, ...).
     pub startup_params: Vec<(String, String)>,

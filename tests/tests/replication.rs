@@ -89,6 +89,24 @@ fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
         );
     }
     assert!(secondary.http_get("/metrics").1.contains("duet_role 2"));
+    // Lag and the slot's WAL (the janitor measures it about once a second)
+    // on the primary; the stream's age and lag on the secondary.
+    wait_for("replication metrics", CATCH_UP, || {
+        let metrics = primary.http_get("/metrics").1;
+        (metrics.contains("duet_replication_replay_lag_seconds{application_name=")
+            && metrics.contains("duet_slot_wal_retained_bytes{slot="))
+        .then_some(())
+    });
+    let metrics = secondary.http_get("/metrics").1;
+    for line in [
+        "duet_replication_last_message_age_seconds",
+        "duet_replication_lag_lsn",
+    ] {
+        assert!(
+            metrics.contains(line),
+            "no {line:?} in /metrics:\n{metrics}"
+        );
+    }
 
     // libpq picks the primary among both hosts for read-write sessions.
     let multi = format!(

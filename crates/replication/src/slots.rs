@@ -112,12 +112,14 @@ impl Replication {
         // limit; the first file kept ends the pass (no holes).
         let mut total: u64 = archived.iter().map(|f| f.size).sum();
         let mut oldest_kept: Option<u64> = None;
+        let mut deleted = 0;
         for (file, end) in archived.iter().zip(&ends) {
             let needed = needed_after.is_none_or(|lsn| *end > lsn);
             if file.first_seq.is_some() && needed && total <= max_keep_bytes {
                 oldest_kept = file.first_seq;
                 break;
             }
+            deleted += 1;
             if let Some(archive) = &self.archive {
                 archive.save(file)?;
             }
@@ -155,6 +157,32 @@ impl Replication {
                 "replication slot lost: its WAL exceeded max_slot_wal_keep_size; the secondary will re-copy"
             );
         }
+        // WAL each slot holds back: the archived files it still needs and
+        // the live WAL (for /metrics).
+        let kept: Vec<(u64, u64)> = archived
+            .iter()
+            .zip(&ends)
+            .skip(deleted)
+            .map(|(f, end)| (f.size, *end))
+            .collect();
+        let retained = self
+            .state()
+            .slots
+            .iter()
+            .map(|(name, slot)| {
+                let archived: u64 = kept
+                    .iter()
+                    .filter(|(_, end)| !slot.lost && *end > slot.restart_lsn)
+                    .map(|(size, _)| size)
+                    .sum();
+                (name.clone(), archived + live_bytes)
+            })
+            .collect();
+        *self
+            .status
+            .slot_wal_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = retained;
         self.save_if_dirty()?;
         Ok(())
     }

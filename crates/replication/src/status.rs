@@ -77,6 +77,9 @@ pub struct StatusBoard {
     pub receiver: Mutex<ReceiverStatus>,
     pub senders: Mutex<BTreeMap<i32, SenderStatus>>,
     pub acks: watch::Sender<Acks>,
+    /// Bytes of WAL kept for each replication slot, as of the janitor's
+    /// last pass.
+    pub slot_wal_bytes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for StatusBoard {
@@ -85,6 +88,7 @@ impl Default for StatusBoard {
             receiver: Mutex::default(),
             senders: Mutex::default(),
             acks: watch::channel(Acks::default()).0,
+            slot_wal_bytes: Mutex::default(),
         }
     }
 }
@@ -99,6 +103,13 @@ impl StatusBoard {
 
     pub fn update_receiver(&self, f: impl FnOnce(&mut ReceiverStatus)) {
         f(&mut self.receiver.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn slot_wal_bytes(&self) -> BTreeMap<String, u64> {
+        self.slot_wal_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn senders(&self) -> Vec<SenderStatus> {

@@ -79,6 +79,26 @@ fn describe() {
         "duet_replication_secondaries",
         "On a primary: secondaries connected now"
     );
+    metrics::describe_gauge!(
+        "duet_replication_replay_lag_seconds",
+        "On a primary, per secondary: time from sending a batch until the secondary applied it (last measured)"
+    );
+    metrics::describe_gauge!(
+        "duet_replication_last_message_age_seconds",
+        "On a secondary: seconds since the last message from its primary"
+    );
+    metrics::describe_gauge!(
+        "duet_slot_wal_retained_bytes",
+        "Bytes of WAL kept for each replication slot"
+    );
+    metrics::describe_gauge!(
+        "duet_initial_copy_bytes",
+        "On a secondary copying from its primary: bytes received so far"
+    );
+    metrics::describe_gauge!(
+        "duet_initial_copy_total_bytes",
+        "On a secondary copying from its primary: bytes to copy in all"
+    );
 }
 
 /// Serves HTTP on `listener` until `shutdown` turns true.
@@ -184,5 +204,22 @@ fn record_replication(replication: &Replication) {
     metrics::gauge!("duet_lsn").set(replication.local_lsn() as f64);
     metrics::gauge!("duet_replication_lag_lsn")
         .set(receiver.primary_lsn.saturating_sub(receiver.applied_lsn) as f64);
-    metrics::gauge!("duet_replication_secondaries").set(replication.status.senders().len() as f64);
+    let senders = replication.status.senders();
+    metrics::gauge!("duet_replication_secondaries").set(senders.len() as f64);
+    for sender in &senders {
+        if let Some(lag) = sender.replay_lag {
+            metrics::gauge!("duet_replication_replay_lag_seconds", "application_name" => sender.application_name.clone())
+                .set(lag.as_secs_f64());
+        }
+    }
+    if let Some(age) = receiver.last_message.and_then(|t| t.elapsed().ok()) {
+        metrics::gauge!("duet_replication_last_message_age_seconds").set(age.as_secs_f64());
+    }
+    for (slot, bytes) in replication.status.slot_wal_bytes() {
+        metrics::gauge!("duet_slot_wal_retained_bytes", "slot" => slot).set(bytes as f64);
+    }
+    if let Some((done, total)) = receiver.copy_progress {
+        metrics::gauge!("duet_initial_copy_bytes").set(done as f64);
+        metrics::gauge!("duet_initial_copy_total_bytes").set(total as f64);
+    }
 }

@@ -142,12 +142,15 @@ fn a_primary_shutting_down_hands_its_secondary_every_commit() {
 
     // The secondary says why the stream ended, and has every commit the
     // primary made (read while the primary is down).
-    wait_for("the secondary to see the shutdown", CATCH_UP, || {
+    let line = wait_for("the secondary to see the shutdown", CATCH_UP, || {
         secondary
             .logs()
-            .contains("the primary closed the stream (it is shutting down)")
-            .then_some(())
+            .lines()
+            .find(|l| l.contains("the primary closed the stream (it is shutting down)"))
+            .map(str::to_string)
     });
+    // Logged in the stream's span, which names the primary and the slot.
+    assert!(line.contains("replication_stream{primary="), "{line}");
     let on_secondary = scalar(&secondary, "SELECT count(*) FROM acked");
     let lsn_on_secondary = scalar(&secondary, "SELECT pg_last_wal_replay_lsn()");
     primary.restart();

@@ -295,7 +295,12 @@ async fn next_message(client: &mut client::PgWireClient) -> ReplResult<PgWireBac
 /// Starts the stream task.
 pub(crate) fn spawn(node: Arc<Replication>, url: PrimaryUrl, slot: String) -> ReceiverHandle {
     let (stop_tx, stop_rx) = mpsc::channel(1);
-    let task = tokio::spawn(run(node, url, slot, stop_rx));
+    // Every log line of the stream carries its primary and slot.
+    let span = tracing::info_span!("replication_stream", primary = %url.masked(), slot = %slot);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        run(node, url, slot, stop_rx),
+        span,
+    ));
     ReceiverHandle {
         task,
         stop: stop_tx,

@@ -235,7 +235,11 @@ pub(crate) async fn handle(
         registry: &shared.cancel,
         pid,
     };
-    debug!(%peer, %user, %database, pid, tls = conn.ssl, "session started");
+    let span = tracing::Span::current();
+    span.record("pid", pid);
+    span.record("user", user.as_str());
+    span.record("db", database.as_str());
+    debug!(tls = conn.ssl, "session started");
 
     let mut backend = Backend {
         conn,

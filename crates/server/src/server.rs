@@ -409,13 +409,26 @@ impl Server {
                         match tcp.into_std() {
                             Ok(tcp) => {
                                 let (tls, shared) = (shared.current_tls(), shared.clone());
+                                // Every log line of a session carries its
+                                // client, and after startup its pid, user
+                                // and database.
+                                let span = tracing::info_span!(
+                                    "session",
+                                    %peer,
+                                    pid = tracing::field::Empty,
+                                    user = tracing::field::Empty,
+                                    db = tracing::field::Empty,
+                                );
                                 tasks.spawn_on(
-                                    async move {
-                                        match tokio::net::TcpStream::from_std(tcp) {
-                                            Ok(tcp) => crate::connection::handle(tcp, peer, tls, shared).await,
-                                            Err(e) => warn!(%peer, error = %e, "cannot register a connection"),
-                                        }
-                                    },
+                                    tracing::Instrument::instrument(
+                                        async move {
+                                            match tokio::net::TcpStream::from_std(tcp) {
+                                                Ok(tcp) => crate::connection::handle(tcp, peer, tls, shared).await,
+                                                Err(e) => warn!(%peer, error = %e, "cannot register a connection"),
+                                            }
+                                        },
+                                        span,
+                                    ),
                                     &shards.next(),
                                 );
                             }

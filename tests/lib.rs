@@ -129,6 +129,11 @@ impl TestNode {
         TestNode::start_with_certs(Mode::Secure, Some(&other.certs_dir()))
     }
 
+    /// Like [`TestNode::secure_sharing_certs`], with extra environment.
+    pub fn secure_sharing_certs_with_env(other: &TestNode, env: &[(&str, &str)]) -> TestNode {
+        TestNode::start_full(Mode::Secure, Some(&other.certs_dir()), env)
+    }
+
     /// A secure node with its own CA and extra `DUET_*` settings.
     pub fn secure_with_env(env: &[(&str, &str)]) -> TestNode {
         TestNode::start_full(Mode::Secure, None, env)

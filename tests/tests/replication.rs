@@ -641,3 +641,48 @@ fn with_a_wal_archive_directory_a_long_outage_needs_no_copy() {
         query(&primary, "SELECT count(*), max(id) FROM replication_test")
     );
 }
+
+#[test]
+fn a_replication_user_pairs_with_its_password_from_pgpass() {
+    let primary = TestNode::secure();
+    primary
+        .psql(&[
+            "CREATE USER replicator REPLICATION LOGIN ENCRYPTED PASSWORD 'pgpass-secret';",
+            "CREATE TABLE t (k int PRIMARY KEY);",
+            "INSERT INTO t VALUES (1);",
+            "REPLICATE SET ROLE PRIMARY;",
+        ])
+        .assert_ok();
+    // The password is only in the secondary's .pgpass (mode 0600, as libpq
+    // wants it), not in the URL, and no client certificate is given.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pgpass = dir.path().join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("localhost:{}:*:replicator:pgpass-secret\n", primary.port()),
+    )
+    .expect("write .pgpass");
+    std::fs::set_permissions(&pgpass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod .pgpass");
+    let secondary = TestNode::secure_sharing_certs_with_env(
+        &primary,
+        &[("PGPASSFILE", pgpass.to_str().expect("utf-8"))],
+    );
+    let url = format!(
+        "postgresql://replicator@localhost:{}/defaultdb?sslmode=verify-full&sslrootcert={}",
+        primary.port(),
+        secondary.certs_dir().join("ca.crt").display()
+    );
+    secondary
+        .psql(&[
+            &format!("REPLICATE SET PRIMARY {url};"),
+            "REPLICATE SET SERVICE CREATE;",
+            "REPLICATE SET SERVICE START;",
+        ])
+        .assert_ok();
+    wait_for_value(&secondary, "SELECT count(*) FROM t", "1");
+    // Nowhere is the password shown.
+    let status = query(&secondary, "SHOW REPLICATION STATUS");
+    assert!(!format!("{status:?}").contains("pgpass-secret"));
+    assert!(!secondary.logs().contains("pgpass-secret"));
+}

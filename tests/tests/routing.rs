@@ -92,6 +92,11 @@ fn multi_host_urls_follow_the_primary_through_a_failover() {
     n1.kill9();
     n2.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
     assert_eq!(health(&n2), (200, 503, 200));
+    let metrics = n2.http_get("/metrics").1;
+    assert!(
+        metrics.contains("duet_role 1") && metrics.contains("duet_epoch 1"),
+        "{metrics}"
+    );
     assert_eq!(libpq_lands_on(&[&n1, &n2], "read-write"), p2);
     assert_eq!(libpq_lands_on(&[&n1, &n2], "primary"), p2);
     assert_eq!(jdbc_lands_on(classes.path(), &[&n1, &n2], "primary"), p2);
@@ -123,4 +128,5 @@ fn multi_host_urls_follow_the_primary_through_a_failover() {
         assert_eq!(jdbc_lands_on(classes.path(), &order, "secondary"), p1);
     }
     assert_eq!(health(&n2), (200, 503, 200));
+    assert!(n1.http_get("/metrics").1.contains("duet_role 2"));
 }

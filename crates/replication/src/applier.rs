@@ -8,7 +8,8 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use duet_storage::batch::{header_count, HEADER_LEN};
+use duet_storage::batch::HEADER_LEN;
+use duet_storage::batch_format::validate;
 use duet_storage::Engine;
 
 use crate::error::{ReplError, ReplResult};
@@ -17,18 +18,18 @@ use crate::status::StatusBoard;
 /// Largest merged write (bytes) before it is applied mid-burst.
 const MAX_MERGED: usize = 8 << 20;
 
-pub(crate) struct Applier {
+pub struct Applier {
     /// Last LSN received (checked for continuity).
-    pub(crate) received: u64,
+    pub received: u64,
     /// Last LSN written to this node's database.
-    pub(crate) applied: u64,
+    pub applied: u64,
     /// The merged batch not yet written: header, then entries.
     merged: Vec<u8>,
     merged_count: u64,
 }
 
 impl Applier {
-    pub(crate) fn new(lsn: u64) -> Applier {
+    pub fn new(lsn: u64) -> Applier {
         Applier {
             received: lsn,
             applied: lsn,
@@ -39,16 +40,17 @@ impl Applier {
 
     /// Takes a batch from the stream: it must start right after the last
     /// one received.
-    pub(crate) fn receive(&mut self, engine: &Engine, lsn: u64, data: &Bytes) -> ReplResult<()> {
+    pub fn receive(&mut self, engine: &Engine, lsn: u64, data: &Bytes) -> ReplResult<()> {
         if lsn != self.received + 1 {
             return Err(ReplError::Failed(format!(
                 "batch at LSN {lsn} does not follow LSN {}",
                 self.received
             )));
         }
-        let count = header_count(data)
-            .filter(|c| *c > 0 && data.len() >= HEADER_LEN)
-            .ok_or_else(|| ReplError::Failed(format!("batch at LSN {lsn} is malformed")))?;
+        // Checked whole before anything is merged: a malformed batch resets
+        // the stream with nothing of it applied.
+        let count = validate(data)
+            .map_err(|e| ReplError::Failed(format!("batch at LSN {lsn} is malformed: {e}")))?;
         if self.merged.is_empty() {
             self.merged.extend_from_slice(&lsn.to_le_bytes());
             self.merged.extend_from_slice(&[0; 4]);
@@ -63,7 +65,7 @@ impl Applier {
     }
 
     /// Writes what was received (unsynced; see [`Applier::flush`]).
-    pub(crate) fn apply(&mut self, engine: &Engine) -> ReplResult<()> {
+    pub fn apply(&mut self, engine: &Engine) -> ReplResult<()> {
         if self.merged.is_empty() {
             return Ok(());
         }
@@ -78,7 +80,7 @@ impl Applier {
     }
 
     /// Applies and makes it durable; updates the status board.
-    pub(crate) fn flush(&mut self, engine: &Engine, status: &StatusBoard) -> ReplResult<()> {
+    pub fn flush(&mut self, engine: &Engine, status: &StatusBoard) -> ReplResult<()> {
         let had_work = !self.merged.is_empty();
         self.apply(engine)?;
         engine.flush_wal()?;
@@ -131,6 +133,13 @@ mod tests {
         assert!(applier
             .receive(&copy, start + 1, &Bytes::from_static(b"x"))
             .is_err());
+        applier.flush(&copy, &status).unwrap();
+        // In order but malformed (a miscounted header): refused whole.
+        let next = applier.received + 1;
+        let mut forged = next.to_le_bytes().to_vec();
+        forged.extend_from_slice(&2u32.to_le_bytes());
+        forged.extend_from_slice(&[1, 1, b'k', 1, b'v']);
+        assert!(applier.receive(&copy, next, &Bytes::from(forged)).is_err());
         applier.flush(&copy, &status).unwrap();
         assert_eq!(
             copy.latest_sequence_number(),

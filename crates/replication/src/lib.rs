@@ -3,7 +3,7 @@
 //! stream of committed RocksDB write batches, and the applier that replays
 //! them on the secondary.
 
-mod applier;
+pub mod applier;
 pub mod archive;
 pub mod basebackup;
 pub mod client;

@@ -20,13 +20,17 @@ use tokio_util::codec::{Decoder, Encoder};
 /// Largest frontend message accepted after startup (PostgreSQL's limit for
 /// one message is 1 GB).
 const MAX_MESSAGE_LEN: usize = 0x3fff_ffff;
+/// How far ahead of the bytes received the buffer grows for a long
+/// message: its length field alone never allocates a gigabyte.
+const MAX_RESERVE_AHEAD: usize = 64 << 10;
+
 /// Largest startup-phase packet (StartupMessage, CancelRequest), as in
 /// PostgreSQL's MAX_STARTUP_PACKET_LENGTH.
 const MAX_STARTUP_LEN: usize = 10_000;
 
 /// Which kind of frames the peer sends next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
+pub enum Phase {
     /// Untyped packets: StartupMessage or CancelRequest.
     Startup,
     /// Typed messages: authentication responses and queries.
@@ -35,7 +39,7 @@ pub(crate) enum Phase {
 
 /// Why a frame could not be decoded: always a protocol violation.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum CodecError {
+pub enum CodecError {
     #[error("{0}")]
     Io(#[from] io::Error),
     #[error("{0}")]
@@ -46,15 +50,23 @@ pub(crate) enum CodecError {
 }
 
 #[derive(Debug)]
-pub(crate) struct PgCodec {
-    pub(crate) phase: Phase,
+pub struct PgCodec {
+    /// What the next frame is; the connection moves it to Normal after
+    /// the startup packet.
+    pub phase: Phase,
 }
 
 impl PgCodec {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         PgCodec {
             phase: Phase::Startup,
         }
+    }
+}
+
+impl Default for PgCodec {
+    fn default() -> Self {
+        PgCodec::new()
     }
 }
 
@@ -106,7 +118,7 @@ impl Decoder for PgCodec {
                 }
                 let len = len as usize;
                 if src.len() < len {
-                    src.reserve(len - src.len());
+                    src.reserve((len - src.len()).min(MAX_RESERVE_AHEAD));
                     return Ok(None);
                 }
                 let mut frame = src.split_to(len);
@@ -133,7 +145,7 @@ impl Decoder for PgCodec {
                 }
                 let total = 1 + len as usize;
                 if src.len() < total {
-                    src.reserve(total - src.len());
+                    src.reserve((total - src.len()).min(MAX_RESERVE_AHEAD));
                     return Ok(None);
                 }
                 let mut frame = src.split_to(total);

@@ -7,7 +7,7 @@ pub mod hba;
 pub mod tls;
 
 mod auth;
-mod codec;
+pub mod codec;
 mod connection;
 mod copy;
 pub mod encode;

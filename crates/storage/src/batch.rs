@@ -73,15 +73,10 @@ impl RawBatch {
         }
     }
 
-    /// A batch from its serialized form (as shipped); RocksDB checks the
-    /// format when it is written.
+    /// A batch from its serialized form (as shipped), checked entry by
+    /// entry first (see batch_format.rs).
     pub(crate) fn from_data(data: &[u8]) -> StorageResult<RawBatch> {
-        if data.len() < HEADER_LEN {
-            return Err(StorageError::Corrupt(format!(
-                "write batch of {} bytes is shorter than its header",
-                data.len()
-            )));
-        }
+        crate::batch_format::validate(data)?;
         // SAFETY: RocksDB copies `data`.
         Ok(RawBatch {
             inner: unsafe {

@@ -6,6 +6,7 @@
 //! [`keycode`]; this crate knows nothing about SQL.
 
 pub mod batch;
+pub mod batch_format;
 pub mod engine;
 pub mod error;
 mod hot_key;

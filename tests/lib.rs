@@ -18,6 +18,7 @@
 //!   test's is kept anyway, except under CI).
 //! * `DUET_EXTERNAL_URL`: see [`TestServer`].
 
+pub mod faults;
 pub mod java;
 pub mod pair;
 pub mod slt;

@@ -6,6 +6,7 @@ use tokio_util::codec::Decoder;
 /// Decodes `data` as a connection's byte stream. The first byte picks where
 /// the stream starts: a startup packet (even) or typed messages (odd).
 pub fn frontend_message(data: &[u8]) {
+    crate::panics_abort();
     let Some((&first, stream)) = data.split_first() else {
         return;
     };

@@ -18,5 +18,20 @@ mod replication;
 mod sql;
 
 pub use frontend::frontend_message;
+
+/// Makes every panic fatal, even one the code under test catches (the
+/// frontend codec catches decoder panics as a last line of defence): a
+/// caught panic is still a bug, and libFuzzer aborts on it too, so the
+/// replayed corpora in CI must fail the same way.
+pub(crate) fn panics_abort() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default(info);
+            std::process::abort();
+        }));
+    });
+}
 pub use replication::{replication_frame, writebatch_apply};
 pub use sql::sql_statement;

@@ -9,6 +9,7 @@ use duet_storage::{Engine, EngineOptions, Isolation, Store};
 /// Decodes `data` as a frame from either side; whatever decodes must
 /// encode back to a frame that decodes the same.
 pub fn replication_frame(data: &[u8]) {
+    crate::panics_abort();
     if let Ok(msg) = PrimaryMessage::decode(Bytes::copy_from_slice(data)) {
         assert_eq!(PrimaryMessage::decode(msg.encode()), Ok(msg));
     }
@@ -46,6 +47,7 @@ fn apply_fixture() -> &'static Mutex<ApplyFixture> {
 /// refuses it; afterwards the database holds exactly what was applied and
 /// still takes ordinary commits (a bad batch never poisons the engine).
 pub fn writebatch_apply(data: &[u8]) {
+    crate::panics_abort();
     let fixture = apply_fixture().lock().unwrap_or_else(|p| p.into_inner());
     let engine = &fixture.engine;
     let start = engine.latest_sequence_number();

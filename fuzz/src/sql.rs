@@ -64,6 +64,7 @@ fn sql_fixture() -> &'static Mutex<SqlFixture> {
 /// Parses `data` as a query string and plans every statement in it (the
 /// Describe path: parameter and result types inferred, nothing executed).
 pub fn sql_statement(data: &[u8]) {
+    crate::panics_abort();
     let Ok(sql) = std::str::from_utf8(data) else {
         return;
     };

@@ -149,6 +149,7 @@ impl Decoder for PgCodec {
                     return Ok(None);
                 }
                 let mut frame = src.split_to(total);
+                crate::frame_check::check(frame[0], &frame[5..]).map_err(CodecError::Protocol)?;
                 let msg = decode_frame(&mut frame, false)?;
                 // A body longer than its fields is tolerated (PostgreSQL
                 // checks it per message type; clients never send one).

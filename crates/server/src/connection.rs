@@ -49,6 +49,17 @@ pub(crate) fn fatal(state: SqlState, message: impl Into<String>) -> ConnError {
     ConnError::Fatal(SqlError::new(state, message))
 }
 
+/// Ends a session whose node installed a fresh copy of its primary (see
+/// `Session::outlived_its_data`).
+fn replaced_by_copy() -> SqlError {
+    SqlError::new(
+        SqlState::SERIALIZATION_FAILURE,
+        "terminating connection due to conflict with recovery",
+    )
+    .with_detail("This node replaced its data with a fresh copy of its primary's.")
+    .with_hint("In a moment you should be able to reconnect to the database and repeat your command.")
+}
+
 pub(crate) fn admin_shutdown() -> SqlError {
     SqlError::new(
         SqlState::ADMIN_SHUTDOWN,
@@ -318,6 +329,9 @@ impl Backend {
             let Some(msg) = msg else {
                 return Ok(());
             };
+            if self.session.outlived_its_data() {
+                return Err(ConnError::Fatal(replaced_by_copy()));
+            }
             // After an error in an extended-protocol message everything up
             // to the next Sync is skipped.
             if self.ext.discarding

@@ -12,6 +12,7 @@ mod connection;
 mod copy;
 pub mod encode;
 mod extended;
+mod frame_check;
 mod http;
 mod node_control;
 pub mod server;

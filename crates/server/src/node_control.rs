@@ -303,6 +303,10 @@ impl NodeControl for ReplicationControl {
         self.replication.status.receiver().last_replay
     }
 
+    fn epoch(&self) -> u64 {
+        self.replication.state().epoch
+    }
+
     fn lsn(&self, function: &str) -> Option<u64> {
         let repl = &self.replication;
         let secondary = repl.role() == Role::Secondary;

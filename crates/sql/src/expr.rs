@@ -329,6 +329,8 @@ pub trait SessionInfo: Send + Sync {
     fn wal_lsn(&self, function: &str) -> Option<u64>;
     /// When the last replicated batch was applied (secondary).
     fn last_replay(&self) -> Option<std::time::SystemTime>;
+    /// The node's replication epoch (0 before any promotion).
+    fn replication_epoch(&self) -> u64;
     fn setting(&self, name: &str) -> Option<String>;
     fn nextval(&self, sequence: &str) -> SqlResult<i64>;
     fn currval(&self, sequence: &str) -> SqlResult<i64>;

@@ -48,6 +48,7 @@ pub enum Func {
     ReceiveLsn,
     ReplayLsn,
     LastReplayTimestamp,
+    ReplicationEpoch,
     NextVal,
     CurrVal,
     SetVal,
@@ -191,6 +192,8 @@ impl Func {
             ("pg_last_wal_receive_lsn", 0) => (Func::ReceiveLsn, T::Text),
             ("pg_last_wal_replay_lsn", 0) => (Func::ReplayLsn, T::Text),
             ("pg_last_xact_replay_timestamp", 0) => (Func::LastReplayTimestamp, T::TimestampTz),
+            // duet's own: the epoch a write was accepted under.
+            ("duet_replication_epoch", 0) => (Func::ReplicationEpoch, T::Int8),
             ("nextval", 1) => (Func::NextVal, T::Int8),
             ("currval", 1) => (Func::CurrVal, T::Int8),
             ("setval", 2 | 3) => (Func::SetVal, T::Int8),
@@ -433,6 +436,7 @@ impl Func {
                     None => V::Null,
                 }
             }
+            Func::ReplicationEpoch => V::Int(env.session.replication_epoch() as i64),
             Func::LastReplayTimestamp => match env.session.last_replay() {
                 Some(t) => V::TimestampTz(chrono::DateTime::<chrono::Utc>::from(t)),
                 None => V::Null,

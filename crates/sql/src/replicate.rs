@@ -79,6 +79,8 @@ pub trait NodeControl: Send + Sync {
     async fn wait_for_replication(&self, lsn: u64, level: SyncLevel) -> SqlResult<Option<String>>;
     /// When the last replicated batch was applied on this secondary.
     fn last_replay(&self) -> Option<std::time::SystemTime>;
+    /// The node's replication epoch (bumped by every promotion).
+    fn epoch(&self) -> u64;
     /// An LSN function: "pg_current_wal_lsn", "pg_last_wal_receive_lsn",
     /// "pg_last_wal_replay_lsn"; None where PostgreSQL returns NULL.
     fn lsn(&self, function: &str) -> Option<u64>;

@@ -25,6 +25,9 @@ pub struct Store {
     current: RwLock<Arc<Engine>>,
     /// Replaced databases, removed once nothing uses them any more.
     retired: std::sync::Mutex<Vec<(std::sync::Weak<rocksdb::DB>, PathBuf)>>,
+    /// Copies installed since the node started (sessions opened before an
+    /// install end: their reads would otherwise jump to another history).
+    installs: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -41,6 +44,7 @@ impl Store {
             shared,
             current: RwLock::new(engine),
             retired: std::sync::Mutex::default(),
+            installs: Default::default(),
         }))
     }
 
@@ -80,6 +84,7 @@ impl Store {
             &mut *self.current.write().unwrap_or_else(|e| e.into_inner()),
             engine.clone(),
         );
+        self.installs.fetch_add(1, Ordering::SeqCst);
         self.retired
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -87,6 +92,12 @@ impl Store {
         drop(old);
         self.remove_retired();
         Ok(engine)
+    }
+
+    /// How many copies [`Store::install`] has made active since the node
+    /// started.
+    pub fn installs(&self) -> u64 {
+        self.installs.load(Ordering::SeqCst)
     }
 
     /// Deletes replaced databases that no transaction reads any more

@@ -35,6 +35,9 @@ impl SessionInfo for SessionState {
     fn last_replay(&self) -> Option<std::time::SystemTime> {
         self.db.node_control()?.last_replay()
     }
+    fn replication_epoch(&self) -> u64 {
+        self.db.node_control().map_or(0, |c| c.epoch())
+    }
     fn setting(&self, name: &str) -> Option<String> {
         self.settings.get(name)
     }

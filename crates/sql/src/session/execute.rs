@@ -89,6 +89,9 @@ pub struct Session {
     /// Time the current statement spent awaiting its commit (the write
     /// runs on another thread): not counted against "short" statements.
     pub(super) commit_wait: std::time::Duration,
+    /// The store's install count this session's reads belong to (see
+    /// [`Session::outlived_its_data`]).
+    pub(super) installs_seen: u64,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -141,6 +144,7 @@ impl Session {
         state
             .settings
             .set_internal("session_authorization", &state.user.clone());
+        let state_installs = state.db.store().installs();
         let mut session = Session {
             state,
             txn: None,
@@ -150,6 +154,7 @@ impl Session {
             param_changes: Vec::new(),
             savepoints: Vec::new(),
             commit_wait: std::time::Duration::ZERO,
+            installs_seen: state_installs,
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),

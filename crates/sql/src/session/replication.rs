@@ -54,7 +54,10 @@ impl Session {
         if let Some(txn) = self.txn.take() {
             txn.rollback();
         }
-        let message = control.replicate(statement).await?;
+        let result = control.replicate(statement).await;
+        // A copy this statement made is no surprise to this session.
+        self.installs_seen = self.state.db.store().installs();
+        let message = result?;
         self.notice("NOTICE", "00000", message);
         self.follow_node_role();
         Ok(tag("REPLICATE"))
@@ -100,6 +103,15 @@ impl Session {
     /// Makes the session read-only on a secondary (and says so through
     /// in_hot_standby, as PostgreSQL 14+ does), writable again after a
     /// promotion.
+    /// True once the node has installed a fresh copy of its primary's data
+    /// (a re-copy after its history diverged or its slot was lost) that
+    /// this session did not ask for: what it read came from a history that
+    /// is gone, so it must end rather than see the data jump (PostgreSQL
+    /// ends sessions that conflict with recovery the same way).
+    pub fn outlived_its_data(&self) -> bool {
+        self.state.db.store().installs() != self.installs_seen
+    }
+
     pub(crate) fn follow_node_role(&mut self) {
         let read_only = self.state.db.is_read_only();
         if read_only == self.state.in_recovery {

@@ -135,6 +135,11 @@ impl TestNode {
         TestNode::start_full(Mode::Secure, Some(&other.certs_dir()), env)
     }
 
+    /// An insecure node with extra `DUET_*` settings.
+    pub fn insecure_with_env(env: &[(&str, &str)]) -> TestNode {
+        TestNode::start_full(Mode::Insecure, None, env)
+    }
+
     /// A secure node with its own CA and extra `DUET_*` settings.
     pub fn secure_with_env(env: &[(&str, &str)]) -> TestNode {
         TestNode::start_full(Mode::Secure, None, env)
@@ -348,6 +353,26 @@ impl TestNode {
         });
         self.child = None;
         status
+    }
+
+    /// Freezes the process (SIGSTOP): it holds its connections and answers
+    /// nothing, as a stalled host would.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.pid().expect("node is running");
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{name} {pid}");
     }
 
     /// Whether the server process has exited (reaping it if so).

@@ -149,9 +149,18 @@ impl Cluster {
         self.resume_all();
         let old = self.primary;
         let new = self.secondaries()[0];
-        self.node(new)
-            .psql(&["REPLICATE SET SERVICE STOP;"])
-            .assert_ok();
+        // A consistent STOP needs a live stream; one that an earlier fault
+        // broke reconnects by itself, so the operator retries.
+        for attempt in 1.. {
+            self.wait_streaming(new);
+            let out = self.node(new).psql(&["REPLICATE SET SERVICE STOP;"]);
+            if out.success() {
+                break;
+            }
+            assert!(attempt < 10, "SERVICE STOP keeps failing: {}", out.stderr);
+            eprintln!("SERVICE STOP failed, retrying: {}", out.stderr.trim());
+            std::thread::sleep(Duration::from_millis(500));
+        }
         self.node(old)
             .psql(&["REPLICATE SET ROLE SECONDARY;"])
             .assert_ok();

@@ -92,6 +92,14 @@ impl RunConfig {
     }
 }
 
+impl RunConfig {
+    /// The same run without one kind of fault.
+    pub fn without(mut self, fault: Fault) -> RunConfig {
+        self.faults.retain(|f| *f != fault);
+        self
+    }
+}
+
 #[derive(Debug)]
 pub struct RunResult {
     pub report: Report,

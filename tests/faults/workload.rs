@@ -216,8 +216,11 @@ impl Failure {
         }
     }
 
+    /// False when the session is gone or its node is no longer the one to
+    /// write to (read-only: it was demoted).
     fn keeps_connection(&self) -> bool {
-        matches!(self, Failure::Sql { code, .. } if !code.starts_with("57") && !code.starts_with("08"))
+        matches!(self, Failure::Sql { code, .. }
+            if !code.starts_with("57") && !code.starts_with("08") && code != "25006")
     }
 }
 

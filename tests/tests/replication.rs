@@ -245,6 +245,14 @@ fn promotion_after_the_primary_dies_and_the_old_primary_rejoins() {
         ),
         "0"
     );
+    // The status view says what the re-copy threw away, and the node
+    // follows the new primary's epoch.
+    let status = query(&primary, "SHOW REPLICATION STATUS");
+    assert!(
+        status[0][15].contains("were discarded by the re-copy"),
+        "{status:?}"
+    );
+    assert_eq!(status[0][2], "1", "{status:?}");
     assert_eq!(
         query(
             &primary,
@@ -523,6 +531,11 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
     old_secondary
         .psql(&["REPLICATE SET SERVICE STOP;"])
         .assert_ok();
+    // Applications still writing after the STOP: these commits are taken
+    // over by the promotion below.
+    old_primary
+        .psql(&["INSERT INTO replication_test (test_data) VALUES ('after the stop')"])
+        .assert_ok();
     old_primary
         .psql(&["REPLICATE SET ROLE SECONDARY;"])
         .assert_ok();
@@ -532,9 +545,15 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
             "INSERT INTO replication_test (test_data) VALUES ('no')",
         ])
         .assert_err("25006");
-    old_secondary
-        .psql(&["REPLICATE SET ROLE PRIMARY;"])
-        .assert_ok();
+    let promoted = old_secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]);
+    promoted.assert_ok();
+    assert!(
+        promoted
+            .stderr
+            .contains("took over the old primary's commits after the stop point"),
+        "{}",
+        promoted.stderr
+    );
     let url = kwdb_url(&old_secondary, &old_primary.certs_dir());
     let out = old_primary.psql(&[
         &format!("REPLICATE SET PRIMARY {url};"),
@@ -546,7 +565,14 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
     old_secondary
         .psql(&["INSERT INTO replication_test (test_data) VALUES ('after switchover')"])
         .assert_ok();
-    wait_for_value(&old_primary, "SELECT count(*) FROM replication_test", "42");
+    wait_for_value(&old_primary, "SELECT count(*) FROM replication_test", "43");
+    assert_eq!(
+        scalar(
+            &old_secondary,
+            "SELECT count(*) FROM replication_test WHERE test_data = 'after the stop'"
+        ),
+        "1"
+    );
     assert_eq!(
         query(
             &old_primary,

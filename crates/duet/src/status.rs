@@ -107,6 +107,8 @@ pub struct NodeStatus {
     /// How long ago that was: the lag figures are as of then.
     pub last_message_age_ms: Option<f64>,
     pub last_error: Option<String>,
+    /// What the last re-copy discarded of this node's own history.
+    pub discarded: Option<String>,
     pub copy: Option<CopyProgress>,
     pub secondaries: Vec<Secondary>,
     pub slots: Vec<Slot>,
@@ -263,6 +265,7 @@ pub async fn fetch(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> anyhow::Re
         slot: get("slot"),
         lsn: get("lsn").unwrap_or_default(),
         last_error: get("last_error"),
+        discarded: get("discarded"),
         copy: show.get(local, "copy_progress").and_then(parse_copy),
         ..NodeStatus::default()
     };
@@ -419,6 +422,9 @@ pub fn render_text(s: &NodeStatus) -> String {
         }
         if let Some(error) = &s.last_error {
             line("last error:", error.clone());
+        }
+        if let Some(discarded) = &s.discarded {
+            line("discarded:", discarded.clone());
         }
     } else {
         // Copy progress and stream errors of an earlier life as a

@@ -224,6 +224,7 @@ impl Replication {
                 // already; wait until the task is really gone), start a
                 // new epoch, open for writes.
                 self.stop_receiver_and_wait().await;
+                let handover = self.take_over_after_stop(&state).await;
                 self.new_generation();
                 let engine = self.store.engine();
                 engine.flush_wal()?;
@@ -238,8 +239,9 @@ impl Replication {
                 self.status.update_receiver(|r| r.state = "stopped".into());
                 info!(epoch, lsn, role = %role, "promoted");
                 Ok(format!(
-                    "this node is now {role} in epoch {epoch} (from LSN {})",
-                    format_lsn(lsn)
+                    "this node is now {role} in epoch {epoch} (from LSN {}){}",
+                    format_lsn(lsn),
+                    handover.unwrap_or_default()
                 ))
             }
             (_, Role::Secondary) => {
@@ -331,8 +333,13 @@ impl Replication {
                 }
                 let mut next = state.clone();
                 next.service = Service::Running;
-                self.start_receiver(&next)?;
-                self.save(next)?;
+                // Saved before the stream starts: the stream saves the
+                // primary's epoch, which a later save here would undo.
+                self.save(next.clone())?;
+                if let Err(e) = self.start_receiver(&next) {
+                    self.save(state)?;
+                    return Err(e);
+                }
                 Ok("replication service started".into())
             }
             ServiceAction::Stop => {
@@ -373,6 +380,43 @@ impl Replication {
             (self.on_change)();
         }
         Ok(())
+    }
+
+    /// A promotion after a consistent SERVICE STOP (planned switchover)
+    /// first takes over what the old primary committed after the stop
+    /// point, if it has been demoted since (see
+    /// `receiver::take_over_tail`). Returns a note for the operator.
+    async fn take_over_after_stop(self: &Arc<Self>, state: &NodeState) -> Option<String> {
+        if state.service != Service::Stopped {
+            return None;
+        }
+        let url = PrimaryUrl::parse(state.primary_url.as_deref()?).ok()?;
+        let slot = state.slot.as_deref()?;
+        match receiver::take_over_tail(self, &url, slot).await {
+            Ok(receiver::Handover::Took { from, to }) => {
+                info!(from, to, "took over the old primary's commits after the stop point");
+                Some(format!(
+                    "; took over the old primary's commits after the stop point (LSN {} to {})",
+                    format_lsn(from + 1),
+                    format_lsn(to)
+                ))
+            }
+            Ok(receiver::Handover::Nothing | receiver::Handover::Unreachable) => None,
+            Ok(receiver::Handover::StillPrimary) => {
+                warn!("promoted while the old primary is still a PRIMARY");
+                Some(
+                    "; WARNING: the old primary is still a PRIMARY, and what it commits is not on \
+                     this node: demote it (REPLICATE SET ROLE SECONDARY) and re-attach it"
+                        .into(),
+                )
+            }
+            Err(e) => {
+                warn!(error = %e, "could not take over the old primary's last commits");
+                Some(format!(
+                    "; WARNING: the old primary's commits after the stop point were not taken over ({e})"
+                ))
+            }
+        }
     }
 
     /// Closes the node for ordinary writes.

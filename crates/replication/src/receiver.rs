@@ -12,6 +12,7 @@ use pgwire::messages::copy::CopyData;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::{mpsc, oneshot};
+use duet_storage::format_lsn;
 use tracing::{info, warn};
 
 use crate::applier::Applier;
@@ -172,9 +173,27 @@ pub(crate) async fn prepare(node: &Replication, url: &PrimaryUrl, slot: &str) ->
         let _ = conn.close().await;
         return Ok(false);
     }
-    full_copy(node, &mut conn, url, &ident, slot).await?;
+    recopy(node, &mut conn, url, &ident, slot).await?;
     let _ = conn.close().await;
     Ok(true)
+}
+
+/// A full copy that replaces this node's data, reporting (log and status
+/// view) the commits of its own that the copy throws away.
+async fn recopy(
+    node: &Replication,
+    conn: &mut PrimaryConnection,
+    url: &PrimaryUrl,
+    ident: &Identity,
+    slot: &str,
+) -> ReplResult<()> {
+    let lost = diverged_tail(node, ident)?;
+    full_copy(node, conn, url, ident, slot).await?;
+    if let Some(lost) = lost {
+        warn!("{lost}");
+        node.status.update_receiver(|r| r.discarded = Some(lost));
+    }
+    Ok(())
 }
 
 /// Creates (or revives) this node's slot on the primary at `lsn`.
@@ -387,9 +406,118 @@ async fn stream(
 ) -> Result<(), StreamError> {
     let (mut conn, ident) = attach(url).await?;
     if *force_copy || !can_continue(node, &ident)? {
-        full_copy(node, &mut conn, url, &ident, slot).await?;
+        recopy(node, &mut conn, url, &ident, slot).await?;
         *force_copy = false;
     }
+    follow(node, conn, ident, slot, stop_rx, backoff, false).await
+}
+
+/// Before a re-copy: describes the commits of this node's own that the
+/// primary does not have (a former primary's unreplicated tail), which the
+/// copy replaces. None when the node holds nothing the primary lacks.
+fn diverged_tail(node: &Replication, ident: &Identity) -> ReplResult<Option<String>> {
+    let engine = node.store.engine();
+    let lsn = engine.latest_sequence_number();
+    if system::system_id(&engine)?.as_deref() != Some(ident.system_id.as_str()) {
+        return Ok(None);
+    }
+    let current = system::current_epoch(&system::epoch_history(&engine)?);
+    let branch = match ident.history.iter().position(|e| *e == current) {
+        // The primary went on in a later epoch from `start`: what this node
+        // wrote from there on is its own.
+        Some(i) => match ident.history.get(i + 1) {
+            Some(next) => next.start,
+            None => return Ok(None),
+        },
+        // An epoch the primary never had: everything since it began.
+        None => current.start,
+    };
+    if lsn < branch {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "history diverged from the primary's: this node's commits from LSN {} to {} \
+         ({} LSNs, epoch {}) were discarded by the re-copy",
+        format_lsn(branch),
+        format_lsn(lsn),
+        lsn - branch + 1,
+        current.epoch
+    )))
+}
+
+/// How long a promotion tries to reach the old primary for its last
+/// commits (a dead primary must not hold the promotion up).
+const HANDOVER_CONNECT: Duration = Duration::from_secs(3);
+
+/// Promotion after a consistent SERVICE STOP (a planned switchover): the
+/// old primary may have committed more after the stop point, before it was
+/// demoted. If it is reachable, demoted (so its data can no longer grow)
+/// and on this node's history, its remaining commits are streamed here and
+/// checked like a STOP (same LSN, same checksum), so the switchover loses
+/// nothing. Returns the LSN range taken over; None when there was nothing
+/// to take or the old primary cannot give it (gone, or still a PRIMARY:
+/// the caller warns).
+pub(crate) async fn take_over_tail(
+    node: &Arc<Replication>,
+    url: &PrimaryUrl,
+    slot: &str,
+) -> ReplResult<Handover> {
+    let Ok(connected) = tokio::time::timeout(HANDOVER_CONNECT, connect(url)).await else {
+        return Ok(Handover::Unreachable);
+    };
+    let Ok(mut conn) = connected else {
+        return Ok(Handover::Unreachable);
+    };
+    let ident = identify(&mut conn, url).await?;
+    if ident.role == "PRIMARY" {
+        let _ = conn.close().await;
+        return Ok(Handover::StillPrimary);
+    }
+    let from = node.store.engine().latest_sequence_number();
+    if ident.lsn <= from || !can_continue(node, &ident)? {
+        let _ = conn.close().await;
+        return Ok(Handover::Nothing);
+    }
+    // A stream that stops at once: the old primary ships up to its last
+    // commit, then the stop point.
+    let (stop_tx, mut stop_rx) = mpsc::channel(1);
+    let (reply_tx, reply_rx) = oneshot::channel();
+    let _ = stop_tx.try_send(reply_tx);
+    let mut backoff = INITIAL_BACKOFF;
+    let streamed = follow(node, conn, ident, slot, &mut stop_rx, &mut backoff, true).await;
+    let to = node.store.engine().latest_sequence_number();
+    match (streamed, reply_rx.await) {
+        (Ok(()), Ok(Ok((lsn, _)))) => Ok(Handover::Took { from, to: lsn }),
+        (Err(StreamError::Repl(e)), _) | (_, Ok(Err(e))) => Err(e),
+        _ => Err(ReplError::Failed(format!(
+            "the old primary's last commits stopped arriving at LSN {to}"
+        ))),
+    }
+}
+
+/// What [`take_over_tail`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handover {
+    /// LSNs `from`+1 ..= `to` came from the old primary.
+    Took { from: u64, to: u64 },
+    /// This node already had everything.
+    Nothing,
+    Unreachable,
+    StillPrimary,
+}
+
+/// Streams from an attached primary until a STOP completes (Ok) or the
+/// stream breaks. `handover`: the primary is a demoted one that ships its
+/// remaining commits and stops.
+async fn follow(
+    node: &Arc<Replication>,
+    mut conn: PrimaryConnection,
+    ident: Identity,
+    slot: &str,
+    stop_rx: &mut mpsc::Receiver<StopReply>,
+    backoff: &mut Duration,
+    handover: bool,
+) -> Result<(), StreamError> {
     let mut state = node.state();
     if state.epoch != ident.epoch {
         state.epoch = ident.epoch;
@@ -398,10 +526,13 @@ async fn stream(
     let engine = node.store.engine();
     let local_epoch = system::current_epoch(&system::epoch_history(&engine)?).to_text();
     let applied = engine.latest_sequence_number();
-    let start = format!(
+    let mut start = format!(
         "START_REPLICATION SLOT {slot} LSN {applied} EPOCH {local_epoch} SYSTEM {}",
         ident.system_id
     );
+    if handover {
+        start.push_str(" HANDOVER true");
+    }
     let client = conn.client();
     client
         .send(PgWireFrontendMessage::Query(Query::new(start)))
@@ -446,15 +577,21 @@ async fn stream(
     let mut stopping: Option<StopReply> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
     let mut applier = Applier::new(applied);
+    // Measured from the last message received, not per wait: our own
+    // status ticks must not hide a primary gone silent (a half-open
+    // connection).
+    let mut heard = tokio::time::Instant::now();
     loop {
         let applied = applier.applied;
         let message = tokio::select! {
-            m = tokio::time::timeout(RECEIVE_TIMEOUT, next_message(client)) => m.map_err(|_| {
-                ReplError::Failed(format!(
+            m = next_message(client) => m?,
+            _ = tokio::time::sleep_until(heard + RECEIVE_TIMEOUT) => {
+                return Err(ReplError::Failed(format!(
                     "no message from the primary for {} s",
                     RECEIVE_TIMEOUT.as_secs()
                 ))
-            })??,
+                .into());
+            }
             req = stop_rx.recv(), if stopping.is_none() => {
                 if let Some(reply) = req {
                     send(client, SecondaryMessage::Stop).await?;
@@ -467,6 +604,7 @@ async fn stream(
                 continue;
             }
         };
+        heard = tokio::time::Instant::now();
         // Take this message and whatever else already arrived, then apply
         // them as one write, flush once and acknowledge.
         let mut next = Some(message);

@@ -46,6 +46,9 @@ pub struct StartRequest {
     /// The epoch the secondary's data is in (its last epoch record).
     pub epoch: system::Epoch,
     pub system_id: String,
+    /// A former secondary being promoted collects this demoted node's last
+    /// commits, then stops (see `receiver::take_over_tail`).
+    pub handover: bool,
 }
 
 impl ReplicationCommand {
@@ -85,6 +88,7 @@ impl ReplicationCommand {
                         token: 0,
                     },
                     system_id: String::new(),
+                    handover: false,
                 };
                 for pair in words[1..].chunks(2) {
                     let [key, value] = pair else { return None };
@@ -93,6 +97,7 @@ impl ReplicationCommand {
                         "LSN" => req.lsn = value.parse().ok()?,
                         "EPOCH" => req.epoch = system::Epoch::from_text(value)?,
                         "SYSTEM" => req.system_id = value.to_string(),
+                        "HANDOVER" => req.handover = value.eq_ignore_ascii_case("true"),
                         _ => return None,
                     }
                 }
@@ -172,7 +177,15 @@ impl Replication {
         peer: Peer,
     ) -> Result<Shipper, StartError> {
         let role = self.role();
-        if role == Role::Secondary {
+        if req.handover {
+            // Only a demoted node, whose data no longer grows, hands over.
+            if self.store.is_writable() {
+                return Err(ReplError::Failed(
+                    "this node still accepts writes; demote it before the hand-over".into(),
+                )
+                .into());
+            }
+        } else if role == Role::Secondary {
             return Err(ReplError::Failed(
                 "this node is a SECONDARY; replicate from the PRIMARY".into(),
             )

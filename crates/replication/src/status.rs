@@ -21,6 +21,9 @@ pub struct ReceiverStatus {
     pub last_error: Option<String>,
     /// Initial copy: (bytes received, bytes total).
     pub copy_progress: Option<(u64, u64)>,
+    /// What the last re-copy threw away of this node's own history (the
+    /// commits it made that its new primary never had), for the operator.
+    pub discarded: Option<String>,
 }
 
 /// One secondary as its primary sees it (pg_stat_replication).

@@ -163,7 +163,9 @@ impl Conn {
         {
             let _ = self.flush().await;
         }
-        let _ = SinkExt::<PgWireBackendMessage>::close(&mut self.framed).await;
+        // A peer that takes nothing (half-open) must not hold the task.
+        let close = SinkExt::<PgWireBackendMessage>::close(&mut self.framed);
+        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
     }
 }
 

@@ -128,6 +128,7 @@ impl NodeControl for ReplicationControl {
                             .map(|_| format!("{copied}/{total} bytes")),
                     ),
                     opt_text(receiver.last_error.clone()),
+                    opt_text(receiver.discarded.clone()),
                 ]];
                 for s in repl.status.senders() {
                     rows.push(vec![
@@ -146,6 +147,7 @@ impl NodeControl for ReplicationControl {
                             .map(|d| Value::Float(d.as_secs_f64() * 1000.0))
                             .unwrap_or(Value::Null),
                         time_value(s.last_reply),
+                        Value::Null,
                         Value::Null,
                         Value::Null,
                     ]);
@@ -167,6 +169,7 @@ impl NodeControl for ReplicationControl {
                         ("last_message", DataType::TimestampTz),
                         ("copy_progress", DataType::Text),
                         ("last_error", DataType::Text),
+                        ("discarded", DataType::Text),
                     ]),
                     rows,
                 })

@@ -25,6 +25,18 @@ pub(crate) struct WalSender {
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a draining stream checks whether the secondary has it all.
 const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+/// A secondary reports every second; silent this long (or not taking what
+/// is sent), it is gone (a crash, a half-open connection) and the stream
+/// ends, as with PostgreSQL's wal_sender_timeout.
+const SENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn replication_timeout() -> ConnError {
+    tracing::warn!("the secondary stopped answering; its stream ends");
+    ConnError::Fatal(SqlError::new(
+        SqlState::QUERY_CANCELED,
+        "terminating walsender process due to replication timeout",
+    ))
+}
 
 fn repl_error(e: duet_replication::ReplError) -> SqlError {
     SqlError::new(SqlState(e.sqlstate()), e.to_string())
@@ -150,6 +162,33 @@ impl Backend {
         Ok(Ok(()))
     }
 
+    /// Sends `first` and whatever else is ready without waiting, then
+    /// flushes once (next_frame is cancel-safe).
+    async fn send_frames(
+        &mut self,
+        shipper: &mut duet_replication::sender::Shipper,
+        first: bytes::Bytes,
+    ) -> Result<Result<(), SqlError>, ConnError> {
+        self.conn
+            .send(PgWireBackendMessage::CopyData(CopyData::new(first)))
+            .await?;
+        for _ in 0..256 {
+            match shipper.next_frame().now_or_never() {
+                Some(Ok(Some(data))) => {
+                    self.conn
+                        .send(PgWireBackendMessage::CopyData(CopyData::new(data)))
+                        .await?;
+                }
+                Some(Err(e)) => return Ok(Err(repl_error(e))),
+                // Stop point sent or nothing ready: the next turn of the
+                // stream loop sees it.
+                Some(Ok(None)) | None => break,
+            }
+        }
+        self.conn.flush().await?;
+        Ok(Ok(()))
+    }
+
     /// START_REPLICATION: ships until the secondary stops or goes away.
     async fn stream(
         &mut self,
@@ -170,6 +209,7 @@ impl Backend {
         tokio::pin!(shutdown);
         let mut draining: Option<tokio::time::Instant> = None;
         let mut drain_tick = tokio::time::interval(DRAIN_POLL);
+        let mut heard = tokio::time::Instant::now();
         loop {
             if let Some(deadline) = draining {
                 if shipper.secondary_has_everything() || tokio::time::Instant::now() >= deadline {
@@ -186,27 +226,23 @@ impl Backend {
                     draining = Some(tokio::time::Instant::now() + SHUTDOWN_DRAIN);
                 }
                 _ = drain_tick.tick(), if draining.is_some() => {}
+                _ = tokio::time::sleep_until(heard + SENDER_TIMEOUT) => {
+                    return Err(replication_timeout());
+                }
                 frame = shipper.next_frame(), if sending => match frame {
                     Ok(Some(data)) => {
-                        // Send what is ready without waiting, then flush
-                        // once (next_frame is cancel-safe).
-                        self.conn.send(PgWireBackendMessage::CopyData(CopyData::new(data))).await?;
-                        let mut more = 0;
-                        while more < 256 {
-                            match shipper.next_frame().now_or_never() {
-                                Some(Ok(Some(data))) => {
-                                    self.conn
-                                        .send(PgWireBackendMessage::CopyData(CopyData::new(data)))
-                                        .await?;
-                                    more += 1;
+                        let sent = tokio::time::timeout_at(
+                            heard + SENDER_TIMEOUT,
+                            self.send_frames(&mut shipper, data),
+                        );
+                        match sent.await {
+                            Ok(result) => {
+                                if let Err(e) = result? {
+                                    return Ok(Err(e));
                                 }
-                                Some(Err(e)) => return Ok(Err(repl_error(e))),
-                                // Stop point sent or nothing ready: the
-                                // next turn of the loop sees it.
-                                Some(Ok(None)) | None => break,
                             }
+                            Err(_) => return Err(replication_timeout()),
                         }
-                        self.conn.flush().await?;
                     }
                     Ok(None) => {
                         // Stop point sent: the copy is over from our side.
@@ -218,6 +254,7 @@ impl Backend {
                 },
                 msg = self.conn.recv() => match msg? {
                     Some(PgWireFrontendMessage::CopyData(d)) => {
+                        heard = tokio::time::Instant::now();
                         if let Err(e) = shipper.on_message(&d.data) {
                             return Ok(Err(repl_error(e)));
                         }

@@ -122,7 +122,10 @@ pub fn check(history: &History, finals: &[(u16, FinalState)]) -> Report {
                 report.acknowledged += 1;
                 epochs.entry(*epoch).or_default().insert(*port);
                 if !present {
-                    report.lost_acknowledged.push(format!("{:?}", event.op));
+                    report.lost_acknowledged.push(format!(
+                        "{:?} acknowledged by port {port} in epoch {epoch}",
+                        event.op
+                    ));
                 }
             }
             Outcome::Failed(why) => {

@@ -155,7 +155,11 @@ pub fn run(config: &RunConfig) -> RunResult {
     while Instant::now() < deadline {
         idle(&mut rng, 300, 1500);
         let fault = config.faults[rng.below(config.faults.len() as u64) as usize];
-        eprintln!("[{:>5.1?}] nemesis: {fault:?}", started.elapsed());
+        eprintln!(
+            "[{:>5.1?}] nemesis: {fault:?} (primary on port {})",
+            started.elapsed(),
+            cluster.node(cluster.primary()).port()
+        );
         inject(&mut cluster, fault, &mut rng);
         *injected.entry(fault).or_insert(0) += 1;
     }

@@ -466,6 +466,32 @@ fn synchronous_commit_without_a_secondary_times_out_or_falls_back() {
     );
 }
 
+/// Found by the consistency harness: a commit whose wait for the secondary
+/// was still running when the node was demoted used to be confirmed.
+#[test]
+fn a_commit_waiting_for_its_secondary_is_not_confirmed_by_a_demotion() {
+    let primary = TestNode::secure_with_env(&[
+        ("DUET_REPLICATION_SYNCHRONOUS_COMMIT", "on"),
+        ("DUET_REPLICATION_SYNC_TIMEOUT_MS", "20000"),
+    ]);
+    primary
+        .psql(&["CREATE TABLE t (a int)", "REPLICATE SET ROLE PRIMARY;"])
+        .assert_ok();
+    let url = primary.root_url();
+    let waiting = std::thread::spawn(move || {
+        duet_tests::psql(&url, &["\\set VERBOSITY verbose", "INSERT INTO t VALUES (1)"])
+    });
+    wait_for("the commit to wait", CATCH_UP, || {
+        (scalar(&primary, "SELECT count(*) FROM t") == "1").then_some(())
+    });
+    primary
+        .psql(&["REPLICATE SET ROLE SECONDARY;"])
+        .assert_ok();
+    let out = waiting.join().expect("psql thread");
+    out.assert_err("57014");
+    assert!(out.stderr.contains("this node was demoted"), "{}", out.stderr);
+}
+
 #[test]
 fn three_nodes_fail_over_and_the_other_secondary_follows_the_new_primary() {
     let (mut primary, s1) = pair();

@@ -10,7 +10,7 @@ use duet_replication::client::PrimaryConnection;
 use duet_replication::url::PrimaryUrl;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::status::{describe_copy, fetch, human_bytes, NodeStatus};
+use crate::status::{connect, describe_copy, fetch, human_bytes, NodeStatus};
 
 /// How often the node is asked; its status boards change continuously.
 const POLL: Duration = Duration::from_millis(250);
@@ -136,7 +136,18 @@ pub async fn follow(
     // current once a keepalive arrived on this stream.
     let mut streaming_baseline: Option<Option<String>> = None;
     loop {
-        let status = fetch(conn, url).await?;
+        let status = match fetch(conn, url).await {
+            Ok(status) => status,
+            // A node that installs a fresh copy ends the sessions it had
+            // (40001, conflict with recovery): connect again, once.
+            Err(first) => match connect(url).await {
+                Ok(fresh) => {
+                    *conn = fresh;
+                    fetch(conn, url).await?
+                }
+                Err(_) => return Err(first),
+            },
+        };
         if !status.is_secondary() {
             bar.finish_and_clear();
             bail!(

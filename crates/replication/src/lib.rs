@@ -20,7 +20,7 @@ mod tls;
 pub mod url;
 
 pub use error::{ReplError, ReplResult};
-pub use node::{Command, Replication, ReplicationOptions, ServiceAction};
+pub use node::{Command, Replication, ReplicationOptions, ServiceAction, SyncWait};
 pub use state::{NodeState, Role, Service};
 
 pub(crate) use duet_storage::blocking;

@@ -52,6 +52,15 @@ pub struct ReplicationOptions {
     pub archive_dir: Option<std::path::PathBuf>,
 }
 
+/// How a synchronous commit's wait for its secondary ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncWait {
+    Confirmed,
+    TimedOut,
+    /// The node was demoted (or its role otherwise changed) first.
+    RoleChanged,
+}
+
 pub struct Replication {
     pub(crate) store: Arc<Store>,
     pub(crate) archive: Option<crate::archive::WalArchive>,
@@ -116,21 +125,39 @@ impl Replication {
         self.state().role
     }
 
-    /// Waits until a secondary acknowledged `lsn` at `level`, or `timeout`
-    /// passed (false). Returns true at once unless this node is a PRIMARY.
+    /// Waits until a secondary has reached `level` for the commit at
+    /// `lsn`, at most `timeout`.
     pub async fn wait_for_secondary(
         &self,
         lsn: u64,
         level: crate::status::AckLevel,
         timeout: std::time::Duration,
-    ) -> bool {
-        if self.role() != Role::Primary {
-            return true;
+    ) -> SyncWait {
+        match self.role() {
+            // A standalone node has no secondary to wait for.
+            Role::Default => return SyncWait::Confirmed,
+            // Demoted between the local commit and this wait: nothing
+            // will replicate the commit from here (it may be discarded
+            // when the node re-attaches), so it is not confirmed.
+            Role::Secondary => return SyncWait::RoleChanged,
+            Role::Primary => {}
         }
+        // A demotion or promotion while waiting ends the wait unconfirmed
+        // (it also resets the acknowledgements).
+        let generation = self.generation();
         let mut acks = self.status.acks.subscribe();
-        tokio::time::timeout(timeout, acks.wait_for(|a| a.reached(level, lsn)))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let waited = tokio::time::timeout(
+            timeout,
+            acks.wait_for(|a| a.reached(level, lsn) || self.generation() != generation),
+        )
+        .await;
+        if self.generation() != generation {
+            SyncWait::RoleChanged
+        } else if waited.is_ok_and(|r| r.is_ok_and(|a| a.reached(level, lsn))) {
+            SyncWait::Confirmed
+        } else {
+            SyncWait::TimedOut
+        }
     }
 
     /// This node's LSN: the sequence number of its last write.

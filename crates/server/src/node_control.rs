@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use duet_replication::status::AckLevel;
-use duet_replication::{Command, Replication, Role, ServiceAction};
+use duet_replication::{Command, Replication, Role, ServiceAction, SyncWait};
 use duet_sql::{
     DataType, NodeControl, NodeRole, ReplicateStatement, ServiceVerb, SqlError, SqlResult,
     SqlState, SyncLevel, Value, ViewRows,
@@ -274,12 +274,27 @@ impl NodeControl for ReplicationControl {
             SyncLevel::Flush => AckLevel::Flushed,
             SyncLevel::RemoteApply => AckLevel::Applied,
         };
-        if self
+        let waited = self
             .replication
             .wait_for_secondary(lsn, level, self.sync_timeout)
-            .await
-        {
-            return Ok(None);
+            .await;
+        match waited {
+            SyncWait::Confirmed => return Ok(None),
+            // Not a timeout: no fallback, the commit is not confirmed.
+            SyncWait::RoleChanged => {
+                return Err(SqlError::new(
+                    SqlState::QUERY_CANCELED,
+                    format!(
+                        "canceling wait for synchronous replication: this node was demoted \
+                         before a secondary confirmed LSN {}",
+                        format_lsn(lsn)
+                    ),
+                )
+                .with_detail(
+                    "The transaction has already committed locally, but might not have been replicated to the secondary.",
+                ))
+            }
+            SyncWait::TimedOut => {}
         }
         let message = format!(
             "no secondary confirmed LSN {} within replication.sync_timeout ({} ms)",

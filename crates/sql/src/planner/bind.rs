@@ -11,6 +11,9 @@ use crate::functions::{common_type, Func};
 use crate::types::DataType;
 use crate::value::Value;
 
+/// Most parameters a Bind message can carry (its count is 16 bits).
+const MAX_PARAMS: usize = 65_535;
+
 impl Planner<'_> {
     /// Binds an expression in `scope` (enclosing scopes are searched for
     /// correlated references).
@@ -639,6 +642,14 @@ impl Planner<'_> {
                     .ok()
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| SqlError::syntax(format!("syntax error at or near \"{p}\"")))?;
+                // The protocol carries at most 65535 parameters; a larger
+                // number can never be bound (and must not size a vector).
+                if n > MAX_PARAMS {
+                    return Err(SqlError::new(
+                        SqlState::UNDEFINED_PARAMETER,
+                        format!("there is no parameter ${n}"),
+                    ));
+                }
                 if self.params.len() < n {
                     self.params.resize(n, DataType::Unknown);
                 }

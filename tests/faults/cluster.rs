@@ -116,15 +116,16 @@ impl Cluster {
         );
     }
 
-    /// Unplanned failover: SIGKILL the primary, promote the first
-    /// secondary, point the other secondaries at it, then restart the old
-    /// primary and re-attach it. Returns the new primary.
+    /// Unplanned failover: SIGKILL the primary, promote the secondary that
+    /// received the most (as docs/replication.md tells operators), point
+    /// the other secondaries at it, then restart the old primary and
+    /// re-attach it. Returns the new primary.
     pub fn failover(&mut self) -> usize {
         let old = self.primary;
         self.resume_all();
         self.members[old].node.kill9();
         self.members[old].up = false;
-        let new = self.secondaries()[0];
+        let new = self.most_advanced_secondary();
         self.node(new)
             .psql(&["REPLICATE SET ROLE PRIMARY;"])
             .assert_ok();
@@ -140,6 +141,17 @@ impl Cluster {
         self.restart(old);
         self.attach(old);
         new
+    }
+
+    /// The secondary with the highest received LSN.
+    fn most_advanced_secondary(&self) -> usize {
+        self.secondaries()
+            .into_iter()
+            .max_by_key(|&i| {
+                let lsn = scalar(self.node(i), "SELECT pg_last_wal_receive_lsn()");
+                parse_lsn(&lsn)
+            })
+            .expect("a secondary")
     }
 
     /// Planned switchover (SPEC 5): STOP on the secondary, demote the
@@ -246,4 +258,12 @@ impl Cluster {
             );
         }
     }
+}
+
+/// An LSN as PostgreSQL prints it (`0/1A2B`) as a number.
+fn parse_lsn(text: &str) -> u64 {
+    let (hi, lo) = text.split_once('/').unwrap_or(("0", "0"));
+    let hi = u64::from_str_radix(hi, 16).unwrap_or(0);
+    let lo = u64::from_str_radix(lo, 16).unwrap_or(0);
+    hi << 32 | lo
 }

@@ -45,3 +45,14 @@ fn asynchronous_failovers_lose_only_the_unreplicated_tail() {
     let anomalies = result.report.anomalies_besides_loss();
     assert!(anomalies.is_empty(), "{result}");
 }
+
+#[test]
+fn three_nodes_with_synchronous_commits_lose_nothing_under_faults() {
+    // Failovers promote the secondary that received the most; the other
+    // follows the new primary.
+    let result = run(&RunConfig::from_env(3, "on", 15));
+    eprintln!("{result}");
+    assert_worked(&result);
+    let anomalies = result.report.anomalies();
+    assert!(anomalies.is_empty(), "{result}");
+}

@@ -277,11 +277,14 @@ pub(super) fn invalid_datetime(type_name: &str, input: &str) -> SqlError {
 
 pub(super) fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {
     let rest = rest.trim();
+    // Byte offsets below come from ASCII searches, but the input may be
+    // any text: `get` keeps a cut inside a character from panicking.
     for suffix in ["z", "utc", "gmt"] {
+        let cut = rest.len().saturating_sub(suffix.len());
         if rest.len() >= suffix.len()
-            && rest[rest.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            && rest.get(cut..).is_some_and(|s| s.eq_ignore_ascii_case(suffix))
         {
-            return Some((rest[..rest.len() - suffix.len()].trim(), Some(0)));
+            return Some((rest.get(..cut)?.trim(), Some(0)));
         }
     }
     if let Some(i) = rest.rfind(['+', '-']) {
@@ -290,7 +293,10 @@ pub(super) fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {
         let digits = &zone[1..];
         let (h, m) = match digits.split_once(':') {
             Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
-            None if digits.len() == 4 => (digits[..2].parse().ok()?, digits[2..].parse().ok()?),
+            None if digits.len() == 4 => (
+                digits.get(..2)?.parse().ok()?,
+                digits.get(2..)?.parse().ok()?,
+            ),
             None => (digits.parse().ok()?, 0),
         };
         return Some((time, Some(sign * (h * 3600 + m * 60))));

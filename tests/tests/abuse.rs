@@ -204,3 +204,41 @@ fn replication_without_tls_is_refused_where_tls_is_required() {
         "f"
     );
 }
+
+#[test]
+fn a_password_in_the_primary_url_shows_nowhere() {
+    const SECRET: &str = "url-secret-8d1f";
+    let primary = TestNode::secure();
+    primary
+        .psql(&[
+            &format!("CREATE USER replicator REPLICATION LOGIN PASSWORD '{SECRET}'"),
+            "REPLICATE SET ROLE PRIMARY;",
+        ])
+        .assert_ok();
+    let secondary = TestNode::secure_sharing_certs(&primary);
+    let url = format!(
+        "postgresql://replicator:{SECRET}@localhost:{}/defaultdb?sslmode=verify-full&sslrootcert={}/ca.crt",
+        primary.port(),
+        secondary.certs_dir().display()
+    );
+    let out = secondary.psql(&[
+        &format!("REPLICATE SET PRIMARY {url};"),
+        "REPLICATE SET SERVICE CREATE;",
+        "REPLICATE SET SERVICE START;",
+    ]);
+    out.assert_ok();
+    assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
+    let views = [
+        "SHOW REPLICATION STATUS",
+        "SELECT * FROM pg_stat_wal_receiver",
+    ];
+    for sql in views {
+        let rows = duet_tests::pair::query(&secondary, sql);
+        let text = format!("{rows:?}");
+        assert!(!text.contains(SECRET), "{sql}: {text}");
+    }
+    let status = duet_tests::run_duet(&["status", "--url", &secondary.root_url()]);
+    assert!(!status.contains(SECRET), "{status}");
+    assert!(!secondary.logs().contains(SECRET));
+    assert!(!primary.logs().contains(SECRET));
+}

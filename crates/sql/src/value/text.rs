@@ -299,6 +299,10 @@ pub(super) fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {
             ),
             None => (digits.parse().ok()?, 0),
         };
+        // PostgreSQL's range for a displacement is under 16 hours.
+        if !(0..=15).contains(&h) || !(0..=59).contains(&m) {
+            return None;
+        }
         return Some((time, Some(sign * (h * 3600 + m * 60))));
     }
     Some((rest, None))

@@ -49,7 +49,7 @@ impl TimeZone {
             Some((h, m)) => (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?),
             None => (digits.parse::<i32>().ok()?, 0),
         };
-        if h > 15 {
+        if !(0..=15).contains(&h) || !(0..=59).contains(&m) {
             return None;
         }
         Some(TimeZone {

@@ -126,21 +126,26 @@ impl Cluster {
         self.members[old].node.kill9();
         self.members[old].up = false;
         let new = self.most_advanced_secondary();
+        self.promote(new, old);
+        self.restart(old);
+        self.attach(old);
+        new
+    }
+
+    /// Promotes `new` and points the secondaries other than `old` at it.
+    fn promote(&mut self, new: usize, old: usize) {
         self.node(new)
             .psql(&["REPLICATE SET ROLE PRIMARY;"])
             .assert_ok();
         self.primary = new;
+        let url = self.url_of(new);
         for i in self.secondaries() {
             if i != old {
-                let url = self.url_of(new);
                 self.node(i)
                     .psql(&[&format!("REPLICATE SET PRIMARY {url};")])
                     .assert_ok();
             }
         }
-        self.restart(old);
-        self.attach(old);
-        new
     }
 
     /// The secondary with the highest received LSN.
@@ -176,18 +181,7 @@ impl Cluster {
         self.node(old)
             .psql(&["REPLICATE SET ROLE SECONDARY;"])
             .assert_ok();
-        self.node(new)
-            .psql(&["REPLICATE SET ROLE PRIMARY;"])
-            .assert_ok();
-        self.primary = new;
-        for i in self.secondaries() {
-            if i != old {
-                let url = self.url_of(new);
-                self.node(i)
-                    .psql(&[&format!("REPLICATE SET PRIMARY {url};")])
-                    .assert_ok();
-            }
-        }
+        self.promote(new, old);
         self.attach(old);
         new
     }

@@ -105,6 +105,9 @@ pub struct RunResult {
     pub report: Report,
     pub injected: BTreeMap<Fault, u32>,
     pub elapsed: Duration,
+    /// LSNs the nodes reported discarding when they re-copied after a
+    /// divergence (their logs' "were discarded by the re-copy" lines).
+    pub discarded_lsns: u64,
 }
 
 impl std::fmt::Display for RunResult {
@@ -113,6 +116,11 @@ impl std::fmt::Display for RunResult {
         for (fault, n) in &self.injected {
             writeln!(f, "  {fault:?}: {n}")?;
         }
+        writeln!(
+            f,
+            "LSNs reported discarded by re-copies: {}",
+            self.discarded_lsns
+        )?;
         write!(f, "{}", self.report)
     }
 }
@@ -176,11 +184,28 @@ pub fn run(config: &RunConfig) -> RunResult {
         .map(|i| (cluster.node(i).port(), final_state(&cluster, i)))
         .collect();
     let report = check(&history, &finals);
+    let discarded_lsns = cluster
+        .members
+        .iter()
+        .map(|m| discarded_in(&m.node.logs()))
+        .sum();
     RunResult {
         report,
         injected,
         elapsed: started.elapsed(),
+        discarded_lsns,
     }
+}
+
+/// Sums the "(N LSNs, epoch E) were discarded by the re-copy" reports.
+fn discarded_in(logs: &str) -> u64 {
+    logs.lines()
+        .filter(|l| l.contains("were discarded by the re-copy"))
+        .filter_map(|l| {
+            let before = l.split(" LSNs, epoch").next()?;
+            before.rsplit('(').next()?.trim().parse::<u64>().ok()
+        })
+        .sum()
 }
 
 fn idle(rng: &mut Rng, min_ms: u64, max_ms: u64) {

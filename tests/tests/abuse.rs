@@ -242,3 +242,37 @@ fn a_password_in_the_primary_url_shows_nowhere() {
     assert!(!secondary.logs().contains(SECRET));
     assert!(!primary.logs().contains(SECRET));
 }
+
+#[test]
+fn a_client_cut_off_mid_transaction_leaves_nothing_behind() {
+    use duet_tests::faults::FaultProxy;
+    let node = TestNode::insecure();
+    node.psql(&["CREATE TABLE t (id int PRIMARY KEY, v int)", "INSERT INTO t VALUES (1, 0)"])
+        .assert_ok();
+    // The client reaches the node through a proxy that then resets.
+    let link = FaultProxy::start(node.addr());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(link.port())
+            .user("root")
+            .dbname("defaultdb");
+        let cut_off = duet_tests::connect(&config).await;
+        cut_off
+            .batch_execute("BEGIN; UPDATE t SET v = 1 WHERE id = 1")
+            .await
+            .unwrap();
+        link.reset_connections();
+        assert!(cut_off.simple_query("SELECT 1").await.is_err());
+        // Its transaction is rolled back and its row lock released.
+        let other = node.connect().await;
+        other
+            .batch_execute("SET statement_timeout = '10s'; UPDATE t SET v = 2 WHERE id = 1")
+            .await
+            .expect("the cut-off session's lock was released");
+        let row = other.query_one("SELECT v FROM t WHERE id = 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 2);
+    });
+}

@@ -44,6 +44,12 @@ fn asynchronous_failovers_lose_only_the_unreplicated_tail() {
     // received with it; everything else must hold.
     let anomalies = result.report.anomalies_besides_loss();
     assert!(anomalies.is_empty(), "{result}");
+    // And the loss is reported: the old primaries said what their
+    // re-copies discarded (each lost write is at least one LSN of it).
+    assert!(
+        result.report.lost_acknowledged.len() as u64 <= result.discarded_lsns,
+        "{result}"
+    );
 }
 
 #[test]

@@ -485,11 +485,20 @@ pub(crate) async fn take_over_tail(
     let _ = stop_tx.try_send(reply_tx);
     let mut backoff = INITIAL_BACKOFF;
     let streamed = follow(node, conn, ident, slot, &mut stop_rx, &mut backoff, true).await;
+    // The stop request may still sit in the channel: drop it, so the
+    // reply below cannot wait forever.
+    drop(stop_rx);
+    drop(stop_tx);
     let to = node.store.engine().latest_sequence_number();
-    match (streamed, reply_rx.await) {
-        (Ok(()), Ok(Ok((lsn, _)))) => Ok(Handover::Took { from, to: lsn }),
-        (Err(StreamError::Repl(e)), _) | (_, Ok(Err(e))) => Err(e),
-        _ => Err(ReplError::Failed(format!(
+    let stopped_at = match streamed {
+        Ok(()) => reply_rx.await,
+        Err(StreamError::Repl(e)) => return Err(e),
+        Err(StreamError::CopyRequired(why)) => return Err(ReplError::Failed(why)),
+    };
+    match stopped_at {
+        Ok(Ok((lsn, _))) => Ok(Handover::Took { from, to: lsn }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ReplError::Failed(format!(
             "the old primary's last commits stopped arriving at LSN {to}"
         ))),
     }

@@ -36,10 +36,13 @@ pub enum Fault {
     SlowLink,
     /// Flip a byte in what the primary sends a secondary.
     CorruptLink,
+    /// For a while, connections go silent towards the secondary after a
+    /// few chunks (mid-handshake or mid-stream), without closing.
+    StallLink,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Failover,
         Fault::Switchover,
         Fault::KillSecondary,
@@ -49,6 +52,7 @@ impl Fault {
         Fault::HalfOpenLink,
         Fault::SlowLink,
         Fault::CorruptLink,
+        Fault::StallLink,
     ];
 }
 
@@ -258,6 +262,12 @@ fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut Rng) {
         Fault::CorruptLink => {
             cluster.members[primary].link.corrupt_to_client(1);
             idle(rng, 300, 1000);
+        }
+        Fault::StallLink => {
+            let after = 1 + rng.below(4) as u32;
+            cluster.members[primary].link.set(LinkFault::StallAfter(after));
+            idle(rng, 500, 3000);
+            cluster.members[primary].link.set(LinkFault::None);
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum Fault {
     /// Nothing is forwarded and no new connection reaches the target until
     /// the fault is lifted.
     BlackHole,
+    /// Each connection stops delivering to the client after this many
+    /// chunks (a peer that goes silent mid-conversation, e.g. right after
+    /// the startup handshake).
+    StallAfter(u32),
 }
 
 /// What every connection task watches.
@@ -275,6 +279,7 @@ async fn pump(
     };
     let writer = async move {
         let mut control = control;
+        let mut delivered = 0u32;
         while let Some((read_at, mut chunk)) = rx.recv().await {
             loop {
                 let now = *control.borrow_and_update();
@@ -293,9 +298,13 @@ async fn pump(
                             r = control.changed() => if r.is_err() { return },
                         }
                     }
-                    Fault::None | Fault::Bandwidth(_) => break,
+                    Fault::StallAfter(n) if direction == Direction::ToClient && delivered >= n => {
+                        pending::<()>().await;
+                    }
+                    Fault::None | Fault::Bandwidth(_) | Fault::StallAfter(_) => break,
                 }
             }
+            delivered = delivered.saturating_add(1);
             if direction == Direction::ToClient && take_one(&shared.corrupt_to_client) {
                 let middle = chunk.len() / 2;
                 chunk[middle] ^= 0xff;

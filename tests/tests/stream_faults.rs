@@ -69,6 +69,33 @@ fn a_half_open_stream_is_noticed_and_reopened() {
     assert!(logs.contains("no message from the primary"), "{logs}");
 }
 
+#[test]
+fn a_handshake_that_goes_half_open_is_given_up_and_retried() {
+    let cluster = Cluster::start(2, &[], SCHEMA);
+    let (p, s) = (cluster.primary(), cluster.secondaries()[0]);
+    let link = &cluster.members[p].link;
+    insert(&cluster, 1, 10);
+    wait_for_value(cluster.node(s), "SELECT count(*) FROM t", "10");
+    // The stream breaks; its next connection goes silent right after the
+    // startup handshake (IDENTIFY_SYSTEM is never answered) and stays so,
+    // while later connections would work.
+    link.set(Fault::StallAfter(1));
+    let accepted = link.accepted();
+    link.reset_connections();
+    wait_for("a reconnection attempt", Duration::from_secs(30), || {
+        (link.accepted() > accepted).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    link.half_open();
+    link.set(Fault::None);
+    insert(&cluster, 11, 20);
+    wait_for("the secondary to give up and reconnect", Duration::from_secs(90), || {
+        (scalar(cluster.node(s), "SELECT count(*) FROM t") == "20").then_some(())
+    });
+    let logs = cluster.node(s).logs();
+    assert!(logs.contains("did not finish the handshake"), "{logs}");
+}
+
 /// Resident memory of a process, from /proc.
 fn rss_mb(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();

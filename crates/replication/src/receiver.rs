@@ -39,6 +39,10 @@ const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// this long, the connection counts as dead and is reopened.
 const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Outside the stream (handshake, commands, the initial copy), how long
+/// the primary may stay silent before the connection counts as dead.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -131,8 +135,14 @@ async fn identify(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> ReplResult<
 /// Connects for replication and identifies the primary, which must be a
 /// PRIMARY (the error names the failed step).
 async fn attach(url: &PrimaryUrl) -> ReplResult<(PrimaryConnection, Identity)> {
-    let mut conn = connect(url).await?;
-    let ident = identify(&mut conn, url).await?;
+    // A connection that goes half-open during the handshake must not hold
+    // the stream task for good.
+    let handshake = async {
+        let mut conn = connect(url).await?;
+        let ident = identify(&mut conn, url).await?;
+        Ok::<_, ReplError>((conn, ident))
+    };
+    let (conn, ident) = within("the handshake", url, handshake).await?;
     if ident.role != "PRIMARY" {
         let _ = conn.close().await;
         return Err(ReplError::Failed(format!(
@@ -203,18 +213,25 @@ async fn create_slot(
     slot: &str,
     lsn: u64,
 ) -> ReplResult<()> {
-    conn.simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LSN {lsn}"))
-        .await
-        .map_err(|e| failed("slot", url, e))?;
+    let create = async {
+        conn.simple_query(&format!("CREATE_REPLICATION_SLOT {slot} LSN {lsn}"))
+            .await
+            .map_err(|e| failed("slot", url, e))
+    };
+    within("creating the slot", url, create).await?;
     Ok(())
 }
 
 /// SERVICE DROP: removes this node's slot on the primary, if reachable.
 pub(crate) async fn drop_slot(url: &PrimaryUrl, slot: &str) -> ReplResult<()> {
-    let mut conn = connect(url).await?;
-    conn.simple_query(&format!("DROP_REPLICATION_SLOT {slot}"))
-        .await
-        .map_err(|e| failed("slot", url, e))?;
+    let drop = async {
+        let mut conn = connect(url).await?;
+        conn.simple_query(&format!("DROP_REPLICATION_SLOT {slot}"))
+            .await
+            .map_err(|e| failed("slot", url, e))?;
+        Ok(conn)
+    };
+    let conn = within("dropping the slot", url, drop).await?;
     let _ = conn.close().await;
     Ok(())
 }
@@ -301,8 +318,33 @@ fn server_error(fields: &[(u8, String)]) -> ReplError {
     ))
 }
 
+/// Runs a step that needs the primary, giving up after SILENCE_TIMEOUT.
+async fn within<T>(
+    step: &str,
+    url: &PrimaryUrl,
+    work: impl std::future::Future<Output = ReplResult<T>>,
+) -> ReplResult<T> {
+    tokio::time::timeout(SILENCE_TIMEOUT, work)
+        .await
+        .map_err(|_| {
+            ReplError::Failed(format!(
+                "primary {} did not finish {step} within {} s",
+                url.masked(),
+                SILENCE_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
 async fn next_message(client: &mut client::PgWireClient) -> ReplResult<PgWireBackendMessage> {
-    match client.next().await {
+    let next = tokio::time::timeout(SILENCE_TIMEOUT, client.next())
+        .await
+        .map_err(|_| {
+            ReplError::Failed(format!(
+                "no answer from the primary for {} s",
+                SILENCE_TIMEOUT.as_secs()
+            ))
+        })?;
+    match next {
         Some(Ok(m)) => Ok(m),
         Some(Err(e)) => Err(ReplError::Failed(format!("replication connection: {e}"))),
         None => Err(ReplError::Failed(
@@ -468,7 +510,7 @@ pub(crate) async fn take_over_tail(
     let Ok(mut conn) = connected else {
         return Ok(Handover::Unreachable);
     };
-    let ident = identify(&mut conn, url).await?;
+    let ident = within("IDENTIFY_SYSTEM", url, identify(&mut conn, url)).await?;
     if ident.role == "PRIMARY" {
         let _ = conn.close().await;
         return Ok(Handover::StillPrimary);

@@ -259,6 +259,7 @@ pub(crate) async fn handle(
         session,
         ext: Extended::default(),
         shutdown,
+        streams_drain: shared.streams_drain.subscribe(),
         walsender,
         replication: shared.replication.clone(),
     };
@@ -304,6 +305,8 @@ pub(crate) struct Backend {
     pub(crate) session: Session,
     pub(crate) ext: Extended,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// See `Shared::streams_drain`.
+    pub(crate) streams_drain: watch::Receiver<bool>,
     /// Set on a replication connection: it also takes replication commands.
     walsender: Option<crate::walsender::WalSender>,
     pub(crate) replication: Arc<duet_replication::Replication>,
@@ -418,10 +421,13 @@ impl Backend {
         }
     }
 
-    /// A statement canceled because the server is shutting down ends the
-    /// session with 57P01 instead of reporting the cancel.
+    /// A statement canceled, or refused by the write fence, because the
+    /// server is shutting down ends the session with 57P01 instead of
+    /// reporting the cancel (or a read-only node it is not).
     fn check_shutdown(&self, e: &SqlError) -> Result<(), ConnError> {
-        if e.state == SqlState::QUERY_CANCELED && *self.shutdown.borrow() {
+        let by_shutdown =
+            e.state == SqlState::QUERY_CANCELED || e.state == SqlState::READ_ONLY_SQL_TRANSACTION;
+        if by_shutdown && *self.shutdown.borrow() {
             Err(ConnError::Fatal(admin_shutdown()))
         } else {
             Ok(())

@@ -110,6 +110,9 @@ pub(crate) struct Shared {
     pub(crate) local_addr: SocketAddr,
     next_pid: AtomicI32,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Set at shutdown once the node is closed for writes: replication
+    /// streams then drain to a final LSN.
+    pub(crate) streams_drain: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -334,6 +337,7 @@ impl Server {
             local_addr,
             next_pid: AtomicI32::new(10_000 + (std::process::id() as i32 % 10_000)),
             shutdown: shutdown_rx,
+            streams_drain: watch::channel(false).0,
         });
         Ok(Server {
             listener,
@@ -449,6 +453,11 @@ impl Server {
         info!(addr = %local_addr, sessions = tasks.len(), "shutting down: no longer accepting connections");
         shutdown_tx.send_replace(true);
         shared.cancel.cancel_all();
+        // No commit may land after a stream's last check: close the node
+        // for writes (this waits for commits already past the fence), and
+        // only then let the streams drain to the final LSN.
+        shared.db.store().set_writable(false);
+        shared.streams_drain.send_replace(true);
         let drain = async {
             while let Some(done) = tasks.join_next().await {
                 log_task_end(done);

@@ -204,8 +204,8 @@ impl Backend {
         // At shutdown the stream goes on until the secondary has flushed
         // every commit (or SHUTDOWN_DRAIN passes), then ends with CopyDone
         // and FATAL 57P01, as PostgreSQL's walsender does.
-        let mut shutdown_rx = self.shutdown.clone();
-        let shutdown = crate::server::shutdown_signalled(&mut shutdown_rx);
+        let mut drain_rx = self.streams_drain.clone();
+        let shutdown = crate::server::shutdown_signalled(&mut drain_rx);
         tokio::pin!(shutdown);
         let mut draining: Option<tokio::time::Instant> = None;
         let mut drain_tick = tokio::time::interval(DRAIN_POLL);

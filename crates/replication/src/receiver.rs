@@ -43,6 +43,14 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the primary may stay silent before the connection counts as dead.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a STOP may wait for the primary's stop point (a checksum of
+/// the whole keyspace).
+const STOP_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Most messages taken from the socket before they are applied, flushed
+/// and acknowledged.
+const MAX_BURST: usize = 1024;
+
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -469,6 +477,9 @@ fn diverged_tail(node: &Replication, ident: &Identity) -> ReplResult<Option<Stri
         // wrote from there on is its own.
         Some(i) => match ident.history.get(i + 1) {
             Some(next) => next.start,
+            // Same epoch, but ahead of the primary (e.g. a primary that
+            // lost unsynced WAL): what lies past its LSN is ours alone.
+            None if lsn > ident.lsn => ident.lsn + 1,
             None => return Ok(None),
         },
         // An epoch the primary never had: everything since it began.
@@ -634,9 +645,18 @@ async fn follow(
     let mut heard = tokio::time::Instant::now();
     loop {
         let applied = applier.applied;
+        // After a STOP request the primary computes a checksum of the
+        // whole keyspace and sends nothing meanwhile: wait as long as a
+        // command may take, not a keepalive interval.
+        let silence = if stopping.is_some() {
+            STOP_TIMEOUT
+        } else {
+            RECEIVE_TIMEOUT
+        };
         let message = tokio::select! {
+            biased;
             m = next_message(client) => m?,
-            _ = tokio::time::sleep_until(heard + RECEIVE_TIMEOUT) => {
+            _ = tokio::time::sleep_until(heard + silence) => {
                 return Err(ReplError::Failed(format!(
                     "no message from the primary for {} s",
                     RECEIVE_TIMEOUT.as_secs()
@@ -655,11 +675,14 @@ async fn follow(
                 continue;
             }
         };
-        heard = tokio::time::Instant::now();
         // Take this message and whatever else already arrived, then apply
         // them as one write, flush once and acknowledge.
         let mut next = Some(message);
+        // Bounded, so a long catch-up still flushes and acknowledges (and
+        // the primary hears from us) regularly.
+        let mut taken = 0;
         while let Some(message) = next.take() {
+            taken += 1;
             match handle(node, &engine, &ident, message, &mut applier)? {
                 Handled::Continue => {}
                 Handled::PrimaryClosed => {
@@ -692,6 +715,9 @@ async fn follow(
                     };
                 }
             }
+            if taken >= MAX_BURST {
+                break;
+            }
             if let Some(Some(m)) = client.next().now_or_never() {
                 next =
                     Some(m.map_err(|e| ReplError::Failed(format!("replication connection: {e}")))?);
@@ -699,6 +725,7 @@ async fn follow(
         }
         crate::blocking(|| applier.flush(&engine, &node.status))?;
         send_status(client, applier.applied).await?;
+        heard = tokio::time::Instant::now();
     }
 }
 

@@ -522,6 +522,9 @@ impl Shipper {
     /// Handles a CopyData frame from the secondary.
     pub fn on_message(&mut self, frame: &[u8]) -> ReplResult<()> {
         match SecondaryMessage::decode(frame).map_err(|e| ReplError::Failed(e.to_string()))? {
+            // Acknowledgements of a stream that started before a role or
+            // data change confirm nothing (a demotion may be under way).
+            SecondaryMessage::Status { .. } if self.node.generation() != self.generation => {}
             SecondaryMessage::Status {
                 written,
                 flushed,

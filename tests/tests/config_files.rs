@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use duet_tests::{duet_bin, free_ports, psql_rows, run_duet, wait_for, ROOT_PASSWORD};
+use duet_tests::{duet_bin, free_ports, psql_rows, wait_for, ROOT_PASSWORD};
 
 const START: Duration = Duration::from_secs(60);
 
@@ -110,18 +110,7 @@ fn primary_and_secondary_configs_pair_on_one_host() {
     }
 
     // docs/deploy.md: one CA and node certificate in ./certs for both.
-    let certs = root.join("certs");
-    let certs = certs.to_str().expect("utf-8 path");
-    run_duet(&["cert", "create-ca", "--certs-dir", certs]);
-    run_duet(&[
-        "cert",
-        "create-node",
-        "localhost",
-        "127.0.0.1",
-        "--certs-dir",
-        certs,
-    ]);
-    run_duet(&["cert", "create-client", "root", "--certs-dir", certs]);
+    duet_tests::create_certs(&root.join("certs"));
 
     let primary = ConfigNode::start(root, "primary", p_sql);
     let secondary = ConfigNode::start(root, "secondary", s_sql);

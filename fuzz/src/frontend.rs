@@ -1,5 +1,5 @@
 use bytes::BytesMut;
-use duet_server::codec::{Phase, PgCodec};
+use duet_server::codec::{PgCodec, Phase};
 use pgwire::messages::PgWireFrontendMessage;
 use tokio_util::codec::Decoder;
 

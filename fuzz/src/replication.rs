@@ -71,7 +71,10 @@ pub fn writebatch_apply(data: &[u8]) {
         .expect("validated batches apply");
     assert_eq!(engine.latest_sequence_number(), applier.applied);
     let mut txn = engine.begin(Isolation::ReadCommitted);
-    txn.put(b"\xfffuzz-check".to_vec(), data.len().to_le_bytes().to_vec());
+    txn.put(
+        b"\xfffuzz-check".to_vec(),
+        data.len().to_le_bytes().to_vec(),
+    );
     txn.commit_blocking()
         .expect("the engine still takes commits after the stream");
 }

@@ -49,10 +49,7 @@ impl Report {
                 out.push(format!("{} {what}: {shown:?}", items.len()));
             }
         };
-        add(
-            "lost acknowledged writes",
-            self.lost_acknowledged.clone(),
-        );
+        add("lost acknowledged writes", self.lost_acknowledged.clone());
         add("refused writes present", self.failed_but_present.clone());
         add(
             "uncommitted keys read on a secondary",
@@ -152,7 +149,9 @@ pub fn check(history: &History, finals: &[(u16, FinalState)]) -> Report {
     for log in &history.reads {
         report.reads += log.reads;
         report.bad_totals.extend(log.bad_totals.iter().cloned());
-        report.non_monotonic.extend(log.non_monotonic.iter().cloned());
+        report
+            .non_monotonic
+            .extend(log.non_monotonic.iter().cloned());
         report.uncommitted_reads_on_secondary.extend(
             log.seen_on_secondary
                 .iter()
@@ -168,7 +167,9 @@ pub fn check(history: &History, finals: &[(u16, FinalState)]) -> Report {
     report.aborted_reads.dedup();
 
     // Balances follow from the ledger; money is neither made nor lost.
-    let mut expected: BTreeMap<i32, i64> = (1..=ACCOUNTS as i32).map(|a| (a, TOTAL / ACCOUNTS)).collect();
+    let mut expected: BTreeMap<i32, i64> = (1..=ACCOUNTS as i32)
+        .map(|a| (a, TOTAL / ACCOUNTS))
+        .collect();
     for (from, to, amount) in primary.ledger.values() {
         *expected.entry(*from).or_default() -= amount;
         *expected.entry(*to).or_default() += amount;

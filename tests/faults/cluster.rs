@@ -112,7 +112,10 @@ impl Cluster {
         wait_for(
             &format!("node {i} to stream from node {}", self.primary),
             ATTACH_TIMEOUT,
-            || (scalar(node, "SELECT status FROM pg_stat_wal_receiver") == "streaming").then_some(()),
+            || {
+                (scalar(node, "SELECT status FROM pg_stat_wal_receiver") == "streaming")
+                    .then_some(())
+            },
         );
     }
 

@@ -265,7 +265,9 @@ fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut Rng) {
         }
         Fault::StallLink => {
             let after = 1 + rng.below(4) as u32;
-            cluster.members[primary].link.set(LinkFault::StallAfter(after));
+            cluster.members[primary]
+                .link
+                .set(LinkFault::StallAfter(after));
             idle(rng, 500, 3000);
             cluster.members[primary].link.set(LinkFault::None);
         }

@@ -84,7 +84,9 @@ impl FaultProxy {
             .build()
             .expect("proxy runtime");
         let listener = StdListener::bind("127.0.0.1:0").expect("bind proxy");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             control: watch::channel(Control::default()).0,

@@ -37,8 +37,15 @@ pub enum Outcome {
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    Register { key: i64 },
-    Transfer { id: i64, from: i32, to: i32, amount: i64 },
+    Register {
+        key: i64,
+    },
+    Transfer {
+        id: i64,
+        from: i32,
+        to: i32,
+        amount: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -332,11 +339,8 @@ async fn transfer(client: &mut Client, id: i64, from: i32, to: i32, amount: i64)
             &[&id, &from, &to, &amount],
         )
         .await?;
-        txn.query_one(
-            "SELECT duet_replication_epoch(), inet_server_port()",
-            &[],
-        )
-        .await
+        txn.query_one("SELECT duet_replication_epoch(), inet_server_port()", &[])
+            .await
     };
     let row = timed(body).await.map_err(|f| (f, false))?;
     timed(txn.commit()).await.map_err(|f| (f, true))?;

@@ -50,7 +50,10 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
 fn read_until_ready(stream: &mut TcpStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    while !out.windows(6).any(|w| w[0] == b'Z' && w[1..5] == [0, 0, 0, 5]) {
+    while !out
+        .windows(6)
+        .any(|w| w[0] == b'Z' && w[1..5] == [0, 0, 0, 5])
+    {
         let n = stream.read(&mut buf).expect("server answers");
         assert!(n > 0, "closed before ReadyForQuery: {out:?}");
         out.extend_from_slice(&buf[..n]);
@@ -83,7 +86,10 @@ fn garbage_before_and_during_startup_is_refused_cleanly() {
     packet[4..8].copy_from_slice(&0x0009_0000i32.to_be_bytes());
     s.write_all(&packet).unwrap();
     let answer = text(&read_to_close(&mut s));
-    assert!(answer.contains("unsupported frontend protocol"), "{answer:?}");
+    assert!(
+        answer.contains("unsupported frontend protocol"),
+        "{answer:?}"
+    );
 
     // After startup: an unknown message type, then a Bind whose value
     // runs past the end of the message.
@@ -127,7 +133,10 @@ fn oversized_messages_are_refused_and_large_statements_work() {
     s.write_all(&100_000i32.to_be_bytes()).unwrap();
     s.write_all(&196_608i32.to_be_bytes()).unwrap();
     let answer = text(&read_to_close(&mut s));
-    assert!(answer.contains("invalid length of startup packet"), "{answer:?}");
+    assert!(
+        answer.contains("invalid length of startup packet"),
+        "{answer:?}"
+    );
 
     // An 8 MB statement is just a statement.
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -192,7 +201,8 @@ fn replication_without_tls_is_refused_where_tls_is_required() {
     let primary = TestNode::secure();
     primary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
     let secondary = TestNode::secure_sharing_certs(&primary);
-    let url = kwdb_url(&primary, &secondary.certs_dir()).replace("sslmode=verify-ca", "sslmode=disable");
+    let url =
+        kwdb_url(&primary, &secondary.certs_dir()).replace("sslmode=verify-ca", "sslmode=disable");
     let out = secondary.psql(&[
         "\\set VERBOSITY verbose",
         &format!("REPLICATE SET PRIMARY {url};"),
@@ -247,8 +257,11 @@ fn a_password_in_the_primary_url_shows_nowhere() {
 fn a_client_cut_off_mid_transaction_leaves_nothing_behind() {
     use duet_tests::faults::FaultProxy;
     let node = TestNode::insecure();
-    node.psql(&["CREATE TABLE t (id int PRIMARY KEY, v int)", "INSERT INTO t VALUES (1, 0)"])
-        .assert_ok();
+    node.psql(&[
+        "CREATE TABLE t (id int PRIMARY KEY, v int)",
+        "INSERT INTO t VALUES (1, 0)",
+    ])
+    .assert_ok();
     // The client reaches the node through a proxy that then resets.
     let link = FaultProxy::start(node.addr());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -272,7 +285,10 @@ fn a_client_cut_off_mid_transaction_leaves_nothing_behind() {
             .batch_execute("SET statement_timeout = '10s'; UPDATE t SET v = 2 WHERE id = 1")
             .await
             .expect("the cut-off session's lock was released");
-        let row = other.query_one("SELECT v FROM t WHERE id = 1", &[]).await.unwrap();
+        let row = other
+            .query_one("SELECT v FROM t WHERE id = 1", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, i32>(0), 2);
     });
 }

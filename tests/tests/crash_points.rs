@@ -14,7 +14,9 @@ fn primary_with_rows(rows: u32) -> TestNode {
     primary
         .psql(&[
             "CREATE TABLE t (id int PRIMARY KEY, payload text)",
-            &format!("INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, {rows}) g"),
+            &format!(
+                "INSERT INTO t SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, {rows}) g"
+            ),
             "REPLICATE SET ROLE PRIMARY;",
         ])
         .assert_ok();
@@ -53,7 +55,10 @@ fn a_copy_killed_halfway_is_redone_from_scratch() {
         (link.forwarded_bytes() > before + (2 << 20)).then_some(())
     });
     secondary.kill9();
-    assert!(!create.join().unwrap().success(), "the copy finished before the kill");
+    assert!(
+        !create.join().unwrap().success(),
+        "the copy finished before the kill"
+    );
 
     // Restarted: no half-installed copy, still a secondary without a
     // service; CREATE copies again and the data matches.
@@ -121,17 +126,20 @@ fn a_promotion_killed_at_any_point_is_all_or_nothing() {
         let promoted = promote.join().unwrap().success();
         secondary.restart();
         let after = role(&secondary);
-        eprintln!("killed {delay_ms} ms into the promotion (psql saw success: {promoted}): {after}");
+        eprintln!(
+            "killed {delay_ms} ms into the promotion (psql saw success: {promoted}): {after}"
+        );
         match after.as_str() {
             "PRIMARY" => {}
             "SECONDARY" => {
-                secondary
-                    .psql(&["REPLICATE SET ROLE PRIMARY;"])
-                    .assert_ok();
+                secondary.psql(&["REPLICATE SET ROLE PRIMARY;"]).assert_ok();
             }
             other => panic!("after the kill the node is {other}"),
         }
-        assert!(!promoted || after == "PRIMARY", "a promotion that succeeded was undone");
+        assert!(
+            !promoted || after == "PRIMARY",
+            "a promotion that succeeded was undone"
+        );
         secondary
             .psql(&["INSERT INTO t VALUES (-2, 'new primary')"])
             .assert_ok();

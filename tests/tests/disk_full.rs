@@ -64,7 +64,12 @@ fn a_full_data_directory_refuses_writes_serves_reads_and_recovers() {
     // Leave a few MB free, then write until the disk is full.
     let filler = data.join("filler");
     let free_mb = {
-        let out = Command::new("df").arg("-m").arg("--output=avail").arg(&data).output().unwrap();
+        let out = Command::new("df")
+            .arg("-m")
+            .arg("--output=avail")
+            .arg(&data)
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .nth(1)
@@ -110,7 +115,10 @@ fn a_full_data_directory_refuses_writes_serves_reads_and_recovers() {
         if std::time::Instant::now() > deadline {
             let log = Command::new("sh")
                 .arg("-c")
-                .arg(format!("grep -ih 'error\\|recover\\|space' {}/db*/LOG | tail -40", data.display()))
+                .arg(format!(
+                    "grep -ih 'error\\|recover\\|space' {}/db*/LOG | tail -40",
+                    data.display()
+                ))
                 .output()
                 .unwrap();
             panic!(

@@ -479,17 +479,22 @@ fn a_commit_waiting_for_its_secondary_is_not_confirmed_by_a_demotion() {
         .assert_ok();
     let url = primary.root_url();
     let waiting = std::thread::spawn(move || {
-        duet_tests::psql(&url, &["\\set VERBOSITY verbose", "INSERT INTO t VALUES (1)"])
+        duet_tests::psql(
+            &url,
+            &["\\set VERBOSITY verbose", "INSERT INTO t VALUES (1)"],
+        )
     });
     wait_for("the commit to wait", CATCH_UP, || {
         (scalar(&primary, "SELECT count(*) FROM t") == "1").then_some(())
     });
-    primary
-        .psql(&["REPLICATE SET ROLE SECONDARY;"])
-        .assert_ok();
+    primary.psql(&["REPLICATE SET ROLE SECONDARY;"]).assert_ok();
     let out = waiting.join().expect("psql thread");
     out.assert_err("57014");
-    assert!(out.stderr.contains("this node was demoted"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("this node was demoted"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

@@ -35,9 +35,7 @@ fn corrupted_frames_are_detected_and_nothing_wrong_is_applied() {
     }
     wait_for_value(cluster.node(s), "SELECT count(*) FROM t", "600");
     // A consistent stop: same LSN and the same checksum of everything.
-    let out = cluster
-        .node(s)
-        .psql(&["REPLICATE SET SERVICE STOP;"]);
+    let out = cluster.node(s).psql(&["REPLICATE SET SERVICE STOP;"]);
     out.assert_ok();
     assert!(out.stderr.contains("consistent at LSN"), "{}", out.stderr);
     assert_eq!(
@@ -61,9 +59,11 @@ fn a_half_open_stream_is_noticed_and_reopened() {
     cluster.members[p].link.half_open();
     insert(&cluster, 11, 20);
     // The secondary gives up on the silent connection and opens another.
-    wait_for("a new replication connection", Duration::from_secs(30), || {
-        (cluster.members[p].link.accepted() > accepted).then_some(())
-    });
+    wait_for(
+        "a new replication connection",
+        Duration::from_secs(30),
+        || (cluster.members[p].link.accepted() > accepted).then_some(()),
+    );
     wait_for_value(cluster.node(s), "SELECT count(*) FROM t", "20");
     let logs = cluster.node(s).logs();
     assert!(logs.contains("no message from the primary"), "{logs}");
@@ -89,9 +89,11 @@ fn a_handshake_that_goes_half_open_is_given_up_and_retried() {
     link.half_open();
     link.set(Fault::None);
     insert(&cluster, 11, 20);
-    wait_for("the secondary to give up and reconnect", Duration::from_secs(90), || {
-        (scalar(cluster.node(s), "SELECT count(*) FROM t") == "20").then_some(())
-    });
+    wait_for(
+        "the secondary to give up and reconnect",
+        Duration::from_secs(90),
+        || (scalar(cluster.node(s), "SELECT count(*) FROM t") == "20").then_some(()),
+    );
     let logs = cluster.node(s).logs();
     assert!(logs.contains("did not finish the handshake"), "{logs}");
 }
@@ -124,8 +126,13 @@ fn a_stalled_secondary_costs_the_primary_bounded_memory_and_its_slot() {
         insert(&cluster, 10_000 * (round + 1), 10_000 * (round + 1) + 4_999);
     }
     let after = rss_mb(cluster.node(p).pid().expect("primary runs"));
-    eprintln!("primary RSS {before} MB before, {after} MB after 50 000 rows behind a stalled secondary");
-    assert!(after < before + 256, "primary memory grew from {before} to {after} MB");
+    eprintln!(
+        "primary RSS {before} MB before, {after} MB after 50 000 rows behind a stalled secondary"
+    );
+    assert!(
+        after < before + 256,
+        "primary memory grew from {before} to {after} MB"
+    );
     // The lag outgrew the slot limit: the slot is lost, not the primary.
     wait_for_value(
         cluster.node(p),

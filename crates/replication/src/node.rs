@@ -421,7 +421,10 @@ impl Replication {
         let slot = state.slot.as_deref()?;
         match receiver::take_over_tail(self, &url, slot).await {
             Ok(receiver::Handover::Took { from, to }) => {
-                info!(from, to, "took over the old primary's commits after the stop point");
+                info!(
+                    from,
+                    to, "took over the old primary's commits after the stop point"
+                );
                 Some(format!(
                     "; took over the old primary's commits after the stop point (LSN {} to {})",
                     format_lsn(from + 1),

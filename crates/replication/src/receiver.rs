@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use duet_storage::format_lsn;
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::messages::copy::CopyData;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::{mpsc, oneshot};
-use duet_storage::format_lsn;
 use tracing::{info, warn};
 
 use crate::applier::Applier;
@@ -561,7 +561,10 @@ pub(crate) async fn take_over_tail(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Handover {
     /// LSNs `from`+1 ..= `to` came from the old primary.
-    Took { from: u64, to: u64 },
+    Took {
+        from: u64,
+        to: u64,
+    },
     /// This node already had everything.
     Nothing,
     Unreachable,

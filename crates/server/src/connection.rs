@@ -57,7 +57,9 @@ fn replaced_by_copy() -> SqlError {
         "terminating connection due to conflict with recovery",
     )
     .with_detail("This node replaced its data with a fresh copy of its primary's.")
-    .with_hint("In a moment you should be able to reconnect to the database and repeat your command.")
+    .with_hint(
+        "In a moment you should be able to reconnect to the database and repeat your command.",
+    )
 }
 
 pub(crate) fn admin_shutdown() -> SqlError {

@@ -40,8 +40,7 @@ pub fn validate(data: &[u8]) -> StorageResult<u64> {
             other => return Err(corrupt(format!("entry {seen} has unknown tag {other:#x}"))),
         };
         for _ in 0..slices {
-            rest = skip_slice(rest)
-                .ok_or_else(|| corrupt(format!("entry {seen} is truncated")))?;
+            rest = skip_slice(rest).ok_or_else(|| corrupt(format!("entry {seen} is truncated")))?;
         }
         seen += 1;
         if seen > count {

@@ -282,7 +282,9 @@ pub(super) fn split_zone(rest: &str) -> Option<(&str, Option<i32>)> {
     for suffix in ["z", "utc", "gmt"] {
         let cut = rest.len().saturating_sub(suffix.len());
         if rest.len() >= suffix.len()
-            && rest.get(cut..).is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+            && rest
+                .get(cut..)
+                .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
         {
             return Some((rest.get(..cut)?.trim(), Some(0)));
         }

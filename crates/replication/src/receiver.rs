@@ -43,9 +43,11 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the primary may stay silent before the connection counts as dead.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a STOP may wait for the primary's stop point (a checksum of
-/// the whole keyspace).
-const STOP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a STOP may wait for the primary's stop point: the primary
+/// computes a checksum of the whole keyspace and sends nothing meanwhile.
+/// Bounded, because a connection that goes half-open during a STOP must
+/// fail the STOP (which the operator retries), not hang it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Most messages taken from the socket before they are applied, flushed
 /// and acknowledged.

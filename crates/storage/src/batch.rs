@@ -86,6 +86,25 @@ impl RawBatch {
         })
     }
 
+    /// One batch holding the entries of several, in order (a write group).
+    /// The parts are this process's own batches, so they are not checked.
+    pub(crate) fn concat<'a>(parts: impl Iterator<Item = &'a [u8]>) -> RawBatch {
+        let mut data = vec![0u8; HEADER_LEN];
+        let mut count: u64 = 0;
+        for part in parts {
+            count += header_count(part).unwrap_or(0);
+            data.extend_from_slice(part.get(HEADER_LEN..).unwrap_or_default());
+        }
+        data[8..HEADER_LEN].copy_from_slice(&(count as u32).to_le_bytes());
+        // SAFETY: RocksDB copies `data`.
+        RawBatch {
+            inner: unsafe {
+                ffi::rocksdb_writebatch_create_from(data.as_ptr() as *const CChar, data.len())
+            },
+            may_write_hot_key: true,
+        }
+    }
+
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {
         // SAFETY: RocksDB copies key and value.
         unsafe {

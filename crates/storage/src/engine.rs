@@ -1,17 +1,17 @@
 //! The RocksDB instance behind a node. Every commit is one WriteBatch
-//! written with the WAL on and fsync'd; RocksDB groups concurrent synced
-//! writers into one WAL write and one fsync (group commit), so commits are
-//! issued concurrently from blocking threads rather than behind a mutex.
+//! written with the WAL on and fsync'd; commits that meet are written
+//! together, one WAL write and one fsync for many (group_commit.rs).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, OnceLock};
 
 use rocksdb::{Options, DB};
 use tokio::sync::broadcast;
 
 use crate::batch::{header_seq, CommittedBatch, RawBatch};
 use crate::error::{StorageError, StorageResult};
+use crate::group_commit;
 use crate::hot_key::HotKey;
 use crate::lock::{LockManager, TxnId};
 use crate::txn::{Isolation, Transaction};
@@ -69,10 +69,12 @@ pub struct Engine {
     next_txn: AtomicU64,
     sync_commits: bool,
     /// Commits currently writing (to choose between writing inline and
-    /// joining a write group from a blocking thread, and so that demotion
-    /// can wait for the last of them).
-    commits_in_flight: AtomicU64,
-    shared: Arc<EngineShared>,
+    /// joining a write group, and so that demotion can wait for the last
+    /// of them).
+    pub(crate) commits_in_flight: AtomicU64,
+    /// The group committer, started by the first commit that meets another.
+    committer: OnceLock<mpsc::Sender<group_commit::Request>>,
+    pub(crate) shared: Arc<EngineShared>,
     path: PathBuf,
     pub(crate) hot_key: HotKey,
 }
@@ -127,6 +129,7 @@ impl Engine {
             next_txn: AtomicU64::new(1),
             sync_commits: options.sync_commits,
             commits_in_flight: AtomicU64::new(0),
+            committer: OnceLock::new(),
             shared,
             path: path.to_path_buf(),
             hot_key: HotKey::default(),
@@ -168,32 +171,50 @@ impl Engine {
     }
 
     /// Writes one batch with the WAL on, fsync'd unless disabled, and
-    /// returns its sequence number. When other commits are in flight it
-    /// runs on a blocking thread, so that concurrent commits meet in
-    /// RocksDB's write group (one fsync for many); a lone commit writes
-    /// directly and saves the two thread hand-offs.
+    /// returns its sequence number. A lone commit writes directly on this
+    /// thread (no hand-off); one that meets others goes to the group
+    /// committer, which writes all that are waiting with one fsync.
     pub(crate) async fn write_batch(self: &Arc<Self>, mut batch: RawBatch) -> StorageResult<u64> {
         let in_flight = self.enter_commit()?;
         if in_flight.others == 0 {
             return self.write_and_publish(&mut batch);
         }
-        let engine = self.clone();
-        // The blocking task counts itself in flight (taken before this
-        // future's count is released, so the count never dips to zero in
-        // between), and the count drops when the write ends, not when this
-        // future is next polled: a demotion waiting for it may be blocking
-        // this very thread.
-        engine.commits_in_flight.fetch_add(1, Ordering::SeqCst);
+        let Some(committer) = self.committer() else {
+            return self.write_and_publish(&mut batch);
+        };
+        // The request counts itself in flight (taken before this future's
+        // count is released, so the count never dips to zero in between),
+        // and the committer drops the count when the write ends, not when
+        // this future is next polled: a demotion waiting for it may be
+        // blocking this very thread.
+        let (reply, done) = tokio::sync::oneshot::channel();
+        self.commits_in_flight.fetch_add(1, Ordering::SeqCst);
         drop(in_flight);
-        tokio::task::spawn_blocking(move || {
+        if let Err(mpsc::SendError(request)) = committer.send(group_commit::Request { batch, reply }) {
+            // The committer is gone (it never exits while the engine lives).
+            let mut batch = request.batch;
             let _in_flight = InFlight {
-                counter: &engine.commits_in_flight,
+                counter: &self.commits_in_flight,
                 others: 1,
             };
-            engine.write_and_publish(&mut batch)
-        })
-        .await
-        .map_err(|e| crate::StorageError::Engine(format!("commit task failed: {e}")))?
+            return self.write_and_publish(&mut batch);
+        }
+        done.await
+            .map_err(|_| StorageError::Engine("the group committer stopped".into()))?
+    }
+
+    fn committer(self: &Arc<Self>) -> Option<&mpsc::Sender<group_commit::Request>> {
+        if let Some(committer) = self.committer.get() {
+            return Some(committer);
+        }
+        match group_commit::start(Arc::downgrade(self)) {
+            // A racing start loses: its thread ends with its sender.
+            Ok(committer) => Some(self.committer.get_or_init(|| committer)),
+            Err(e) => {
+                tracing::warn!("could not start the group committer: {e}");
+                None
+            }
+        }
     }
 
     /// Counts a commit in flight, then checks the fence (in this order, so
@@ -211,16 +232,32 @@ impl Engine {
         Ok(guard)
     }
 
-    fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
+    pub(crate) fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
+        let seq = self.write_unpublished(batch)?;
+        self.publish(seq, batch.data());
+        Ok(seq)
+    }
+
+    /// Writes a batch (a commit or a group of them) without publishing it.
+    pub(crate) fn write_unpublished(&self, batch: &mut RawBatch) -> StorageResult<u64> {
         let seq = self.write_raw(batch, self.sync_commits)?;
         self.flush_after_bulk(batch.data().len());
+        Ok(seq)
+    }
+
+    /// Sends a committed batch to the replication feed, with its LSN in
+    /// its header.
+    pub(crate) fn publish(&self, seq: u64, data: &[u8]) {
         if self.shared.feed.receiver_count() > 0 {
+            let mut data = bytes::BytesMut::from(data);
+            if let Some(header) = data.get_mut(0..8) {
+                header.copy_from_slice(&seq.to_le_bytes());
+            }
             let _ = self.shared.feed.send(CommittedBatch {
                 seq,
-                data: bytes::Bytes::copy_from_slice(batch.data()),
+                data: data.freeze(),
             });
         }
-        Ok(seq)
     }
 
     /// Writes a batch, keeping the hot key's cache right; returns the

@@ -1,6 +1,6 @@
 //! Storage errors.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     #[error("storage engine error: {0}")]
     Engine(String),

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod batch_format;
 pub mod engine;
 pub mod error;
+mod group_commit;
 mod hot_key;
 pub mod interrupt;
 pub mod keycode;

@@ -149,11 +149,23 @@ impl Transaction {
     }
 
     /// Locks a key until the transaction ends, waiting for another holder.
-    pub async fn lock(&mut self, key: &[u8], ctl: &StatementControl) -> StorageResult<()> {
-        if self.engine.locks.lock(self.id, key, ctl).await? {
+    /// Returns true if this call took the lock (false: already held).
+    pub async fn lock(&mut self, key: &[u8], ctl: &StatementControl) -> StorageResult<bool> {
+        let taken = self.engine.locks.lock(self.id, key, ctl).await?;
+        if taken {
             self.locked.push(key.to_vec());
         }
-        Ok(())
+        Ok(taken)
+    }
+
+    /// Releases the lock most recently taken, if it is `key`'s: a lock
+    /// taken on a row that turned out not to exist protects nothing.
+    pub fn unlock_last(&mut self, key: &[u8]) {
+        if self.locked.last().is_some_and(|k| k == key) {
+            if let Some(key) = self.locked.pop() {
+                self.engine.locks.release_all(self.id, [&key]);
+            }
+        }
     }
 
     /// Scans keys in [start, end) as of the snapshot, merged with own writes.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use duet_storage::{Isolation, StatementControl, Transaction};
+use duet_storage::{Isolation, Transaction};
 
 use super::integrity::{check_constraints, check_parents, on_parent_change};
 use super::query::{collect_rows, run_plan, Executor, VirtualRows};
@@ -336,24 +336,47 @@ fn candidates(
 /// Locks a candidate row and returns the version to act on: the latest
 /// committed one, re-checked against the filter (read committed), or a
 /// serialization failure if it changed (repeatable read / serializable).
+/// A row that is gone or no longer matches is not left locked.
 async fn lock_latest(
     txn: &mut Transaction,
     table: &TableDef,
     key: &[u8],
     filter: Option<&crate::expr::Expr>,
+    virtual_rows: &dyn VirtualRows,
     env: &EvalEnv<'_>,
-    control: &StatementControl,
 ) -> SqlResult<Option<Row>> {
-    txn.lock(key, control).await?;
+    let taken = txn.lock(key, env.control).await?;
     if txn.isolation() != Isolation::ReadCommitted && txn.changed_since_snapshot(key)? {
         return Err(duet_storage::StorageError::SerializationFailure.into());
     }
+    let row = latest_matching(txn, table, key, filter, virtual_rows, env)?;
+    if row.is_none() && taken {
+        txn.unlock_last(key);
+    }
+    Ok(row)
+}
+
+/// The latest version of a row, if it still matches the filter (whose
+/// subqueries read the statement's snapshot).
+fn latest_matching(
+    txn: &Transaction,
+    table: &TableDef,
+    key: &[u8],
+    filter: Option<&crate::expr::Expr>,
+    virtual_rows: &dyn VirtualRows,
+    env: &EvalEnv<'_>,
+) -> SqlResult<Option<Row>> {
     let Some(bytes) = txn.get_latest(key)? else {
         return Ok(None);
     };
     let row = decode_table_row(table, &bytes)?;
     if let Some(f) = filter {
-        if !f.eval(&row, env)?.is_true() {
+        let exec = Executor::new(txn, virtual_rows);
+        let env = EvalEnv {
+            subqueries: Some(&exec),
+            ..env.clone()
+        };
+        if !f.eval(&row, &env)?.is_true() {
             return Ok(None);
         }
     }
@@ -372,11 +395,21 @@ pub async fn locked_targets(
     virtual_rows: &dyn VirtualRows,
     env: &EvalEnv<'_>,
 ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+    // Read committed, one row by its whole primary key: lock it and act
+    // on its latest version straight away. Reading it as of the
+    // statement's snapshot first would only be repeated after the lock
+    // (as PostgreSQL re-reads a row a concurrent commit changed).
+    if txn.isolation() == Isolation::ReadCommitted && index.is_none() {
+        if let Some(key) = TableScan::new(txn, table, None, range, env)?.into_point() {
+            let row = lock_latest(txn, table, &key, filter, virtual_rows, env).await?;
+            return Ok(row.map(|row| (key, row)).into_iter().collect());
+        }
+    }
     let rows = candidates(txn, table, index, range, filter, virtual_rows, env)?;
     let mut out = Vec::with_capacity(rows.len());
     for (key, _) in rows {
         env.check_interrupt()?;
-        if let Some(latest) = lock_latest(txn, table, &key, filter, env, env.control).await? {
+        if let Some(latest) = lock_latest(txn, table, &key, filter, virtual_rows, env).await? {
             out.push((key, latest));
         }
     }

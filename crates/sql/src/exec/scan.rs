@@ -163,6 +163,14 @@ impl<'a> TableScan<'a> {
         })
     }
 
+    /// The row key, if this scan reads one row by its whole primary key.
+    pub fn into_point(self) -> Option<Vec<u8>> {
+        match self.state {
+            ScanState::Point(key) => Some(key),
+            _ => None,
+        }
+    }
+
     /// The next (row key, row).
     pub fn next_row(&mut self) -> SqlResult<Option<(Vec<u8>, Row)>> {
         self.count += 1;

@@ -190,7 +190,9 @@ impl Engine {
         let (reply, done) = tokio::sync::oneshot::channel();
         self.commits_in_flight.fetch_add(1, Ordering::SeqCst);
         drop(in_flight);
-        if let Err(mpsc::SendError(request)) = committer.send(group_commit::Request { batch, reply }) {
+        if let Err(mpsc::SendError(request)) =
+            committer.send(group_commit::Request { batch, reply })
+        {
             // The committer is gone (it never exits while the engine lives).
             let mut batch = request.batch;
             let _in_flight = InFlight {

@@ -179,8 +179,12 @@ impl Conn {
 /// the hand-off costs more than they do.
 pub(crate) async fn run_statement<F: std::future::Future>(short: bool, statement: F) -> F::Output {
     use tokio::runtime::{Handle, RuntimeFlavor};
+    if short {
+        return statement.await;
+    }
+    // (Looking the runtime up clones a handle shared by every task.)
     let handle = Handle::current();
-    if !short && handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
         tokio::task::block_in_place(|| handle.block_on(statement))
     } else {
         statement.await

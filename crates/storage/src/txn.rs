@@ -33,7 +33,7 @@ pub(crate) struct OwnedSnapshot {
 }
 
 impl OwnedSnapshot {
-    fn new(db: &Arc<DB>) -> Self {
+    pub(crate) fn new(db: &Arc<DB>) -> Self {
         let snapshot = db.snapshot();
         // SAFETY: the snapshot borrows the DB, which lives in an Arc held by
         // this struct and dropped only after the snapshot (field order).
@@ -43,6 +43,11 @@ impl OwnedSnapshot {
             snapshot,
             _db: db.clone(),
         }
+    }
+
+    /// The sequence number it reads at.
+    pub(crate) fn sequence(&self) -> u64 {
+        self.snapshot.sequence_number()
     }
 }
 
@@ -57,7 +62,7 @@ pub struct Transaction {
 
 impl Transaction {
     pub(crate) fn new(engine: Arc<Engine>, id: TxnId, isolation: Isolation) -> Self {
-        let snapshot = Arc::new(OwnedSnapshot::new(&engine.db));
+        let snapshot = engine.snapshot();
         Transaction {
             engine,
             id,
@@ -84,14 +89,14 @@ impl Transaction {
     /// everything committed before the statement began.
     pub fn begin_statement(&mut self) {
         if self.isolation == Isolation::ReadCommitted {
-            self.snapshot = Arc::new(OwnedSnapshot::new(&self.engine.db));
+            self.snapshot = self.engine.snapshot();
         }
     }
 
     /// The RocksDB sequence number the snapshot reads at: equal numbers
     /// mean identical committed data.
     pub fn snapshot_sequence(&self) -> u64 {
-        self.snapshot.snapshot.sequence_number()
+        self.snapshot.sequence()
     }
 
     pub fn has_writes(&self) -> bool {

@@ -92,6 +92,7 @@ pub struct Session {
     /// The store's install count this session's reads belong to (see
     /// [`Session::outlived_its_data`]).
     pub(super) installs_seen: u64,
+    pub(super) metrics: super::metrics::SessionMetrics,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -155,6 +156,7 @@ impl Session {
             savepoints: Vec::new(),
             commit_wait: std::time::Duration::ZERO,
             installs_seen: state_installs,
+            metrics: super::metrics::SessionMetrics::new(),
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),
@@ -366,7 +368,7 @@ impl Session {
         }
         let started = Instant::now();
         self.commit_wait = std::time::Duration::ZERO;
-        metrics::counter!("duet_statements_total", "kind" => statement_class(parsed)).increment(1);
+        self.metrics.statement(statement_class(parsed));
         let result = self
             .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
             .await;

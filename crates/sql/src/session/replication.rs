@@ -71,8 +71,7 @@ impl Session {
         let elapsed = started.elapsed();
         self.commit_wait += elapsed;
         if let Ok(true) = result {
-            metrics::counter!("duet_commits_total").increment(1);
-            metrics::histogram!("duet_commit_seconds").record(elapsed.as_secs_f64());
+            self.metrics.commit(elapsed);
         }
         result.map(|_| ())
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # duet vs PostgreSQL 15 with pgbench, on this machine, over loopback.
 #
-#   bench/run.sh                      # 10 s per run
-#   BENCH_SECONDS=30 bench/run.sh
+#   bench/run.sh                      # 3 rounds of 10 s per run
+#   BENCH_SECONDS=30 BENCH_ROUNDS=5 bench/run.sh
 #   BENCH_SERVERS=postgres bench/run.sh   # one side only (postgres or duet)
 #
 # Builds duet in release mode, starts it (--insecure: trust auth, no TLS;
@@ -15,12 +15,20 @@
 #   single-row update: UPDATE kv SET v = v + 1 WHERE id = :id
 # and pgbench's own database (pgbench -i -s 10) with its built-in scripts,
 # 8 clients, -M prepared: tpcb-like, simple-update (-N), select-only (-S).
+# Every workload runs BENCH_ROUNDS times on each server, the two servers
+# taking turns (which one goes first alternates by round), because a
+# small VM's speed drifts by tens of percent within minutes: the table
+# gives the median tps of each side and the median (and range) of the
+# rounds' ratios. Where `perf stat -a` works it also gives the machine's
+# CPU cycles per transaction (every process, pgbench included, idle time
+# not counted), which moves far less than throughput from run to run.
 # Prints a markdown table and writes it to docs/benchmarks.md.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bench=$repo/bench
 seconds=${BENCH_SECONDS:-10}
+rounds=${BENCH_ROUNDS:-3}
 rows=${BENCH_ROWS:-100000}
 servers=${BENCH_SERVERS:-postgres duet}
 clients_list=${BENCH_CLIENTS:-1 8}
@@ -74,18 +82,45 @@ workload_args() {
     esac
 }
 
-# Prints the tps of one pgbench run.
+# Counts machine cycles around a command, when perf may.
+if perf stat -a -x, -e cycles -o /dev/null true >/dev/null 2>&1; then
+    with_cycles=1
+else
+    with_cycles=
+    log "perf stat -a is not available: no cycles per transaction"
+fi
+
+# Prints "tps kcycles-per-transaction" of one pgbench run ("n/a" when
+# unknown).
 run_pgbench() {
-    local url=$1 script=$2 clients=$3 threads out
+    local url=$1 script=$2 clients=$3 threads out stat=$work/perf.stat
     threads=$(( clients < $(nproc) ? clients : $(nproc) ))
-    # shellcheck disable=SC2046
-    out=$(pgbench -n -M prepared $(workload_args "$script") -c "$clients" -j "$threads" -T "$seconds" "$url" 2>&1) || {
-        log "pgbench failed:"; echo "$out" >&2; echo "n/a"; return
+    local cmd=(pgbench -n -M prepared)
+    # shellcheck disable=SC2207
+    cmd+=($(workload_args "$script") -c "$clients" -j "$threads" -T "$seconds" "$url")
+    if [ -n "$with_cycles" ]; then
+        cmd=(perf stat -a -x, -e cycles -o "$stat" -- "${cmd[@]}")
+    fi
+    out=$("${cmd[@]}" 2>&1) || {
+        log "pgbench failed:"; echo "$out" >&2; echo "n/a n/a"; return
     }
-    local failed
+    local failed tps txns cycles=
     failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
     [ "${failed:-0}" = 0 ] || log "$script with $clients clients: $failed failed transactions"
-    echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | xargs -r printf '%.0f\n'
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | xargs -r printf '%.0f\n')
+    txns=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    [ -n "$with_cycles" ] && cycles=$(awk -F, '$3 == "cycles" || $3 ~ /^cycles/ {print $1}' "$stat")
+    echo "${tps:-n/a} $(awk -v c="$cycles" -v n="$txns" 'BEGIN { if (c + 0 > 0 && n + 0 > 0) printf "%.1f", c / n / 1000; else print "n/a" }')"
+}
+
+# The median of its arguments ("n/a" ones left out), printed with the
+# printf format $1.
+median() {
+    local format=$1
+    shift
+    printf '%s\n' "$@" | grep -v '^n/a$' | sort -g | awk -v f="$format" '{v[NR] = $1} END {
+        if (NR == 0) print "n/a"
+        else printf f "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 declare -A url
@@ -115,13 +150,19 @@ fi
 # workload:client counts
 clients_csv=$(echo "$clients_list" | tr ' ' ,)
 workloads="point_select.sql:$clients_csv update.sql:$clients_csv tpcb-like:8 simple-update:8 select-only:8"
-declare -A tps
-for workload in $workloads; do
-    script=${workload%%:*}
-    for clients in $(echo "${workload#*:}" | tr , ' '); do
-        for server in $servers; do
-            log "$server: $script, $clients clients, ${seconds}s"
-            tps[$server,$script,$clients]=$(run_pgbench "${url[$server]}" "$script" "$clients")
+declare -A tps cycles
+for round in $(seq "$rounds"); do
+    order=$servers
+    (( round % 2 == 0 )) && order=$(echo "$servers" | tr ' ' '\n' | tac | tr '\n' ' ')
+    for workload in $workloads; do
+        script=${workload%%:*}
+        for clients in $(echo "${workload#*:}" | tr , ' '); do
+            for server in $order; do
+                log "round $round/$rounds, $server: $script, $clients clients, ${seconds}s"
+                read -r t c < <(run_pgbench "${url[$server]}" "$script" "$clients")
+                tps[$server,$script,$clients]+=" $t"
+                cycles[$server,$script,$clients]+=" $c"
+            done
         done
     done
 done
@@ -130,9 +171,19 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", b / a; else print "n/a" }'
 }
 
+# "median (min-max)" of the rounds' duet / PostgreSQL ratios.
+round_ratios() {
+    local pg=($1) du=($2) r=() i
+    for i in "${!pg[@]}"; do r+=("$(ratio "${pg[$i]}" "${du[$i]:-n/a}")"); done
+    local sorted
+    sorted=$(printf '%s\n' "${r[@]}" | grep -v '^n/a$' | sort -g)
+    [ -n "$sorted" ] || { echo "n/a"; return; }
+    echo "$(median %.2f "${r[@]}") ($(echo "$sorted" | head -1)-$(echo "$sorted" | tail -1))"
+}
+
 table=$(
-    echo "| workload | clients | PostgreSQL tps | duet tps | duet / PostgreSQL |"
-    echo "|---|---:|---:|---:|---:|"
+    echo "| workload | clients | PostgreSQL tps | duet tps | duet / PostgreSQL, median (range) | PostgreSQL kcycles/txn | duet kcycles/txn | PostgreSQL / duet cycles |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for workload in $workloads; do
         script=${workload%%:*}
         case $script in
@@ -141,9 +192,15 @@ table=$(
             *) name="pgbench $script (scale $scale)" ;;
         esac
         for clients in $(echo "${workload#*:}" | tr , ' '); do
-            pg=${tps[postgres,$script,$clients]:-n/a}
-            du=${tps[duet,$script,$clients]:-n/a}
-            echo "| $name | $clients | ${pg:-n/a} | ${du:-n/a} | $(ratio "$pg" "$du") |"
+            pg_runs=${tps[postgres,$script,$clients]:-n/a}
+            du_runs=${tps[duet,$script,$clients]:-n/a}
+            # shellcheck disable=SC2086
+            pg=$(median %.0f $pg_runs) du=$(median %.0f $du_runs)
+            # shellcheck disable=SC2086
+            pgc=$(median %.1f ${cycles[postgres,$script,$clients]:-n/a})
+            # shellcheck disable=SC2086
+            duc=$(median %.1f ${cycles[duet,$script,$clients]:-n/a})
+            echo "| $name | $clients | $pg | $du | $(round_ratios "$pg_runs" "$du_runs") | $pgc | $duc | $(ratio "$duc" "$pgc") |"
         done
     done
 )
@@ -168,9 +225,14 @@ driven by \`pgbench -M prepared\` with custom scripts (\`bench/*.sql\`).
   (\`UPDATE kv SET v = v + 1 WHERE id = :id\`), \`id\` uniformly random;
   and pgbench's own tables (\`pgbench -i -s $scale\`) with its built-in
   scripts tpcb-like, simple-update (\`-N\`) and select-only (\`-S\`);
-  ${seconds} s per run; tps excludes connection time.
+  ${seconds} s per run, $rounds rounds with the servers taking turns;
+  tps excludes connection time. Throughput is the median of the rounds,
+  the ratio the median (and range) of the rounds' ratios. Cycles: the
+  whole machine's CPU cycles per transaction (\`perf stat -a\`, pgbench
+  included, idle not counted), the median of the rounds; the last column
+  is above 1 where duet needs fewer.
 * Machine: $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM.
-* Command: \`BENCH_SECONDS=$seconds bench/run.sh\` ($(date -u +%Y-%m-%d)).
+* Command: \`BENCH_SECONDS=$seconds BENCH_ROUNDS=$rounds bench/run.sh\` ($(date -u +%Y-%m-%d)).
 
 $table
 MD

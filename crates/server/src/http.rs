@@ -181,6 +181,7 @@ fn respond(
         }
         "/metrics" => {
             record_replication(replication);
+            duet_sql::session::metrics::publish();
             reply(
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",

@@ -92,7 +92,6 @@ pub struct Session {
     /// The store's install count this session's reads belong to (see
     /// [`Session::outlived_its_data`]).
     pub(super) installs_seen: u64,
-    pub(super) metrics: super::metrics::SessionMetrics,
 }
 
 /// How many distinct query strings a session keeps parsed.
@@ -156,7 +155,6 @@ impl Session {
             savepoints: Vec::new(),
             commit_wait: std::time::Duration::ZERO,
             installs_seen: state_installs,
-            metrics: super::metrics::SessionMetrics::new(),
             settings_at_begin: None,
             implicit: false,
             parsed: HashMap::new(),
@@ -368,7 +366,7 @@ impl Session {
         }
         let started = Instant::now();
         self.commit_wait = std::time::Duration::ZERO;
-        self.metrics.statement(statement_class(parsed));
+        super::metrics::statement(statement_class(parsed));
         let result = self
             .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
             .await;

@@ -11,7 +11,7 @@ mod database_ddl;
 mod ddl;
 mod describe;
 mod execute;
-mod metrics;
+pub mod metrics;
 mod replication;
 mod roles;
 mod settings;

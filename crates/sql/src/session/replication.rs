@@ -71,7 +71,7 @@ impl Session {
         let elapsed = started.elapsed();
         self.commit_wait += elapsed;
         if let Ok(true) = result {
-            self.metrics.commit(elapsed);
+            super::metrics::commit(elapsed);
         }
         result.map(|_| ())
     }

@@ -77,13 +77,18 @@ impl RawBatch {
     /// entry first (see batch_format.rs).
     pub(crate) fn from_data(data: &[u8]) -> StorageResult<RawBatch> {
         crate::batch_format::validate(data)?;
+        Ok(RawBatch::from_checked(data))
+    }
+
+    /// A batch from a serialized form already known to be well formed.
+    fn from_checked(data: &[u8]) -> RawBatch {
         // SAFETY: RocksDB copies `data`.
-        Ok(RawBatch {
+        RawBatch {
             inner: unsafe {
                 ffi::rocksdb_writebatch_create_from(data.as_ptr() as *const CChar, data.len())
             },
             may_write_hot_key: true,
-        })
+        }
     }
 
     /// One batch holding the entries of several, in order (a write group).
@@ -96,13 +101,7 @@ impl RawBatch {
             data.extend_from_slice(part.get(HEADER_LEN..).unwrap_or_default());
         }
         data[8..HEADER_LEN].copy_from_slice(&(count as u32).to_le_bytes());
-        // SAFETY: RocksDB copies `data`.
-        RawBatch {
-            inner: unsafe {
-                ffi::rocksdb_writebatch_create_from(data.as_ptr() as *const CChar, data.len())
-            },
-            may_write_hot_key: true,
-        }
+        RawBatch::from_checked(&data)
     }
 
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) {

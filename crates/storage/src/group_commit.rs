@@ -82,25 +82,28 @@ fn run(engine: Weak<Engine>, rx: mpsc::Receiver<Request>) {
 
 fn write_group(engine: &Engine, mut group: Vec<Request>) {
     let result = if let [request] = group.as_mut_slice() {
-        engine.write_and_publish(&mut request.batch)
+        engine
+            .write_and_publish(&mut request.batch)
+            .map(|lsn| vec![lsn])
     } else {
         let mut merged = RawBatch::concat(group.iter().map(|r| r.batch.data()));
         merged.may_write_hot_key = group.iter().any(|r| r.batch.may_write_hot_key);
-        engine
-            .write_unpublished(&mut merged)
-            .inspect(|&first| publish_each(engine, first, &group))
+        engine.write_unpublished(&mut merged).map(|first| {
+            let lsns = lsns(first, &group);
+            for (request, &lsn) in group.iter().zip(&lsns) {
+                engine.publish(lsn, request.batch.data());
+            }
+            lsns
+        })
     };
     // Written (or failed) as a whole: none of these is in flight any more.
     engine
         .commits_in_flight
         .fetch_sub(group.len() as u64, Ordering::SeqCst);
     match result {
-        Ok(first) => {
-            let mut seq = first;
-            for request in group {
-                let count = request.batch.count();
-                let _ = request.reply.send(Ok(seq));
-                seq += count;
+        Ok(lsns) => {
+            for (request, lsn) in group.into_iter().zip(lsns) {
+                let _ = request.reply.send(Ok(lsn));
             }
         }
         Err(e) => {
@@ -111,15 +114,17 @@ fn write_group(engine: &Engine, mut group: Vec<Request>) {
     }
 }
 
-/// Publishes a merged group's commits to the replication feed one by one,
-/// each with its own LSN.
-fn publish_each(engine: &Engine, first: u64, group: &[Request]) {
-    let mut seq = first;
-    for request in group {
-        let data = request.batch.data();
-        engine.publish(seq, data);
-        seq += request.batch.count();
-    }
+/// Each commit's LSN in a group written from `first` on: its first
+/// sequence number, after the entries of the commits before it.
+fn lsns(first: u64, group: &[Request]) -> Vec<u64> {
+    group
+        .iter()
+        .scan(first, |next, request| {
+            let lsn = *next;
+            *next += request.batch.count();
+            Some(lsn)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -304,7 +304,17 @@ pub async fn insert_rows(
     Ok(result)
 }
 
-/// Candidate rows of an UPDATE/DELETE: (row key, row as of the snapshot).
+/// What an UPDATE/DELETE may act on, before any lock is taken.
+enum Candidates {
+    /// Read committed, one row by its whole primary key: it is locked and
+    /// read at its latest version straight away (reading it as of the
+    /// statement's snapshot first would only be repeated after the lock,
+    /// as PostgreSQL re-reads a row a concurrent commit changed).
+    Point(Vec<u8>),
+    /// (row key, row as of the snapshot) that match the filter.
+    Rows(Vec<(Vec<u8>, Row)>),
+}
+
 fn candidates(
     txn: &Transaction,
     table: &TableDef,
@@ -313,13 +323,18 @@ fn candidates(
     filter: Option<&crate::expr::Expr>,
     virtual_rows: &dyn VirtualRows,
     env: &EvalEnv,
-) -> SqlResult<Vec<(Vec<u8>, Row)>> {
+) -> SqlResult<Candidates> {
     let exec = Executor::new(txn, virtual_rows);
     let env = EvalEnv {
         subqueries: Some(&exec),
         ..env.clone()
     };
     let mut scan = TableScan::new(txn, table, index, range, &env)?;
+    if txn.isolation() == Isolation::ReadCommitted {
+        if let Some(key) = scan.take_point() {
+            return Ok(Candidates::Point(key));
+        }
+    }
     let mut out = Vec::new();
     while let Some((k, row)) = scan.next_row()? {
         if filter
@@ -330,7 +345,7 @@ fn candidates(
             out.push((k, row));
         }
     }
-    Ok(out)
+    Ok(Candidates::Rows(out))
 }
 
 /// Locks a candidate row and returns the version to act on: the latest
@@ -395,17 +410,13 @@ pub async fn locked_targets(
     virtual_rows: &dyn VirtualRows,
     env: &EvalEnv<'_>,
 ) -> SqlResult<Vec<(Vec<u8>, Row)>> {
-    // Read committed, one row by its whole primary key: lock it and act
-    // on its latest version straight away. Reading it as of the
-    // statement's snapshot first would only be repeated after the lock
-    // (as PostgreSQL re-reads a row a concurrent commit changed).
-    if txn.isolation() == Isolation::ReadCommitted && index.is_none() {
-        if let Some(key) = TableScan::new(txn, table, None, range, env)?.into_point() {
+    let rows = match candidates(txn, table, index, range, filter, virtual_rows, env)? {
+        Candidates::Point(key) => {
             let row = lock_latest(txn, table, &key, filter, virtual_rows, env).await?;
             return Ok(row.map(|row| (key, row)).into_iter().collect());
         }
-    }
-    let rows = candidates(txn, table, index, range, filter, virtual_rows, env)?;
+        Candidates::Rows(rows) => rows,
+    };
     let mut out = Vec::with_capacity(rows.len());
     for (key, _) in rows {
         env.check_interrupt()?;

@@ -163,11 +163,15 @@ impl<'a> TableScan<'a> {
         })
     }
 
-    /// The row key, if this scan reads one row by its whole primary key.
-    pub fn into_point(self) -> Option<Vec<u8>> {
-        match self.state {
+    /// Takes the row key out of a scan that reads one row by its whole
+    /// primary key and has not read it yet (the scan is then done).
+    pub fn take_point(&mut self) -> Option<Vec<u8>> {
+        match std::mem::replace(&mut self.state, ScanState::Done) {
             ScanState::Point(key) => Some(key),
-            _ => None,
+            state => {
+                self.state = state;
+                None
+            }
         }
     }
 

@@ -82,6 +82,7 @@ fn kwdb_statements_set_up_a_pair_that_serves_reads_and_refuses_writes() {
         "duet_role 1",
         "duet_replication_secondaries 1",
         "duet_commits_total",
+        "duet_commit_seconds_count",
     ] {
         assert!(
             metrics.contains(line),

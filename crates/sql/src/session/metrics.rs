@@ -5,7 +5,10 @@
 //! read ([`publish`], called by the /metrics endpoint).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+use metrics::Histogram;
 
 /// The values of `duet_statements_total`'s `kind` label.
 const KINDS: [&str; 9] = [
@@ -52,10 +55,16 @@ pub(crate) fn statement(kind: &str) {
 
 /// Counts a commit that wrote something, and how long it took (the
 /// histogram is recorded as it happens: commits are rarer than
-/// statements, and a histogram cannot be summed later).
+/// statements, and a histogram cannot be summed later). Its handle is
+/// looked up once, by the first commit, instead of by name in the
+/// recorder's registry on every commit: commits only come from client
+/// sessions, which start after the server installed its recorder.
 pub(crate) fn commit(elapsed: Duration) {
+    static COMMIT_SECONDS: OnceLock<Histogram> = OnceLock::new();
     slot().0[COMMITS].fetch_add(1, Ordering::Relaxed);
-    metrics::histogram!("duet_commit_seconds").record(elapsed.as_secs_f64());
+    COMMIT_SECONDS
+        .get_or_init(|| metrics::histogram!("duet_commit_seconds"))
+        .record(elapsed.as_secs_f64());
 }
 
 fn total(i: usize) -> u64 {

@@ -494,6 +494,14 @@ impl Replication {
         }
     }
 
+    /// True while this node runs a receiver (its data grows by replay).
+    pub(crate) fn has_receiver(&self) -> bool {
+        self.receiver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     fn stop_receiver(&self) {
         if let Some(handle) = self
             .receiver

@@ -185,6 +185,14 @@ impl Replication {
                 )
                 .into());
             }
+            if self.has_receiver() {
+                return Err(ReplError::Failed(
+                    "this node replays another primary's stream; only a demoted primary \
+                     hands over"
+                        .into(),
+                )
+                .into());
+            }
         } else if role == Role::Secondary {
             return Err(ReplError::Failed(
                 "this node is a SECONDARY; replicate from the PRIMARY".into(),

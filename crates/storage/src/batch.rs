@@ -55,9 +55,6 @@ pub fn header_seq(data: &[u8]) -> Option<u64> {
 /// An owned `rocksdb_writebatch_t`.
 pub(crate) struct RawBatch {
     inner: *mut ffi::rocksdb_writebatch_t,
-    /// False only when the batch is known not to write the engine's hot
-    /// key (see hot_key.rs).
-    pub(crate) may_write_hot_key: bool,
 }
 
 // SAFETY: a WriteBatch is a plain buffer with no thread affinity; it is
@@ -69,7 +66,6 @@ impl RawBatch {
         // SAFETY: plain constructor.
         RawBatch {
             inner: unsafe { ffi::rocksdb_writebatch_create() },
-            may_write_hot_key: true,
         }
     }
 
@@ -87,7 +83,6 @@ impl RawBatch {
             inner: unsafe {
                 ffi::rocksdb_writebatch_create_from(data.as_ptr() as *const CChar, data.len())
             },
-            may_write_hot_key: true,
         }
     }
 

@@ -53,10 +53,37 @@ pub fn validate(data: &[u8]) -> StorageResult<u64> {
     Ok(count)
 }
 
+/// The entries of a well-formed batch, in order: (key, Some(value)) for a
+/// put, (key, None) for a delete. Stops at anything it cannot read (only
+/// used on batches already checked or written by this process).
+pub(crate) fn entries(data: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    let mut rest = data.get(HEADER_LEN..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let (&tag, tail) = rest.split_first()?;
+        let (key, tail) = read_slice(tail)?;
+        let (value, tail) = match tag {
+            TAG_VALUE => {
+                let (value, tail) = read_slice(tail)?;
+                (Some(value), tail)
+            }
+            TAG_DELETION => (None, tail),
+            _ => return None,
+        };
+        rest = tail;
+        Some((key, value))
+    })
+}
+
+/// Reads a varint32-length-prefixed slice.
+fn read_slice(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = varint32(data)?;
+    let len = len as usize;
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
 /// Skips a varint32-length-prefixed slice.
 fn skip_slice(data: &[u8]) -> Option<&[u8]> {
-    let (len, rest) = varint32(data)?;
-    rest.get(len as usize..)
+    read_slice(data).map(|(_, rest)| rest)
 }
 
 /// Decodes a little-endian base-128 varint of at most 5 bytes.
@@ -94,6 +121,12 @@ mod tests {
             b.put(&[0xff; 300], &[7; 70_000]);
         });
         assert_eq!(validate(&data).unwrap(), 3);
+        let read: Vec<_> = entries(&data).collect();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0], (&b"k1"[..], Some(&b"v1"[..])));
+        assert_eq!(read[1], (&b"k2"[..], None));
+        assert_eq!(read[2].0, &[0xff; 300][..]);
+        assert_eq!(read[2].1.map(<[u8]>::len), Some(70_000));
     }
 
     #[test]

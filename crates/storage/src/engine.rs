@@ -12,8 +12,8 @@ use tokio::sync::broadcast;
 use crate::batch::{header_seq, CommittedBatch, RawBatch};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
-use crate::hot_key::HotKey;
 use crate::lock::{LockManager, TxnId};
+use crate::row_cache::RowCache;
 use crate::txn::{Isolation, OwnedSnapshot, Transaction};
 
 /// Tuning knobs for the engine.
@@ -76,7 +76,8 @@ pub struct Engine {
     committer: OnceLock<mpsc::Sender<group_commit::Request>>,
     pub(crate) shared: Arc<EngineShared>,
     path: PathBuf,
-    pub(crate) hot_key: HotKey,
+    /// Keys' latest committed values (see row_cache.rs).
+    pub(crate) rows: RowCache,
     /// The snapshot taken last, shared by the transactions and statements
     /// that start while nothing new is committed: taking and releasing a
     /// RocksDB snapshot locks the database's mutex (a few percent of a
@@ -132,6 +133,7 @@ impl Engine {
         block_opts.set_cache_index_and_filter_blocks(false);
         opts.set_block_based_table_factory(&block_opts);
         let db = DB::open(&opts, path)?;
+        let rows = RowCache::new(db.latest_sequence_number());
         Ok(Arc::new(Engine {
             db: Arc::new(db),
             locks: LockManager::default(),
@@ -141,7 +143,7 @@ impl Engine {
             committer: OnceLock::new(),
             shared,
             path: path.to_path_buf(),
-            hot_key: HotKey::default(),
+            rows,
             latest_snapshot: Default::default(),
         }))
     }
@@ -176,7 +178,14 @@ impl Engine {
 
     /// Reads the latest committed value of a key, outside any transaction.
     pub fn get_committed(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.db.get(key)?)
+        if let Some(value) = self.rows.lookup(key, u64::MAX) {
+            return Ok(value);
+        }
+        // Whatever the read sees was committed at or after this sequence.
+        let seq = self.db.latest_sequence_number();
+        let value = self.db.get(key)?;
+        self.rows.fill(key, seq, &value);
+        Ok(value)
     }
 
     /// Writes a batch durably, outside any transaction (sequence blocks).
@@ -289,19 +298,17 @@ impl Engine {
         }
     }
 
-    /// Writes a batch, keeping the hot key's cache right; returns the
-    /// batch's first sequence number.
+    /// Writes a batch, keeping the row cache right; returns the batch's
+    /// first sequence number.
     fn write_raw(&self, batch: &mut RawBatch, sync: bool) -> StorageResult<u64> {
-        if !batch.may_write_hot_key {
-            return batch.write(&self.db, sync);
-        }
-        let count = batch.count();
-        let mut first = 0;
-        self.hot_key.writing(|| {
-            first = batch.write(&self.db, sync)?;
-            Ok::<u64, StorageError>(first + count.saturating_sub(1))
-        })?;
-        Ok(first)
+        let marked = self.rows.begin_write(batch.data());
+        let result = batch.write(&self.db, sync);
+        let last = match &result {
+            Ok(first) => first + batch.count().saturating_sub(1),
+            Err(_) => self.db.latest_sequence_number(),
+        };
+        self.rows.end_write(marked, last);
+        result
     }
 
     /// Starts a background memtable flush after a bulk write.

@@ -87,7 +87,6 @@ fn write_group(engine: &Engine, mut group: Vec<Request>) {
             .map(|lsn| vec![lsn])
     } else {
         let mut merged = RawBatch::concat(group.iter().map(|r| r.batch.data()));
-        merged.may_write_hot_key = group.iter().any(|r| r.batch.may_write_hot_key);
         engine.write_unpublished(&mut merged).map(|first| {
             let lsns = lsns(first, &group);
             for (request, &lsn) in group.iter().zip(&lsns) {

@@ -108,22 +108,18 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        Ok(self.snapshot.snapshot.get(key)?)
+        self.get_at_snapshot(key)
     }
 
-    /// Like [`Transaction::get`], for the one key nearly every statement
-    /// reads (the first key ever read through here): served from a cache
-    /// while no commit may have changed it.
-    pub fn get_hot(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        if !self.engine.hot_key.is(key) || self.writes.contains_key(key) {
-            return self.get(key);
-        }
+    /// The committed value the snapshot sees, from the row cache if it
+    /// holds it.
+    fn get_at_snapshot(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
         let seq = self.snapshot_sequence();
-        if let Some(value) = self.engine.hot_key.lookup(seq) {
+        if let Some(value) = self.engine.rows.lookup(key, seq) {
             return Ok(value);
         }
         let value = self.snapshot.snapshot.get(key)?;
-        self.engine.hot_key.fill(seq, &value);
+        self.engine.rows.fill(key, seq, &value);
         Ok(value)
     }
 
@@ -133,7 +129,7 @@ impl Transaction {
         if let Some(v) = self.writes.get(key) {
             return Ok(v.clone());
         }
-        Ok(self.engine.db.get(key)?)
+        self.engine.get_committed(key)
     }
 
     /// True if the key's latest committed version differs from the one in
@@ -142,7 +138,7 @@ impl Transaction {
         if self.writes.contains_key(key) {
             return Ok(false);
         }
-        Ok(self.snapshot.snapshot.get(key)? != self.engine.db.get(key)?)
+        Ok(self.get_at_snapshot(key)? != self.engine.get_committed(key)?)
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -229,11 +225,6 @@ impl Transaction {
             return None;
         }
         let mut batch = RawBatch::new();
-        batch.may_write_hot_key = self
-            .engine
-            .hot_key
-            .key()
-            .is_none_or(|k| writes.contains_key(k));
         for (k, v) in writes {
             match v {
                 Some(v) => batch.put(&k, &v),

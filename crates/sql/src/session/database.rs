@@ -412,7 +412,7 @@ impl Database {
 /// The catalog version as a transaction's snapshot sees it.
 pub(crate) fn snapshot_catalog_version(txn: &Transaction) -> SqlResult<u64> {
     Ok(txn
-        .get_hot(&version_key())?
+        .get(&version_key())?
         .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
         .unwrap_or(0))
 }

@@ -43,12 +43,6 @@ const RECEIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// the primary may stay silent before the connection counts as dead.
 const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a STOP may wait for the primary's stop point: the primary
-/// computes a checksum of the whole keyspace and sends nothing meanwhile.
-/// Bounded, because a connection that goes half-open during a STOP must
-/// fail the STOP (which the operator retries), not hang it.
-const STOP_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Most messages taken from the socket before they are applied, flushed
 /// and acknowledged.
 const MAX_BURST: usize = 1024;
@@ -650,18 +644,14 @@ async fn follow(
     let mut heard = tokio::time::Instant::now();
     loop {
         let applied = applier.applied;
-        // After a STOP request the primary computes a checksum of the
-        // whole keyspace and sends nothing meanwhile: wait as long as a
-        // command may take, not a keepalive interval.
-        let silence = if stopping.is_some() {
-            STOP_TIMEOUT
-        } else {
-            RECEIVE_TIMEOUT
-        };
+        // Also while the primary computes a STOP's checksum (a scan of
+        // the whole keyspace) it sends keepalives: a connection that goes
+        // half-open during a STOP fails the STOP, which the operator
+        // retries, instead of hanging it.
         let message = tokio::select! {
             biased;
             m = next_message(client) => m?,
-            _ = tokio::time::sleep_until(heard + silence) => {
+            _ = tokio::time::sleep_until(heard + RECEIVE_TIMEOUT) => {
                 return Err(ReplError::Failed(format!(
                     "no message from the primary for {} s",
                     RECEIVE_TIMEOUT.as_secs()

@@ -306,8 +306,8 @@ pub struct Shipper {
     queue: VecDeque<CommittedBatch>,
     /// Reading the WAL until it is exhausted.
     catching_up: bool,
-    /// SERVICE STOP: the stop point (LSN, checksum) once asked for.
-    stop: Option<(u64, String)>,
+    /// SERVICE STOP: the stop point once asked for.
+    stop: Option<StopPoint>,
     done: bool,
     keepalive: tokio::time::Interval,
     pid: i32,
@@ -321,6 +321,18 @@ pub struct Shipper {
     generation: u64,
     /// The last LSN the secondary acknowledged as flushed.
     flushed: u64,
+}
+
+/// Where a SERVICE STOP ends the stream: the LSN and the checksum of
+/// everything up to it, which the secondary must match.
+struct StopPoint {
+    lsn: u64,
+    checksum: StopChecksum,
+}
+
+enum StopChecksum {
+    Computing(tokio::task::JoinHandle<duet_storage::StorageResult<String>>),
+    Ready(String),
 }
 
 /// Sent batches remembered for lag times (older ones are dropped).
@@ -340,6 +352,39 @@ impl Shipper {
             if self.node.generation() != self.generation {
                 return Err(ReplError::Failed(
                     "this node's role or data changed; the stream ends".into(),
+                ));
+            }
+            if let Some(stop) = self.stop.as_mut().filter(|stop| self.next > stop.lsn) {
+                // Everything up to the stop point is sent: the stop point
+                // goes once its checksum is ready (keepalives meanwhile,
+                // so the secondary knows this node is alive).
+                let checksum = match &mut stop.checksum {
+                    StopChecksum::Ready(checksum) => checksum.clone(),
+                    StopChecksum::Computing(task) => tokio::select! {
+                        done = task => {
+                            let checksum = done
+                                .map_err(|e| ReplError::Failed(format!("the stop point's checksum failed: {e}")))??;
+                            stop.checksum = StopChecksum::Ready(checksum);
+                            continue;
+                        }
+                        _ = self.keepalive.tick() => {
+                            return Ok(Some(PrimaryMessage::Keepalive {
+                                lsn: self.engine.latest_sequence_number(),
+                                reply_requested: false,
+                            }.encode()));
+                        }
+                    },
+                };
+                if self.done {
+                    return Ok(None);
+                }
+                self.done = true;
+                return Ok(Some(
+                    PrimaryMessage::StopPoint {
+                        lsn: stop.lsn,
+                        checksum,
+                    }
+                    .encode(),
                 ));
             }
             if let Some(batch) = self.queue.pop_front() {
@@ -379,14 +424,7 @@ impl Shipper {
                     .encode(),
                 ));
             }
-            if self.done {
-                return Ok(None);
-            }
-            if let Some((lsn, checksum)) = self.stop.clone() {
-                if self.next > lsn {
-                    self.done = true;
-                    return Ok(Some(PrimaryMessage::StopPoint { lsn, checksum }.encode()));
-                }
+            if let Some(lsn) = self.stop.as_ref().map(|stop| stop.lsn) {
                 if crate::blocking(|| self.refill_from_wal())?.0 == 0 {
                     return Err(ReplError::Failed(format!(
                         "the WAL up to the stop point (LSN {lsn}) is not readable"
@@ -451,7 +489,7 @@ impl Shipper {
     /// no longer has. Returns how many, and whether that was the end of
     /// the WAL (what follows comes from the live feed).
     fn refill_from_wal(&mut self) -> ReplResult<(usize, bool)> {
-        let stop_at = self.stop.as_ref().map(|(l, _)| *l);
+        let stop_at = self.stop.as_ref().map(|stop| stop.lsn);
         // Continue the open WAL iterator if it stopped where we are (a
         // fresh one scans its file from the start); else open one.
         let mut wal = match self.wal.take() {
@@ -571,13 +609,23 @@ impl Shipper {
                 self.flushed = self.flushed.max(flushed.min(sent));
             }
             SecondaryMessage::Stop => {
-                let engine = self.engine.clone();
-                let point = crate::blocking(|| engine.content_checksum())?;
-                info!(lsn = point.0, "secondary asked to stop; stop point fixed");
+                if self.stop.is_some() {
+                    return Ok(());
+                }
+                // The LSN is fixed now; the checksum scans the whole
+                // database, which may take longer than the secondary
+                // waits for a message, so it runs aside.
+                let snapshot = self.engine.content_snapshot();
+                let lsn = snapshot.lsn();
+                let task = tokio::task::spawn_blocking(move || snapshot.checksum());
+                info!(lsn, "secondary asked to stop; stop point fixed");
                 self.node
                     .status
                     .update_sender(self.pid, |s| s.state = "stopping".into());
-                self.stop = Some(point);
+                self.stop = Some(StopPoint {
+                    lsn,
+                    checksum: StopChecksum::Computing(task),
+                });
             }
         }
         Ok(())

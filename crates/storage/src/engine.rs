@@ -421,11 +421,33 @@ impl Engine {
     /// A checksum of every key and value at one snapshot, and the LSN of
     /// that snapshot: two nodes at the same LSN must agree on it.
     pub fn content_checksum(&self) -> StorageResult<(u64, String)> {
-        let snapshot = self.db.snapshot();
-        let lsn = snapshot.sequence_number();
-        let mut opts = rocksdb::ReadOptions::default();
-        opts.set_snapshot(&snapshot);
-        let mut iter = self.db.raw_iterator_opt(opts);
+        let snapshot = self.content_snapshot();
+        Ok((snapshot.lsn(), snapshot.checksum()?))
+    }
+
+    /// Fixes the snapshot (and LSN) a checksum is taken at, now; the scan
+    /// itself can run later, elsewhere ([`ContentSnapshot::checksum`]).
+    pub fn content_snapshot(&self) -> ContentSnapshot {
+        ContentSnapshot {
+            snapshot: OwnedSnapshot::new(&self.db),
+        }
+    }
+}
+
+/// A snapshot to compute a content checksum at (see
+/// [`Engine::content_snapshot`]).
+pub struct ContentSnapshot {
+    snapshot: OwnedSnapshot,
+}
+
+impl ContentSnapshot {
+    pub fn lsn(&self) -> u64 {
+        self.snapshot.sequence()
+    }
+
+    /// Scans every key and value at the snapshot (the whole database).
+    pub fn checksum(&self) -> StorageResult<String> {
+        let mut iter = self.snapshot.raw_iterator();
         iter.seek_to_first();
         let mut hasher = crc32fast::Hasher::new();
         let mut keys: u64 = 0;
@@ -438,7 +460,7 @@ impl Engine {
             iter.next();
         }
         iter.status()?;
-        Ok((lsn, format!("{keys}:{:08x}", hasher.finalize())))
+        Ok(format!("{keys}:{:08x}", hasher.finalize()))
     }
 }
 

@@ -20,7 +20,7 @@ pub mod txn;
 pub mod wal;
 
 pub use batch::CommittedBatch;
-pub use engine::{Engine, EngineOptions, WalBatches};
+pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};
 pub use lsn::{blocking, format_lsn};

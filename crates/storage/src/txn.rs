@@ -29,7 +29,7 @@ pub enum Isolation {
 pub(crate) struct OwnedSnapshot {
     // Field order matters: the snapshot is dropped before the database.
     snapshot: SnapshotWithThreadMode<'static, DB>,
-    _db: Arc<DB>,
+    db: Arc<DB>,
 }
 
 impl OwnedSnapshot {
@@ -41,13 +41,20 @@ impl OwnedSnapshot {
             unsafe { std::mem::transmute(snapshot) };
         OwnedSnapshot {
             snapshot,
-            _db: db.clone(),
+            db: db.clone(),
         }
     }
 
     /// The sequence number it reads at.
     pub(crate) fn sequence(&self) -> u64 {
         self.snapshot.sequence_number()
+    }
+
+    /// An iterator over everything the snapshot sees.
+    pub(crate) fn raw_iterator(&self) -> rocksdb::DBRawIteratorWithThreadMode<'_, DB> {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snapshot);
+        self.db.raw_iterator_opt(opts)
     }
 }
 

@@ -145,6 +145,12 @@ impl Replication {
         // A demotion or promotion while waiting ends the wait unconfirmed
         // (it also resets the acknowledgements).
         let generation = self.generation();
+        // A demotion closes writes before it bumps the generation and
+        // saves the role: a wait that starts in between (this generation
+        // already the new one, the role still PRIMARY) sees the fence.
+        if !self.store.is_writable() {
+            return SyncWait::RoleChanged;
+        }
         let mut acks = self.status.acks.subscribe();
         let waited = tokio::time::timeout(
             timeout,

@@ -16,14 +16,19 @@
 //! no write of the key is in flight and none is newer than `seq`. Keys
 //! the map no longer holds (evicted, or never seen since the engine
 //! opened) are covered by one bound per shard: every write of such a key
-//! has a sequence number at or below it. A batch too large to mark key by
-//! key (COPY, a table rewrite) empties the whole cache around its write.
+//! has a sequence number at or below it.
+//!
+//! A batch too large to mark key by key (COPY, a table rewrite, a
+//! secondary's burst of replayed commits) instead bumps a generation
+//! before and after its write, which makes every entry stale at once, and
+//! raises a bound that covers all keys: no walk over the map.
 
 use std::collections::hash_map::{Entry as MapEntry, HashMap};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::batch::header_count;
 use crate::batch_format;
 
 const SHARDS: usize = 64;
@@ -33,8 +38,7 @@ const SHARD_BUDGET: usize = 512 << 10;
 const ENTRY_OVERHEAD: usize = 64;
 /// Larger values are read from RocksDB every time.
 const MAX_VALUE: usize = 4 << 10;
-/// A batch with more entries than this invalidates the whole cache
-/// instead of marking its keys one by one.
+/// A batch with more entries than this is a bulk write (see above).
 const MAX_MARKED_KEYS: usize = 256;
 
 pub(crate) struct RowCache {
@@ -42,23 +46,29 @@ pub(crate) struct RowCache {
     hasher: RandomState,
     /// Bulk writes in flight: while any is, nothing is trusted or filled.
     bulk_writers: AtomicU32,
+    /// Bumped as a bulk write starts and as it ends: entries of another
+    /// generation are stale (treated as absent).
+    generation: AtomicU64,
+    /// Every bulk write, of any key, has a sequence number at or below this.
+    bulk_high: AtomicU64,
 }
 
 struct Shard {
     entries: HashMap<Vec<u8>, Entry>,
     bytes: usize,
-    /// Every write of a key not in `entries` has a sequence number at or
-    /// below this.
+    /// Every write of a key not in `entries` (by a batch that marked its
+    /// keys) has a sequence number at or below this.
     untracked_high: u64,
 }
 
 struct Entry {
     /// Batches writing the key now. An entry with writers is never evicted.
     writers: u32,
-    /// At or above the sequence number of the key's newest write.
+    /// At or above the sequence number of the key's newest marked write.
     last_write: u64,
     /// The key's value from `last_write` on, when known.
     value: Option<Option<Vec<u8>>>,
+    generation: u64,
 }
 
 /// What a batch marked before its write, to be finished by
@@ -84,6 +94,8 @@ impl RowCache {
                 .collect(),
             hasher: RandomState::new(),
             bulk_writers: AtomicU32::new(0),
+            generation: AtomicU64::new(0),
+            bulk_high: AtomicU64::new(latest),
         }
     }
 
@@ -100,7 +112,10 @@ impl RowCache {
         }
         let shard = self.shard(key);
         let entry = shard.entries.get(key)?;
-        if entry.writers > 0 || seq < entry.last_write {
+        if entry.generation != self.generation.load(Ordering::SeqCst)
+            || entry.writers > 0
+            || seq < entry.last_write
+        {
             return None;
         }
         entry.value.clone()
@@ -114,29 +129,52 @@ impl RowCache {
         }
         let mut guard = self.shard(key);
         let shard = &mut *guard;
-        // Checked under the shard's lock: a bulk write counts itself in
-        // before it empties the shards (under their locks).
+        // Checked under the shard's lock, in this order: a bulk write
+        // counts itself in before it bumps the generation and writes, and
+        // raises `bulk_high` before it counts itself out.
         if self.bulk_writers.load(Ordering::SeqCst) > 0 {
             return;
         }
-        let untracked_high = shard.untracked_high;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let untracked = shard
+            .untracked_high
+            .max(self.bulk_high.load(Ordering::SeqCst));
         let added = match shard.entries.entry(key.to_vec()) {
             MapEntry::Occupied(mut occupied) => {
                 let entry = occupied.get_mut();
-                if entry.writers > 0 || seq < entry.last_write || entry.value.is_some() {
+                if entry.writers > 0 {
                     return;
                 }
-                entry.value = Some(value.clone());
+                let freed = entry.value.as_ref().map_or(0, value_len);
+                if entry.generation != generation {
+                    // Stale: as if absent, with its own writes still counted.
+                    let from = untracked.max(entry.last_write);
+                    if seq < from {
+                        return;
+                    }
+                    *entry = Entry {
+                        writers: 0,
+                        last_write: from,
+                        value: Some(value.clone()),
+                        generation,
+                    };
+                } else if seq < entry.last_write || entry.value.is_some() {
+                    return;
+                } else {
+                    entry.value = Some(value.clone());
+                }
+                shard.bytes -= freed;
                 value_len(value)
             }
             MapEntry::Vacant(vacant) => {
-                if seq < untracked_high {
+                if seq < untracked {
                     return;
                 }
                 vacant.insert(Entry {
                     writers: 0,
-                    last_write: untracked_high,
+                    last_write: untracked,
                     value: Some(value.clone()),
+                    generation,
                 });
                 key.len() + ENTRY_OVERHEAD + value_len(value)
             }
@@ -148,31 +186,37 @@ impl RowCache {
     /// Marks the keys of a serialized batch as being written; call
     /// [`RowCache::end_write`] with the result once it is written.
     pub(crate) fn begin_write(&self, batch: &[u8]) -> RowWrite {
+        if header_count(batch).is_none_or(|n| n > MAX_MARKED_KEYS as u64) {
+            return self.begin_bulk();
+        }
         let mut last_values: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
         for (key, value) in batch_format::entries(batch) {
             last_values.insert(key, value);
-            if last_values.len() > MAX_MARKED_KEYS {
-                self.begin_bulk();
-                return RowWrite::Bulk;
-            }
         }
         let mut keys = Vec::with_capacity(last_values.len());
         for (key, value) in last_values {
             let mut guard = self.shard(key);
             let shard = &mut *guard;
-            let untracked_high = shard.untracked_high;
+            let generation = self.generation.load(Ordering::SeqCst);
+            let untracked = shard
+                .untracked_high
+                .max(self.bulk_high.load(Ordering::SeqCst));
             match shard.entries.entry(key.to_vec()) {
                 MapEntry::Occupied(mut occupied) => {
                     let entry = occupied.get_mut();
                     entry.writers += 1;
-                    let freed = entry.value.take().map_or(0, |v| value_len(&v));
-                    shard.bytes -= freed;
+                    shard.bytes -= entry.value.take().map_or(0, |v| value_len(&v));
+                    if entry.generation != generation {
+                        entry.generation = generation;
+                        entry.last_write = entry.last_write.max(untracked);
+                    }
                 }
                 MapEntry::Vacant(vacant) => {
                     vacant.insert(Entry {
                         writers: 1,
-                        last_write: untracked_high,
+                        last_write: untracked,
                         value: None,
+                        generation,
                     });
                     shard.bytes += key.len() + ENTRY_OVERHEAD;
                 }
@@ -199,52 +243,32 @@ impl RowCache {
             let newest = last >= entry.last_write;
             entry.writers -= 1;
             entry.last_write = entry.last_write.max(last);
+            let current = entry.generation == self.generation.load(Ordering::SeqCst);
             let cacheable = value.as_ref().is_none_or(|v| v.len() <= MAX_VALUE);
-            let mut added = 0;
-            if entry.writers == 0 && newest && cacheable {
-                added = value_len(&value);
+            if entry.writers == 0 && newest && current && cacheable {
+                shard.bytes += value_len(&value);
                 entry.value = Some(value);
             }
-            shard.bytes += added;
             shard.evict_if_full();
         }
     }
 
-    fn begin_bulk(&self) {
+    fn begin_bulk(&self) -> RowWrite {
         self.bulk_writers.fetch_add(1, Ordering::SeqCst);
-        for shard in self.shards.iter() {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).clear(0);
-        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        RowWrite::Bulk
     }
 
     fn end_bulk(&self, last: u64) {
-        for shard in self.shards.iter() {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).clear(last);
-        }
+        self.bulk_high.fetch_max(last, Ordering::SeqCst);
+        // Entries made while the write was in flight did not know its
+        // sequence numbers.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.bulk_writers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 impl Shard {
-    /// Forgets every value, and every key but those being written; every
-    /// write so far is at or below `last` (or the bounds already kept).
-    fn clear(&mut self, last: u64) {
-        let mut high = self.untracked_high.max(last);
-        let mut bytes = 0;
-        self.entries.retain(|key, entry| {
-            if entry.writers == 0 {
-                high = high.max(entry.last_write);
-                return false;
-            }
-            entry.value = None;
-            entry.last_write = entry.last_write.max(last);
-            bytes += key.len() + ENTRY_OVERHEAD;
-            true
-        });
-        self.untracked_high = high;
-        self.bytes = bytes;
-    }
-
     /// Over budget: drops about half of the entries not being written
     /// (cheap, and keeps the map's cost per read flat).
     fn evict_if_full(&mut self) {
@@ -355,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bulk_write_empties_the_cache_around_it() {
+    fn a_bulk_write_makes_every_entry_stale() {
         let cache = RowCache::new(0);
         cache.fill(b"a", 1, &v("1"));
         let keys: Vec<String> = (0..=MAX_MARKED_KEYS).map(|i| format!("k{i}")).collect();
@@ -374,6 +398,34 @@ mod tests {
             None,
             "bulk values are not cached"
         );
+    }
+
+    #[test]
+    fn what_was_cached_during_a_bulk_write_is_stale_after_it() {
+        let cache = RowCache::new(0);
+        let keys: Vec<String> = (0..=MAX_MARKED_KEYS).map(|i| format!("k{i}")).collect();
+        let entries: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
+        let bulk = cache.begin_write(&batch(&entries));
+        let small = cache.begin_write(&batch(&[("a", Some("1"))]));
+        cache.end_write(small, 5);
+        cache.end_write(bulk, 1000);
+        // The bulk write (sequence numbers up to 1000) may have written "a".
+        assert_eq!(cache.lookup(b"a", 10), None);
+        cache.fill(b"a", 999, &v("1"));
+        assert_eq!(cache.lookup(b"a", 1000), None);
+        cache.fill(b"a", 1000, &v("2"));
+        assert_eq!(cache.lookup(b"a", 1000), Some(v("2")));
+        // A key being written across a bulk write keeps its marker.
+        let across = cache.begin_write(&batch(&[("b", Some("1"))]));
+        let bulk = cache.begin_write(&batch(&entries));
+        cache.end_write(bulk, 2000);
+        cache.fill(b"b", 2001, &v("0"));
+        assert_eq!(cache.lookup(b"b", 2001), None);
+        cache.end_write(across, 1500);
+        cache.fill(b"b", 1999, &v("1"));
+        assert_eq!(cache.lookup(b"b", 2001), None);
+        cache.fill(b"b", 2001, &v("1"));
+        assert_eq!(cache.lookup(b"b", 2001), Some(v("1")));
     }
 
     #[test]

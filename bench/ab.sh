@@ -6,6 +6,7 @@
 #
 #   bench/ab.sh OLD_DUET NEW_DUET
 #   AB_WORKLOADS="point_select.sql:8 update.sql:1" AB_ROUNDS=5 AB_SECONDS=20 bench/ab.sh A B
+#   AB_SETUP_SQL="VACUUM kv; VACUUM kv" bench/ab.sh A B   # run on both after the load
 #
 # Build the two binaries first, e.g. with a git worktree of the older
 # commit and `cargo build --release -p duet` in each, copying each binary
@@ -50,6 +51,11 @@ for side in a b; do
     psql -X -q -v ON_ERROR_STOP=1 -d "${url[$side]}" \
         -c 'CREATE TABLE kv (id int primary key, v int)' \
         -c "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
+    # Statements to run on both after the load, separated by ";".
+    IFS=';' read -ra setup <<<"${AB_SETUP_SQL:-}"
+    for statement in "${setup[@]}"; do
+        [ -n "${statement// /}" ] && psql -X -q -v ON_ERROR_STOP=1 -d "${url[$side]}" -c "$statement"
+    done
 done
 
 tps() {

@@ -617,6 +617,20 @@ fn planned_switchover_loses_nothing_and_needs_no_copy() {
     );
 }
 
+/// A promotion takes the old primary's last commits over only from a
+/// demoted primary: a secondary that replays another primary's stream is
+/// not writable either, but its data still grows, so it refuses.
+#[test]
+fn only_a_demoted_primary_hands_its_tail_over() {
+    let (_primary, secondary) = pair();
+    let walsender = format!("{}&replication=database", secondary.root_url());
+    duet_tests::psql(
+        &walsender,
+        &["START_REPLICATION SLOT probe LSN 0 EPOCH 1:0:0 SYSTEM unknown HANDOVER true"],
+    )
+    .assert_err("only a demoted primary hands over");
+}
+
 #[test]
 fn a_secondary_too_far_behind_loses_its_slot_and_recopies_by_itself() {
     let (primary, mut secondary) =

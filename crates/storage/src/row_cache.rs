@@ -135,10 +135,7 @@ impl RowCache {
         if self.bulk_writers.load(Ordering::SeqCst) > 0 {
             return;
         }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let untracked = shard
-            .untracked_high
-            .max(self.bulk_high.load(Ordering::SeqCst));
+        let (generation, untracked) = self.bounds(shard);
         let added = match shard.entries.entry(key.to_vec()) {
             MapEntry::Occupied(mut occupied) => {
                 let entry = occupied.get_mut();
@@ -197,10 +194,7 @@ impl RowCache {
         for (key, value) in last_values {
             let mut guard = self.shard(key);
             let shard = &mut *guard;
-            let generation = self.generation.load(Ordering::SeqCst);
-            let untracked = shard
-                .untracked_high
-                .max(self.bulk_high.load(Ordering::SeqCst));
+            let (generation, untracked) = self.bounds(shard);
             match shard.entries.entry(key.to_vec()) {
                 MapEntry::Occupied(mut occupied) => {
                     let entry = occupied.get_mut();
@@ -251,6 +245,16 @@ impl RowCache {
             }
             shard.evict_if_full();
         }
+    }
+
+    /// The current generation, and the bound every write of a key that
+    /// `shard` does not hold (or holds stale) is at or below.
+    fn bounds(&self, shard: &Shard) -> (u64, u64) {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let untracked = shard
+            .untracked_high
+            .max(self.bulk_high.load(Ordering::SeqCst));
+        (generation, untracked)
     }
 
     fn begin_bulk(&self) -> RowWrite {
@@ -318,6 +322,13 @@ mod tests {
         b.data().to_vec()
     }
 
+    /// A batch with one key more than is marked key by key.
+    fn bulk_batch() -> Vec<u8> {
+        let keys: Vec<String> = (0..=MAX_MARKED_KEYS).map(|i| format!("k{i}")).collect();
+        let entries: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
+        batch(&entries)
+    }
+
     #[test]
     fn a_value_is_trusted_from_the_newest_write_it_may_predate() {
         let cache = RowCache::new(10);
@@ -382,9 +393,7 @@ mod tests {
     fn a_bulk_write_makes_every_entry_stale() {
         let cache = RowCache::new(0);
         cache.fill(b"a", 1, &v("1"));
-        let keys: Vec<String> = (0..=MAX_MARKED_KEYS).map(|i| format!("k{i}")).collect();
-        let entries: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
-        let write = cache.begin_write(&batch(&entries));
+        let write = cache.begin_write(&bulk_batch());
         assert_eq!(cache.lookup(b"a", 5), None);
         cache.fill(b"a", 5, &v("1"));
         assert_eq!(cache.lookup(b"a", 5), None);
@@ -403,9 +412,7 @@ mod tests {
     #[test]
     fn what_was_cached_during_a_bulk_write_is_stale_after_it() {
         let cache = RowCache::new(0);
-        let keys: Vec<String> = (0..=MAX_MARKED_KEYS).map(|i| format!("k{i}")).collect();
-        let entries: Vec<_> = keys.iter().map(|k| (k.as_str(), Some("v"))).collect();
-        let bulk = cache.begin_write(&batch(&entries));
+        let bulk = cache.begin_write(&bulk_batch());
         let small = cache.begin_write(&batch(&[("a", Some("1"))]));
         cache.end_write(small, 5);
         cache.end_write(bulk, 1000);
@@ -417,7 +424,7 @@ mod tests {
         assert_eq!(cache.lookup(b"a", 1000), Some(v("2")));
         // A key being written across a bulk write keeps its marker.
         let across = cache.begin_write(&batch(&[("b", Some("1"))]));
-        let bulk = cache.begin_write(&batch(&entries));
+        let bulk = cache.begin_write(&bulk_batch());
         cache.end_write(bulk, 2000);
         cache.fill(b"b", 2001, &v("0"));
         assert_eq!(cache.lookup(b"b", 2001), None);

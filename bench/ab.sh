@@ -24,6 +24,8 @@ seconds=${AB_SECONDS:-10}
 workloads=${AB_WORKLOADS:-update.sql:8 point_select.sql:8 update.sql:1 point_select.sql:1}
 # shellcheck source=../tests/support/postgres.sh
 source "$repo/tests/support/postgres.sh"
+# shellcheck source=lib.sh
+source "$repo/bench/lib.sh"
 
 work=$(mktemp -d /tmp/duet-ab.XXXXXX)
 pids=()
@@ -42,15 +44,8 @@ for side in a b; do
         --data-dir "$work/$side/data" --certs-dir "$work/$side/certs" >"$work/$side.log" 2>&1 &
     pids+=($!)
     url[$side]="postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
-    ready=
-    for _ in $(seq 600); do
-        if psql -X -q -d "${url[$side]}" -c 'SELECT 1' >/dev/null 2>&1; then ready=1; break; fi
-        sleep 0.1
-    done
-    [ -n "$ready" ] || { tail -20 "$work/$side.log" >&2; exit 1; }
-    psql -X -q -v ON_ERROR_STOP=1 -d "${url[$side]}" \
-        -c 'CREATE TABLE kv (id int primary key, v int)' \
-        -c "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
+    wait_ready "${url[$side]}" "${pids[-1]}" || { tail -20 "$work/$side.log" >&2; exit 1; }
+    load_kv "${url[$side]}" "$rows"
     # Statements to run on both after the load, separated by ";".
     IFS=';' read -ra setup <<<"${AB_SETUP_SQL:-}"
     for statement in "${setup[@]}"; do

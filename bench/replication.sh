@@ -27,6 +27,8 @@ rate=${BENCH_RATE:-1000}
 catchup=${BENCH_CATCHUP:-20000}
 # shellcheck source=../tests/support/postgres.sh
 source "$repo/tests/support/postgres.sh"
+# shellcheck source=lib.sh
+source "$repo/bench/lib.sh"
 
 work=$(mktemp -d /tmp/duet-replbench.XXXXXX)
 pids=()
@@ -44,16 +46,6 @@ log() { echo "bench: $*" >&2; }
 now_ms() { date +%s%3N; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
-wait_sql() {
-    local url=$1
-    for _ in $(seq 600); do
-        psql -X -q -d "$url" -c 'SELECT 1' >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    log "server at $url did not come up"
-    return 1
-}
-
 tps() {
     local url=$1 clients=$2 extra=${3:-}
     # shellcheck disable=SC2086
@@ -63,8 +55,7 @@ tps() {
 
 load() {
     local url=$1
-    q "$url" "CREATE TABLE kv (id int primary key, v int)"
-    q "$url" "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
+    load_kv "$url" "$rows"
     q "$url" "CREATE TABLE big (id int primary key, pad text)"
     local step=100000 from=1
     while [ "$from" -le "$big_rows" ]; do
@@ -96,7 +87,7 @@ r[pg_copy_mb]=$(du -sm "$standby_dir" | cut -f1)
 _pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
     -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
 surl="postgresql://postgres@127.0.0.1:$sport/postgres?sslmode=disable"
-wait_sql "$surl"
+wait_ready "$surl"
 log "PostgreSQL: async throughput"
 r[pg_async]=$(tps "$purl" 8)
 log "PostgreSQL: lag at $rate tps"
@@ -131,7 +122,7 @@ start_duet() {
     "$duet" start --insecure --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
         --data-dir "$work/$name" --certs-dir "$work/certs" >"$work/$name.log" 2>&1 &
     pids+=($!)
-    wait_sql "postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
+    wait_ready "postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
 }
 p1=$(pg_free_port); h1=$(pg_free_port); p2=$(pg_free_port); h2=$(pg_free_port)
 start_duet n1 "$p1" "$h1"

@@ -35,6 +35,8 @@ clients_list=${BENCH_CLIENTS:-1 8}
 scale=${BENCH_SCALE:-10}
 # shellcheck source=../tests/support/postgres.sh
 source "$repo/tests/support/postgres.sh"
+# shellcheck source=lib.sh
+source "$repo/bench/lib.sh"
 
 work=$(mktemp -d /tmp/duet-bench.XXXXXX)
 duet_pid=
@@ -46,25 +48,6 @@ cleanup() {
 trap cleanup EXIT
 
 log() { echo "bench: $*" >&2; }
-
-# Waits until a server answers a query (60 s at most).
-wait_ready() {
-    local url=$1
-    for _ in $(seq 600); do
-        psql -X -q -d "$url" -c 'SELECT 1' >/dev/null 2>&1 && return 0
-        if [ -n "$duet_pid" ] && ! kill -0 "$duet_pid" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    log "server at $url did not come up"
-    return 1
-}
-
-load() {
-    local url=$1
-    psql -X -q -v ON_ERROR_STOP=1 -d "$url" \
-        -c 'CREATE TABLE kv (id int primary key, v int)' \
-        -c "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
-}
 
 load_pgbench() {
     local url=$1
@@ -128,7 +111,7 @@ if [[ " $servers " == *" postgres "* ]]; then
     pg_start
     trap cleanup EXIT # pg_start installs its own EXIT trap; ours stops it too
     url[postgres]=$PG_URL
-    load "${url[postgres]}"
+    load_kv "${url[postgres]}" "$rows"
     psql -X -q -d "${url[postgres]}" -c 'VACUUM ANALYZE kv'
     load_pgbench "${url[postgres]}"
 fi
@@ -142,8 +125,8 @@ if [[ " $servers " == *" duet "* ]]; then
         --data-dir "$work/duet-data" --certs-dir "$work/certs" >"$work/duet.log" 2>&1 &
     duet_pid=$!
     url[duet]="postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
-    wait_ready "${url[duet]}" || { tail -50 "$work/duet.log" >&2; exit 1; }
-    load "${url[duet]}"
+    wait_ready "${url[duet]}" "$duet_pid" || { tail -50 "$work/duet.log" >&2; exit 1; }
+    load_kv "${url[duet]}" "$rows"
     load_pgbench "${url[duet]}"
 fi
 

@@ -1,13 +1,13 @@
 //! The optional WAL archive directory (`replication.archive_dir`): before
-//! the janitor removes a WAL file from RocksDB's archive it copies it here,
-//! and the shipper reads batches from these copies when a secondary needs
-//! WAL that RocksDB no longer has, so a secondary that was offline for
-//! long catches up without a full copy. Files are named by their first
-//! sequence number; the directory is the operator's to prune.
+//! the janitor removes a segment of the batch log it copies it here, and
+//! the shipper reads batches from these copies when a secondary needs WAL
+//! the log no longer has, so a secondary that was offline for long catches
+//! up without a full copy. Files are named by their first sequence number;
+//! the directory is the operator's to prune.
 
 use std::path::{Path, PathBuf};
 
-use duet_storage::wal::{read_wal_file, WalFile};
+use duet_storage::batch_log::{read_segment, Segment};
 use duet_storage::CommittedBatch;
 
 use crate::error::{ReplError, ReplResult};
@@ -31,17 +31,16 @@ impl WalArchive {
         })
     }
 
-    /// Copies a WAL file in (once), durably, before RocksDB's copy goes.
-    pub fn save(&self, file: &WalFile) -> ReplResult<()> {
-        let Some(first) = file.first_seq else {
-            return Ok(());
-        };
-        let target = self.dir.join(format!("{first:020}.log"));
+    /// Copies a sealed segment in (once), durably, before the log's copy
+    /// goes.
+    pub fn save(&self, segment: &Segment) -> ReplResult<()> {
+        let first = segment.first_seq;
+        let target = self.dir.join(format!("{first:020}.seg"));
         if target.exists() {
             return Ok(());
         }
-        let tmp = self.dir.join(format!("{first:020}.log.tmp"));
-        std::fs::copy(&file.path, &tmp).map_err(|e| io("copy into", &tmp, e))?;
+        let tmp = self.dir.join(format!("{first:020}.seg.tmp"));
+        std::fs::copy(&segment.path, &tmp).map_err(|e| io("copy into", &tmp, e))?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| io("sync", &tmp, e))?;
@@ -68,7 +67,7 @@ impl WalArchive {
             let first = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.strip_suffix(".seg"))
                 .and_then(|n| n.parse::<u64>().ok());
             if let Some(first) = first {
                 files.push((first, path));
@@ -92,7 +91,7 @@ impl WalArchive {
         let mut out = Vec::new();
         let mut expected = next;
         for (_, path) in &files[start..] {
-            for batch in read_wal_file(path)? {
+            for batch in read_segment(path)? {
                 if batch.seq < expected {
                     continue;
                 }

@@ -485,7 +485,7 @@ impl Shipper {
     }
 
     /// Queues up to WAL_READ_LIMIT batches from the WAL after `next - 1`:
-    /// RocksDB's WAL, or the archive directory's copies for what RocksDB
+    /// the batch log, or the archive directory's copies for what the log
     /// no longer has. Returns how many, and whether that was the end of
     /// the WAL (what follows comes from the live feed).
     fn refill_from_wal(&mut self) -> ReplResult<(usize, bool)> {
@@ -500,8 +500,8 @@ impl Shipper {
             Some(iter) => iter.next().transpose()?,
             None => None,
         };
-        // RocksDB no longer has `next`: no WAL to read, it starts later,
-        // or it is empty while commits exist past `next` (all archived).
+        // The log no longer has `next`: it starts later, or it is empty
+        // while commits exist past `next` (all archived).
         let gap = match (&wal, &first) {
             (None, _) => true,
             (Some(_), Some(batch)) => batch.seq != self.next,
@@ -513,7 +513,7 @@ impl Shipper {
                 let read = batches.len();
                 tracing::debug!(
                     next = self.next,
-                    rocksdb_first = ?first.as_ref().map(|b| b.seq),
+                    log_first = ?first.as_ref().map(|b| b.seq),
                     from_archive = read,
                     "reading the archive directory"
                 );
@@ -526,7 +526,7 @@ impl Shipper {
                     return Ok((read, false));
                 }
             }
-            // Not there either: what RocksDB has is queued, and the
+            // Not there either: what the log has is queued, and the
             // continuity check in next_frame ends the stream (the
             // secondary then re-copies).
         }

@@ -1,7 +1,8 @@
 //! Replication slots on a primary (SPEC 4.3): each secondary's slot holds
-//! the WAL after its last flushed LSN; `max_slot_wal_keep_size` bounds the
-//! archive, and a slot whose WAL had to go is marked lost (its secondary
-//! re-copies by itself). A janitor task trims the archive once a second.
+//! the WAL (the batch log's segments, see duet_storage::batch_log) after
+//! its last flushed LSN; `max_slot_wal_keep_size` bounds the log, and a
+//! slot whose WAL had to go is marked lost (its secondary re-copies by
+//! itself). A janitor task trims the log once a second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +54,7 @@ impl Replication {
         });
     }
 
-    /// Starts the task that trims the WAL archive.
+    /// Starts the task that trims the batch log.
     pub fn spawn_janitor(self: &Arc<Self>, max_keep_bytes: u64) {
         let node = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -64,78 +65,75 @@ impl Replication {
                 let result =
                     tokio::task::spawn_blocking(move || node.trim_wal(max_keep_bytes)).await;
                 if let Ok(Err(e)) = result {
-                    warn!(error = %e, "trimming the WAL archive failed");
+                    warn!(error = %e, "trimming the batch log failed");
                 }
             }
         });
     }
 
-    /// One janitor pass: keep the WAL the slots need, within the limit.
+    /// One janitor pass: keep the batch log the slots need, within the
+    /// limit.
     fn trim_wal(&self, max_keep_bytes: u64) -> ReplResult<()> {
         self.store.remove_retired();
         let engine = self.store.engine();
-        // Before listing the files: commits made during this pass are in
-        // files the listing may not show, and must not count as missing.
+        let log = engine.batch_log();
+        // Before listing the segments: commits made during this pass are
+        // in segments the listing may not show, and must not count as
+        // missing.
         let latest = engine.latest_sequence_number();
         let state = self.state();
-        // Rotate a live WAL that grew past half the limit, so the archive
-        // can be trimmed in whole files.
-        let mut live = engine.live_wal_files()?;
-        let live_bytes: u64 = live.iter().map(|f| f.size).sum();
-        if state.role == Role::Primary && live_bytes > max_keep_bytes / 2 {
-            engine.flush_memtable()?;
-            live = engine.live_wal_files()?;
+        // Seal a segment that grew past half the limit, so the log can be
+        // trimmed in whole segments.
+        let active_bytes = log
+            .segments()
+            .last()
+            .filter(|s| s.active)
+            .map_or(0, |s| s.size);
+        if state.role == Role::Primary && active_bytes > max_keep_bytes / 2 {
+            log.rotate()?;
         }
-        let archived = engine.archived_wal_files()?;
-        let oldest_live = live.iter().filter_map(|f| f.first_seq).min();
-        // Each archived file holds the sequence numbers up to the next
-        // file's first one.
-        let mut ends: Vec<u64> = Vec::with_capacity(archived.len());
-        for (i, file) in archived.iter().enumerate() {
-            let next = archived[i + 1..]
-                .iter()
-                .find_map(|f| f.first_seq)
-                .or(oldest_live)
-                .unwrap_or(latest + 1);
-            ends.push(next.saturating_sub(1));
-            debug_assert!(file.size > 0 || file.first_seq.is_none());
-        }
+        let segments = log.segments();
+        // Each segment holds the sequence numbers up to the next one's
+        // first.
+        let ends: Vec<u64> = (0..segments.len())
+            .map(|i| {
+                segments
+                    .get(i + 1)
+                    .map_or(latest, |next| next.first_seq.saturating_sub(1))
+            })
+            .collect();
         let needed_after = state
             .slots
             .values()
             .filter(|s| !s.lost)
             .map(|s| s.restart_lsn)
             .min();
-        // Delete from the oldest file on, while a file is empty, holds
-        // nothing a slot needs (with no slots, everything is kept up to the
-        // limit: a secondary may be copying), or the archive is over the
-        // limit; the first file kept ends the pass (no holes).
-        let mut total: u64 = archived.iter().map(|f| f.size).sum();
-        let mut oldest_kept: Option<u64> = None;
+        // Delete from the oldest sealed segment on, while it holds nothing
+        // a slot needs (with no slots, everything is kept up to the limit:
+        // a secondary may be copying) or the log is over the limit; the
+        // first segment kept ends the pass (no holes).
+        let mut total: u64 = segments.iter().map(|s| s.size).sum();
         let mut deleted = 0;
-        for (file, end) in archived.iter().zip(&ends) {
+        for (segment, end) in segments.iter().zip(&ends) {
             let needed = needed_after.is_none_or(|lsn| *end > lsn);
-            if file.first_seq.is_some() && needed && total <= max_keep_bytes {
-                oldest_kept = file.first_seq;
+            if segment.active || (needed && total <= max_keep_bytes) {
                 break;
             }
-            deleted += 1;
             if let Some(archive) = &self.archive {
-                archive.save(file)?;
+                archive.save(segment)?;
             }
-            engine.delete_archived_wal(file)?;
-            total = total.saturating_sub(file.size);
+            log.remove(segment)?;
+            total = total.saturating_sub(segment.size);
+            deleted += 1;
         }
-        // Slots whose next batch is no longer in any WAL file (RocksDB's
-        // or the archive directory's copies) are lost.
+        let oldest_kept = segments.get(deleted).map(|s| s.first_seq);
+        // Slots whose next batch is no longer in the log or the archive
+        // directory's copies are lost.
         let archived_copy = match &self.archive {
             Some(archive) => archive.oldest()?,
             None => None,
         };
-        let oldest_available = archived_copy
-            .or(oldest_kept)
-            .or(oldest_live)
-            .unwrap_or(latest + 1);
+        let oldest_available = archived_copy.or(oldest_kept).unwrap_or(latest + 1);
         let mut lost = Vec::new();
         self.update_state_in_memory(|state| {
             for (name, slot) in state.slots.iter_mut() {
@@ -157,25 +155,24 @@ impl Replication {
                 "replication slot lost: its WAL exceeded max_slot_wal_keep_size; the secondary will re-copy"
             );
         }
-        // WAL each slot holds back: the archived files it still needs and
-        // the live WAL (for /metrics).
-        let kept: Vec<(u64, u64)> = archived
+        // WAL each slot holds back (for /metrics).
+        let kept: Vec<(u64, u64)> = segments
             .iter()
             .zip(&ends)
             .skip(deleted)
-            .map(|(f, end)| (f.size, *end))
+            .map(|(s, end)| (s.size, *end))
             .collect();
         let retained = self
             .state()
             .slots
             .iter()
             .map(|(name, slot)| {
-                let archived: u64 = kept
+                let bytes: u64 = kept
                     .iter()
                     .filter(|(_, end)| !slot.lost && *end > slot.restart_lsn)
                     .map(|(size, _)| size)
                     .sum();
-                (name.clone(), archived + live_bytes)
+                (name.clone(), bytes)
             })
             .collect();
         *self

@@ -9,7 +9,8 @@ use std::sync::{mpsc, Arc, OnceLock};
 use rocksdb::{Options, DB};
 use tokio::sync::broadcast;
 
-use crate::batch::{header_seq, CommittedBatch, RawBatch};
+use crate::batch::{header_count, header_seq, CommittedBatch, RawBatch};
+use crate::batch_log::{BatchLog, BatchLogReader};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
 use crate::lock::{LockManager, TxnId};
@@ -50,9 +51,13 @@ impl EngineShared {
     }
 }
 
-/// RocksDB's own purge of archived WAL files: a backstop only (30 days);
-/// replication trims the archive by its slots.
-const WAL_ARCHIVE_TTL_SECS: u64 = 30 * 24 * 3600;
+/// WAL files RocksDB keeps to reuse: a commit's fsync into an overwritten
+/// file needs no file system journal commit (see batch_log.rs).
+const RECYCLED_WAL_FILES: usize = 4;
+
+/// The batch log's directory inside the RocksDB directory (it goes with
+/// the database when a secondary installs a fresh copy).
+const BATCH_LOG_DIR: &str = "batch-log";
 
 /// A commit this large (COPY, a table rewrite) is moved on to disk tables
 /// at once: a memtable grown by a bulk write makes every point read walk
@@ -78,6 +83,8 @@ pub struct Engine {
     path: PathBuf,
     /// Keys' latest committed values (see row_cache.rs).
     pub(crate) rows: RowCache,
+    /// Every committed batch, for replication (see batch_log.rs).
+    log: Arc<BatchLog>,
     /// The snapshot taken last, shared by the transactions and statements
     /// that start while nothing new is committed: taking and releasing a
     /// RocksDB snapshot locks the database's mutex (a few percent of a
@@ -96,7 +103,12 @@ impl Engine {
         options: EngineOptions,
         shared: Arc<EngineShared>,
     ) -> StorageResult<Arc<Engine>> {
-        let mut opts = Options::default();
+        // Recovery leaves the WAL it replayed in place (the memtables are
+        // flushed later, as usual), so that the batch log can take from it
+        // whatever the machine lost of its own tail.
+        let mut opts = Options::default().get_options_from_string(format!(
+            "avoid_flush_during_recovery=true;recycle_log_file_num={RECYCLED_WAL_FILES}"
+        ))?;
         opts.create_if_missing(true);
         // A write group's leader writes the WAL and every member's memtable
         // entries itself, so a waiting member is woken once, when its
@@ -109,11 +121,6 @@ impl Engine {
         opts.set_enable_write_thread_adaptive_yield(false);
         opts.increase_parallelism(2);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        // Keep WAL files (in db/archive) after their memtables are flushed,
-        // so a secondary that fell behind can catch up from the WAL instead
-        // of a full copy. RocksDB would purge them by age only after the
-        // TTL; replication slots trim the archive instead (see wal.rs).
-        opts.set_wal_ttl_seconds(WAL_ARCHIVE_TTL_SECS);
         // Point reads (most of a SQL workload) skip the memtable's
         // skiplist when a bloom filter over its keys says the key is not
         // there.
@@ -133,6 +140,8 @@ impl Engine {
         block_opts.set_cache_index_and_filter_blocks(false);
         opts.set_block_based_table_factory(&block_opts);
         let db = DB::open(&opts, path)?;
+        let log = BatchLog::open(&path.join(BATCH_LOG_DIR))?;
+        fill_batch_log(&db, &log);
         let rows = RowCache::new(db.latest_sequence_number());
         Ok(Arc::new(Engine {
             db: Arc::new(db),
@@ -144,6 +153,7 @@ impl Engine {
             shared,
             path: path.to_path_buf(),
             rows,
+            log,
             latest_snapshot: Default::default(),
         }))
     }
@@ -271,14 +281,19 @@ impl Engine {
     }
 
     pub(crate) fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
-        let seq = self.write_unpublished(batch)?;
+        let seq = self.write_unpublished(batch, &[])?;
         self.publish(seq, batch.data());
         Ok(seq)
     }
 
-    /// Writes a batch (a commit or a group of them) without publishing it.
-    pub(crate) fn write_unpublished(&self, batch: &mut RawBatch) -> StorageResult<u64> {
-        let seq = self.write_raw(batch, self.sync_commits)?;
+    /// Writes a batch (a commit, or a group of them: `commits` are their
+    /// batches, which the batch log keeps one by one) without publishing it.
+    pub(crate) fn write_unpublished(
+        &self,
+        batch: &mut RawBatch,
+        commits: &[&[u8]],
+    ) -> StorageResult<u64> {
+        let seq = self.write_raw(batch, self.sync_commits, commits)?;
         self.flush_after_bulk(batch.data().len());
         Ok(seq)
     }
@@ -298,15 +313,36 @@ impl Engine {
         }
     }
 
-    /// Writes a batch, keeping the row cache right; returns the batch's
-    /// first sequence number.
-    fn write_raw(&self, batch: &mut RawBatch, sync: bool) -> StorageResult<u64> {
+    /// Writes a batch, keeping the row cache right, and appends it (or the
+    /// `commits` it is made of) to the batch log; returns the batch's first
+    /// sequence number.
+    fn write_raw(&self, batch: &mut RawBatch, sync: bool, commits: &[&[u8]]) -> StorageResult<u64> {
         let marked = self.rows.begin_write(batch.data());
+        let mut log = self.log.appender();
         let result = batch.write(&self.db, sync);
         let last = match &result {
-            Ok(first) => first + batch.count().saturating_sub(1),
+            Ok(first) => {
+                // The commit is durable whatever happens to its copy: a
+                // failed append leaves a hole (a secondary that needs it
+                // re-copies), not a failed commit.
+                let appended = match commits {
+                    [] => log.append(*first, batch.data()),
+                    _ => commits
+                        .iter()
+                        .try_fold(*first, |seq, data| {
+                            log.append(seq, data)?;
+                            Ok(seq + header_count(data).unwrap_or(0))
+                        })
+                        .map(|_| ()),
+                };
+                if let Err(e) = appended {
+                    tracing::warn!(error = %e, "batch log: a commit could not be appended");
+                }
+                first + batch.count().saturating_sub(1)
+            }
             Err(_) => self.db.latest_sequence_number(),
         };
+        drop(log);
         self.rows.end_write(marked, last);
         result
     }
@@ -356,7 +392,7 @@ impl Engine {
             )));
         }
         let mut batch = RawBatch::from_data(data)?;
-        let seq = self.write_raw(&mut batch, sync && self.sync_commits)?;
+        let seq = self.write_raw(&mut batch, sync && self.sync_commits, &[])?;
         self.flush_after_bulk(data.len());
         if seq != expected {
             return Err(StorageError::Corrupt(format!(
@@ -393,16 +429,20 @@ impl Engine {
     /// so that the next start has no WAL to replay.
     pub fn flush_for_shutdown(&self) -> StorageResult<()> {
         self.db.flush_wal(true)?;
+        self.log.sync()?;
         Ok(self.db.flush()?)
     }
 
-    /// Committed batches from the WAL (live and archived) after `lsn`, in
-    /// order; fails if the WAL that far back is gone.
+    /// Committed batches from the batch log, from the one holding `lsn + 1`
+    /// on, in order. The first starts past `lsn + 1` if the log no longer
+    /// holds that far back.
     pub fn wal_after(&self, lsn: u64) -> StorageResult<WalBatches> {
-        Ok(WalBatches {
-            iter: self.db.get_updates_since(lsn)?,
-            _db: self.db.clone(),
-        })
+        Ok(self.log.read_after(lsn))
+    }
+
+    /// The batch log (replication slots trim it).
+    pub fn batch_log(&self) -> &BatchLog {
+        &self.log
     }
 
     /// Writes a consistent copy of the database into `dir` (which must not
@@ -476,28 +516,61 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Batches read back from the WAL, in sequence order.
-pub struct WalBatches {
-    // Field order matters: the iterator goes before the database it reads.
-    iter: rocksdb::DBWALIterator,
-    _db: Arc<DB>,
-}
+/// Batches read back from the batch log, in sequence order.
+pub type WalBatches = BatchLogReader;
 
-// SAFETY: RocksDB's TransactionLogIterator has no thread affinity; it is
-// used by one thread at a time (`&mut self`), and the Arc above keeps its
-// database open for as long as it lives.
-unsafe impl Send for WalBatches {}
-
-impl Iterator for WalBatches {
-    type Item = StorageResult<CommittedBatch>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.iter.next()? {
-            Ok((seq, batch)) => Ok(CommittedBatch {
-                seq,
-                data: bytes::Bytes::copy_from_slice(batch.data()),
-            }),
-            Err(e) => Err(e.into()),
-        })
+/// Appends to the batch log what RocksDB has past its end: after a crash
+/// of the machine, the batches whose appends were lost (RocksDB's
+/// recovery leaves the WAL it replayed in place for this); after an
+/// upgrade from a version without the log, whatever RocksDB's WAL archive
+/// held. What RocksDB no longer has stays a hole.
+fn fill_batch_log(db: &DB, log: &BatchLog) {
+    let latest = db.latest_sequence_number();
+    let next = log.next_seq().max(1);
+    if next > latest {
+        return;
+    }
+    // (The Rust binding yields the batches starting after its argument.)
+    let batches = match db.get_updates_since(next - 1) {
+        Ok(batches) => batches,
+        Err(e) => {
+            tracing::warn!(from = next, error = %e, "batch log: RocksDB's WAL has nothing to refill it from");
+            return;
+        }
+    };
+    let mut appender = log.appender();
+    let mut filled = 0;
+    for batch in batches {
+        let (seq, batch) = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "batch log: reading RocksDB's WAL to refill it failed");
+                break;
+            }
+        };
+        if seq + batch.len() as u64 <= next {
+            continue;
+        }
+        if let Err(e) = appender.append(seq, batch.data()) {
+            tracing::warn!(error = %e, "batch log: refilling from RocksDB's WAL failed");
+            break;
+        }
+        filled += 1;
+    }
+    if filled > 0 {
+        tracing::info!(
+            from = next,
+            batches = filled,
+            "batch log: refilled from RocksDB's WAL"
+        );
+    }
+    drop(appender);
+    // Earlier versions had RocksDB archive its WAL files; the log has
+    // taken what they held.
+    let archive = db.path().join("archive");
+    if archive.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&archive) {
+            tracing::warn!(dir = %archive.display(), error = %e, "cannot remove RocksDB's old WAL archive");
+        }
     }
 }

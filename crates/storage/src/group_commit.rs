@@ -87,13 +87,16 @@ fn write_group(engine: &Engine, mut group: Vec<Request>) {
             .map(|lsn| vec![lsn])
     } else {
         let mut merged = RawBatch::concat(group.iter().map(|r| r.batch.data()));
-        engine.write_unpublished(&mut merged).map(|first| {
-            let lsns = lsns(first, &group);
-            for (request, &lsn) in group.iter().zip(&lsns) {
-                engine.publish(lsn, request.batch.data());
-            }
-            lsns
-        })
+        let commits: Vec<&[u8]> = group.iter().map(|r| r.batch.data()).collect();
+        engine
+            .write_unpublished(&mut merged, &commits)
+            .map(|first| {
+                let lsns = lsns(first, &group);
+                for (request, &lsn) in group.iter().zip(&lsns) {
+                    engine.publish(lsn, request.batch.data());
+                }
+                lsns
+            })
     };
     // Written (or failed) as a whole: none of these is in flight any more.
     engine
@@ -178,15 +181,15 @@ mod tests {
             ]
         );
 
-        // The WAL has the group as one batch.
-        let wal: Vec<_> = engine
+        // The batch log has each commit on its own too.
+        let logged: Vec<_> = engine
             .wal_after(start)
             .unwrap()
             .map(|b| b.unwrap())
             .filter(|b| b.seq > start)
-            .map(|b| (b.seq, b.count()))
+            .map(|b| (b.seq, header_seq(&b.data), b.count()))
             .collect();
-        assert_eq!(wal, [(start + 1, 6)]);
+        assert_eq!(logged, fed);
     }
 
     #[test]

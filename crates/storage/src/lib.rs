@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod batch_format;
+pub mod batch_log;
 pub mod engine;
 pub mod error;
 mod group_commit;
@@ -17,13 +18,12 @@ mod lsn;
 mod row_cache;
 pub mod store;
 pub mod txn;
-pub mod wal;
 
 pub use batch::CommittedBatch;
+pub use batch_log::Segment;
 pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};
 pub use lsn::{blocking, format_lsn};
 pub use store::Store;
 pub use txn::{Isolation, Scan, Transaction};
-pub use wal::WalFile;

@@ -159,3 +159,49 @@ async fn replaying_the_wal_on_a_checkpoint_reproduces_lsns_and_content() {
         primary.engine().content_checksum().unwrap()
     );
 }
+
+/// After a crash of the machine the batch log may lack what RocksDB's WAL
+/// has (its appends are synced in the background): at open it is refilled
+/// from RocksDB's WAL, so a secondary still catches up from it.
+#[tokio::test]
+async fn a_batch_log_that_lost_its_tail_is_refilled_from_rocksdbs_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), synced()).unwrap();
+    let start = store.engine().latest_sequence_number();
+    let mut seqs = Vec::new();
+    for i in 0..40 {
+        seqs.push(commit(&store, &[(&format!("k{i}"), "v")]).await);
+    }
+    let segments = store.engine().batch_log().segments();
+    assert_eq!(segments.len(), 1);
+    drop(store);
+    // What the machine lost: the log's second half.
+    let segment = &segments[0].path;
+    let len = std::fs::metadata(segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap()
+        .set_len(len / 2 + 3)
+        .unwrap();
+
+    let store = Store::open(dir.path(), synced()).unwrap();
+    let logged: Vec<u64> = store
+        .engine()
+        .wal_after(start)
+        .unwrap()
+        .map(|b| b.unwrap().seq)
+        .filter(|seq| *seq > start)
+        .collect();
+    assert_eq!(logged, seqs);
+    // And it goes on from there.
+    let next = commit(&store, &[("after", "v")]).await;
+    let last = store
+        .engine()
+        .wal_after(next - 1)
+        .unwrap()
+        .last()
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.seq, next);
+}

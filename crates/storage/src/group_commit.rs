@@ -190,6 +190,15 @@ mod tests {
             .map(|b| (b.seq, header_seq(&b.data), b.count()))
             .collect();
         assert_eq!(logged, fed);
+        // So a secondary that stopped between two commits of a group
+        // (it applied them one by one from the feed) resumes from the log.
+        let resumed = engine
+            .wal_after(start + 1)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(resumed.seq, start + 2);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //!
 //! RocksDB's WAL is what makes a commit durable. RocksDB could keep its WAL
 //! files for replication itself (an archive with a TTL), but then it cannot
-//! recycle them, and the fsync of a commit into a fresh WAL file costs a
-//! file system journal commit that an overwrite of a recycled file does
-//! not (a quarter of a one-client update here, docs/benchmarks.md). So
+//! recycle them, and the fsync of a commit into a fresh WAL file also
+//! writes the file's size and extents, which an overwrite of a recycled
+//! file does not (a quarter of the fsync here, docs/benchmarks.md). So
 //! RocksDB recycles its WAL files and this log keeps the history: each
 //! batch is appended right after RocksDB wrote it, under one lock, so in
 //! sequence order, with no fsync of its own on the commit path (a

@@ -52,7 +52,7 @@ impl EngineShared {
 }
 
 /// WAL files RocksDB keeps to reuse: a commit's fsync into an overwritten
-/// file needs no file system journal commit (see batch_log.rs).
+/// file does not also write the file's size and extents (see batch_log.rs).
 const RECYCLED_WAL_FILES: usize = 4;
 
 /// A memtable (and so a WAL file) is switched at this size. Smaller than

@@ -182,6 +182,27 @@ fn each_node_restarting_mid_stream_resumes_by_itself() {
         .psql(&["INSERT INTO replication_test (test_data) SELECT 'c' FROM generate_series(1, 20)"])
         .assert_ok();
     wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "61");
+
+    // The secondary is down while the primary commits and is killed: the
+    // primary's batch log (not synced on commit) still has those commits
+    // when it is back, and the secondary catches up from it, no re-copy.
+    let active = std::fs::read_to_string(secondary.data_dir().join("ACTIVE_DB")).ok();
+    secondary.kill9();
+    for i in 0..20 {
+        primary
+            .psql(&[&format!(
+                "INSERT INTO replication_test (test_data) VALUES ('d{i}')"
+            )])
+            .assert_ok();
+    }
+    primary.kill9();
+    primary.restart();
+    secondary.restart();
+    wait_for_value(&secondary, "SELECT count(*) FROM replication_test", "81");
+    assert_eq!(
+        std::fs::read_to_string(secondary.data_dir().join("ACTIVE_DB")).ok(),
+        active
+    );
 }
 
 #[test]

@@ -26,6 +26,10 @@ pub struct Applier {
     /// The merged batch not yet written: header, then entries.
     merged: Vec<u8>,
     merged_count: u64,
+    /// The batches merged, as received: this node's batch log keeps them
+    /// one by one, as the primary's does, so that after a promotion a
+    /// secondary can resume from any of them.
+    parts: Vec<Bytes>,
 }
 
 impl Applier {
@@ -35,6 +39,7 @@ impl Applier {
             applied: lsn,
             merged: Vec::new(),
             merged_count: 0,
+            parts: Vec::new(),
         }
     }
 
@@ -57,6 +62,7 @@ impl Applier {
         }
         self.merged.extend_from_slice(&data[HEADER_LEN..]);
         self.merged_count += count;
+        self.parts.push(data.clone());
         self.received = lsn + count - 1;
         if self.merged.len() >= MAX_MERGED {
             self.apply(engine)?;
@@ -72,10 +78,12 @@ impl Applier {
         let count = u32::try_from(self.merged_count)
             .map_err(|_| ReplError::Failed("merged batch too large".into()))?;
         self.merged[8..12].copy_from_slice(&count.to_le_bytes());
-        engine.apply_replicated(&self.merged, false)?;
+        let parts: Vec<&[u8]> = self.parts.iter().map(|p| p.as_ref()).collect();
+        engine.apply_replicated(&self.merged, false, &parts)?;
         self.applied = self.received;
         self.merged.clear();
         self.merged_count = 0;
+        self.parts.clear();
         Ok(())
     }
 
@@ -150,5 +158,16 @@ mod tests {
             primary.engine().content_checksum().unwrap()
         );
         assert_eq!(status.receiver().applied_lsn, copy.latest_sequence_number());
+        // The secondary's batch log has the primary's commits one by one.
+        let logged = |engine: &Engine| -> Vec<u64> {
+            engine
+                .wal_after(start)
+                .unwrap()
+                .map(|b| b.unwrap().seq)
+                .filter(|seq| *seq > start)
+                .collect()
+        };
+        assert_eq!(logged(&copy), logged(&primary.engine()));
+        assert_eq!(logged(&copy).len(), 5);
     }
 }

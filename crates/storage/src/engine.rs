@@ -389,7 +389,14 @@ impl Engine {
     /// Replays a batch shipped from the primary. It must start exactly at
     /// the next sequence number, so that LSNs stay equal on both nodes.
     /// Bypasses the write fence: on a secondary only this path writes.
-    pub fn apply_replicated(&self, data: &[u8], sync: bool) -> StorageResult<u64> {
+    /// `commits` are the shipped batches `data` merges, if it does: the
+    /// batch log keeps them one by one.
+    pub fn apply_replicated(
+        &self,
+        data: &[u8],
+        sync: bool,
+        commits: &[&[u8]],
+    ) -> StorageResult<u64> {
         let expected = self.latest_sequence_number() + 1;
         let shipped = header_seq(data).unwrap_or(0);
         if shipped != expected {
@@ -398,7 +405,7 @@ impl Engine {
             )));
         }
         let mut batch = RawBatch::from_data(data)?;
-        let seq = self.write_raw(&mut batch, sync && self.sync_commits, &[])?;
+        let seq = self.write_raw(&mut batch, sync && self.sync_commits, commits)?;
         self.flush_after_bulk(data.len());
         if seq != expected {
             return Err(StorageError::Corrupt(format!(

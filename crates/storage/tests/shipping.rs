@@ -79,7 +79,7 @@ async fn tile_the_sequence_space(engine_options: EngineOptions) {
     for batch in store.engine().wal_after(start).unwrap() {
         let batch = batch.unwrap();
         if batch.seq > start {
-            copy.apply_replicated(&batch.data, false).unwrap();
+            copy.apply_replicated(&batch.data, false, &[]).unwrap();
         }
     }
     assert_eq!(
@@ -119,7 +119,7 @@ async fn replaying_the_wal_on_a_checkpoint_reproduces_lsns_and_content() {
         if batch.seq <= copied_at {
             continue;
         }
-        copy.apply_replicated(&batch.data, true).unwrap();
+        copy.apply_replicated(&batch.data, true, &[]).unwrap();
         applied += 1;
     }
     assert_eq!(applied, 2);
@@ -135,7 +135,7 @@ async fn replaying_the_wal_on_a_checkpoint_reproduces_lsns_and_content() {
     // A batch out of order is refused and changes nothing.
     let stale: Vec<_> = primary.engine().wal_after(0).unwrap().collect();
     let first = stale.into_iter().next().unwrap().unwrap();
-    assert!(copy.apply_replicated(&first.data, true).is_err());
+    assert!(copy.apply_replicated(&first.data, true, &[]).is_err());
     assert_eq!(
         copy.latest_sequence_number(),
         primary.engine().latest_sequence_number()

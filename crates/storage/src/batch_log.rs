@@ -333,13 +333,12 @@ pub(crate) struct Appender<'a> {
 }
 
 impl Appender<'_> {
-    /// Appends a batch RocksDB wrote at `seq` (its header's sequence
-    /// number is set to it). A batch that does not follow the previous one
-    /// (after a hole) starts a new segment.
-    pub(crate) fn append(&mut self, seq: u64, data: &[u8]) -> StorageResult<()> {
-        let Some(body) = data.get(8..) else {
-            return Ok(());
-        };
+    /// Appends batches RocksDB wrote from `seq` on, one after the other
+    /// (a group commit's commits, a secondary's burst), with one write;
+    /// each header's sequence number is set to where the batch landed. A
+    /// run that does not follow the previous one (after a hole) starts a
+    /// new segment.
+    pub(crate) fn append(&mut self, seq: u64, batches: &[&[u8]]) -> StorageResult<()> {
         let inner = &mut *self.inner;
         if inner.next_seq != 0 && seq != inner.next_seq {
             tracing::warn!(
@@ -370,18 +369,23 @@ impl Appender<'_> {
                 synced: 0,
             });
         }
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&seq.to_le_bytes());
-        hasher.update(body);
         inner.buf.clear();
-        inner
-            .buf
-            .extend_from_slice(&(data.len() as u32).to_le_bytes());
-        inner
-            .buf
-            .extend_from_slice(&hasher.finalize().to_le_bytes());
-        inner.buf.extend_from_slice(&seq.to_le_bytes());
-        inner.buf.extend_from_slice(body);
+        let mut next = seq;
+        for data in batches {
+            let Some(body) = data.get(8..) else { continue };
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&next.to_le_bytes());
+            hasher.update(body);
+            inner
+                .buf
+                .extend_from_slice(&(data.len() as u32).to_le_bytes());
+            inner
+                .buf
+                .extend_from_slice(&hasher.finalize().to_le_bytes());
+            inner.buf.extend_from_slice(&next.to_le_bytes());
+            inner.buf.extend_from_slice(body);
+            next += header_count(data).unwrap_or(0);
+        }
         let Some(active) = inner.active.as_mut() else {
             return Ok(());
         };
@@ -391,7 +395,7 @@ impl Appender<'_> {
             return Err(io_err("append to", &active.segment.path, e));
         }
         active.segment.size += inner.buf.len() as u64;
-        inner.next_seq = seq + header_count(data).unwrap_or(0);
+        inner.next_seq = next;
         if active.segment.size >= SEGMENT_BYTES {
             inner.seal()?;
         }
@@ -497,7 +501,7 @@ mod tests {
         let log = BatchLog::open(dir.path()).unwrap();
         let mut seq = 1;
         for i in 0..30 {
-            log.appender().append(seq, &batch(1 + i % 3)).unwrap();
+            log.appender().append(seq, &[&batch(1 + i % 3)]).unwrap();
             seq += 1 + i as u64 % 3;
             if i % 10 == 9 {
                 log.rotate().unwrap();
@@ -514,12 +518,19 @@ mod tests {
         // The header carries the sequence number.
         let first = log.read_after(3).next().unwrap().unwrap();
         assert_eq!(header_seq(&first.data), Some(4));
+        // A run of batches (a group commit) is one append.
+        log.appender()
+            .append(seq, &[&batch(2), &batch(1), &batch(3)])
+            .unwrap();
+        assert_eq!(seqs(&log, seq - 1), [(seq, 2), (seq + 2, 1), (seq + 3, 3)]);
+        seq += 6;
+        assert_eq!(log.next_seq(), seq);
         // A removed segment: reading from there starts later.
         let oldest = log.segments()[0].clone();
         log.remove(&oldest).unwrap();
         assert!(seqs(&log, 0)[0].0 > 1);
         // The active segment cannot be removed.
-        log.appender().append(seq, &batch(1)).unwrap();
+        log.appender().append(seq, &[&batch(1)]).unwrap();
         let active = log.segments().last().unwrap().clone();
         assert!(active.active);
         assert!(log.remove(&active).is_err());
@@ -530,7 +541,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = BatchLog::open(dir.path()).unwrap();
         for seq in 1..=5 {
-            log.appender().append(seq, &batch(1)).unwrap();
+            log.appender().append(seq, &[&batch(1)]).unwrap();
         }
         let path = log.segments()[0].path.clone();
         let whole = log.segments()[0].size;
@@ -548,7 +559,7 @@ mod tests {
         let log = BatchLog::open(dir.path()).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
         assert_eq!(log.next_seq(), 6);
-        log.appender().append(6, &batch(2)).unwrap();
+        log.appender().append(6, &[&batch(2)]).unwrap();
         assert_eq!(
             seqs(&log, 0),
             [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 2)]
@@ -580,8 +591,8 @@ mod tests {
     fn a_hole_starts_a_new_segment() {
         let dir = tempfile::tempdir().unwrap();
         let log = BatchLog::open(dir.path()).unwrap();
-        log.appender().append(1, &batch(2)).unwrap();
-        log.appender().append(10, &batch(1)).unwrap();
+        log.appender().append(1, &[&batch(2)]).unwrap();
+        log.appender().append(10, &[&batch(1)]).unwrap();
         let segments = log.segments();
         assert_eq!(
             segments.iter().map(|s| s.first_seq).collect::<Vec<_>>(),

@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use rocksdb::{Options, DB};
 use tokio::sync::broadcast;
 
-use crate::batch::{header_count, header_seq, CommittedBatch, RawBatch};
+use crate::batch::{header_seq, CommittedBatch, RawBatch};
 use crate::batch_log::{BatchLog, BatchLogReader};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
@@ -332,14 +332,8 @@ impl Engine {
                 // failed append leaves a hole (a secondary that needs it
                 // re-copies), not a failed commit.
                 let appended = match commits {
-                    [] => log.append(*first, batch.data()),
-                    _ => commits
-                        .iter()
-                        .try_fold(*first, |seq, data| {
-                            log.append(seq, data)?;
-                            Ok(seq + header_count(data).unwrap_or(0))
-                        })
-                        .map(|_| ()),
+                    [] => log.append(*first, &[batch.data()]),
+                    _ => log.append(*first, commits),
                 };
                 if let Err(e) = appended {
                     tracing::warn!(error = %e, "batch log: a commit could not be appended");
@@ -564,7 +558,7 @@ fn fill_batch_log(db: &DB, log: &BatchLog) {
         if seq + batch.len() as u64 <= next {
             continue;
         }
-        if let Err(e) = appender.append(seq, batch.data()) {
+        if let Err(e) = appender.append(seq, &[batch.data()]) {
             tracing::warn!(error = %e, "batch log: refilling from RocksDB's WAL failed");
             break;
         }

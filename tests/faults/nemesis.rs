@@ -262,6 +262,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, rng: &mut Rng) {
         Fault::CorruptLink => {
             cluster.members[primary].link.corrupt_to_client(1);
             idle(rng, 300, 1000);
+            cluster.members[primary].link.stop_corrupting();
         }
         Fault::StallLink => {
             let after = 1 + rng.below(4) as u32;

@@ -162,6 +162,12 @@ impl FaultProxy {
             .fetch_add(chunks, Ordering::SeqCst);
     }
 
+    /// Drops the flips not made yet (the fault's window is over: a later,
+    /// unrelated connection must not get them).
+    pub fn stop_corrupting(&self) {
+        self.shared.corrupt_to_client.store(0, Ordering::SeqCst);
+    }
+
     /// Connections currently open through the proxy.
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)

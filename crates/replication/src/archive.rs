@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use duet_storage::batch_log::{read_segment, Segment};
+use duet_storage::batch_log::{parse_segment_name, read_segment, segment_name, Segment};
 use duet_storage::CommittedBatch;
 
 use crate::error::{ReplError, ReplResult};
@@ -34,12 +34,12 @@ impl WalArchive {
     /// Copies a sealed segment in (once), durably, before the log's copy
     /// goes.
     pub fn save(&self, segment: &Segment) -> ReplResult<()> {
-        let first = segment.first_seq;
-        let target = self.dir.join(format!("{first:020}.seg"));
+        let name = segment_name(segment.first_seq);
+        let target = self.dir.join(&name);
         if target.exists() {
             return Ok(());
         }
-        let tmp = self.dir.join(format!("{first:020}.seg.tmp"));
+        let tmp = self.dir.join(format!("{name}.tmp"));
         std::fs::copy(&segment.path, &tmp).map_err(|e| io("copy into", &tmp, e))?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -64,12 +64,7 @@ impl WalArchive {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(|e| io("list", &self.dir, e))? {
             let path = entry.map_err(|e| io("list", &self.dir, e))?.path();
-            let first = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".seg"))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(first) = first {
+            if let Some(first) = parse_segment_name(&path) {
                 files.push((first, path));
             }
         }

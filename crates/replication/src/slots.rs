@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::error::ReplResult;
 use crate::node::Replication;
-use crate::state::{Role, Slot};
+use crate::state::Slot;
 
 const JANITOR_PERIOD: Duration = Duration::from_secs(1);
 
@@ -82,16 +82,9 @@ impl Replication {
         // missing.
         let latest = engine.latest_sequence_number();
         let state = self.state();
-        // Seal a segment that grew past half the limit, so the log can be
-        // trimmed in whole segments.
-        let active_bytes = log
-            .segments()
-            .last()
-            .filter(|s| s.active)
-            .map_or(0, |s| s.size);
-        if state.role == Role::Primary && active_bytes > max_keep_bytes / 2 {
-            log.rotate()?;
-        }
+        // Segments of at most half the limit, so the log can be trimmed
+        // in whole segments.
+        log.limit_segment_bytes(max_keep_bytes / 2);
         let segments = log.segments();
         // Each segment holds the sequence numbers up to the next one's
         // first.

@@ -30,7 +30,8 @@ use std::time::Duration;
 use crate::batch::{header_count, header_seq, CommittedBatch, HEADER_LEN};
 use crate::error::{StorageError, StorageResult};
 
-/// A segment is sealed (and a new one started) past this size.
+/// A segment is sealed (and a new one started) past this size, unless
+/// [`BatchLog::limit_segment_bytes`] set a smaller one.
 const SEGMENT_BYTES: u64 = 16 << 20;
 const RECORD_HEADER: usize = 8;
 const SYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -50,6 +51,8 @@ pub struct Segment {
 
 pub struct BatchLog {
     dir: PathBuf,
+    /// Size past which a segment is sealed.
+    segment_bytes: std::sync::atomic::AtomicU64,
     inner: Mutex<Inner>,
 }
 
@@ -72,11 +75,13 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> StorageError {
     StorageError::from_message(format!("batch log: cannot {what} {}: {e}", path.display()))
 }
 
-fn segment_name(first_seq: u64) -> String {
+/// A segment's file name (also its copy's in the archive directory).
+pub fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
 
-fn parse_segment_name(path: &Path) -> Option<u64> {
+/// The first sequence number a segment file's name gives, if it names one.
+pub fn parse_segment_name(path: &Path) -> Option<u64> {
     path.file_name()?
         .to_str()?
         .strip_suffix(".seg")?
@@ -185,6 +190,7 @@ impl BatchLog {
         }
         let log = Arc::new(BatchLog {
             dir: dir.to_path_buf(),
+            segment_bytes: SEGMENT_BYTES.into(),
             inner: Mutex::new(Inner {
                 sealed: segments,
                 active,
@@ -258,6 +264,15 @@ impl BatchLog {
     /// Seals the active segment (the next batch starts a new one).
     pub fn rotate(&self) -> StorageResult<()> {
         self.lock().seal()
+    }
+
+    /// Seals segments past `bytes` (at most the default 16 MB), so that a
+    /// small retention limit can be kept in whole segments.
+    pub fn limit_segment_bytes(&self, bytes: u64) {
+        self.segment_bytes.store(
+            bytes.clamp(1, SEGMENT_BYTES),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Removes a sealed segment.
@@ -396,7 +411,11 @@ impl Appender<'_> {
         }
         active.segment.size += inner.buf.len() as u64;
         inner.next_seq = next;
-        if active.segment.size >= SEGMENT_BYTES {
+        let segment_bytes = self
+            .log
+            .segment_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if active.segment.size >= segment_bytes {
             inner.seal()?;
         }
         Ok(())
@@ -572,6 +591,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let log = BatchLog {
             dir: dir.path().to_path_buf(),
+            segment_bytes: SEGMENT_BYTES.into(),
             inner: Mutex::new(Inner {
                 sealed: vec![Segment {
                     path: path.clone(),

@@ -82,6 +82,8 @@ pub struct Engine {
     /// joining a write group, and so that demotion can wait for the last
     /// of them).
     pub(crate) commits_in_flight: AtomicU64,
+    /// The highest LSN known to be on disk (see [`Engine::sync_through`]).
+    synced_lsn: AtomicU64,
     /// The group committer, started by the first commit that meets another.
     committer: OnceLock<mpsc::Sender<group_commit::Request>>,
     pub(crate) shared: Arc<EngineShared>,
@@ -148,13 +150,16 @@ impl Engine {
         let db = DB::open(&opts, path)?;
         let log = BatchLog::open(&path.join(BATCH_LOG_DIR))?;
         fill_batch_log(&db, &log);
-        let rows = RowCache::new(db.latest_sequence_number());
+        // What RocksDB recovered is on disk.
+        let recovered = db.latest_sequence_number();
+        let rows = RowCache::new(recovered);
         Ok(Arc::new(Engine {
             db: Arc::new(db),
             locks: LockManager::default(),
             next_txn: AtomicU64::new(1),
             sync_commits: options.sync_commits,
             commits_in_flight: AtomicU64::new(0),
+            synced_lsn: AtomicU64::new(recovered),
             committer: OnceLock::new(),
             shared,
             path: path.to_path_buf(),
@@ -204,16 +209,37 @@ impl Engine {
         Ok(value)
     }
 
-    /// Writes a batch durably, outside any transaction (sequence blocks).
+    /// Writes a batch durably, outside any transaction (setval).
     pub fn write_now_blocking(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> StorageResult<()> {
-        let mut batch = RawBatch::new();
-        for (k, v) in writes {
-            match v {
-                Some(v) => batch.put(&k, &v),
-                None => batch.delete(&k),
-            }
+        self.write_batch_blocking(raw_batch(writes)).map(|_| ())
+    }
+
+    /// Writes a batch outside any transaction without waiting for the
+    /// disk, and returns its LSN: a sequence block's reservation, made
+    /// durable by the commits that use its values (see
+    /// [`Engine::sync_through`]), as PostgreSQL's sequence WAL records are
+    /// flushed by the commit of the transaction that logged them.
+    pub fn write_unsynced(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> StorageResult<u64> {
+        let mut batch = raw_batch(writes);
+        let _in_flight = self.enter_commit()?;
+        let seq = self.write_raw(&mut batch, false, &[])?;
+        self.publish(seq, batch.data());
+        Ok(seq)
+    }
+
+    /// The highest LSN known to be on disk.
+    pub fn synced_lsn(&self) -> u64 {
+        self.synced_lsn.load(Ordering::SeqCst)
+    }
+
+    /// Makes every write up to `lsn` durable. Usually a synced commit has
+    /// already done it (RocksDB's WAL is one sequence, and a synced write
+    /// syncs every WAL file before its own); otherwise the WAL is synced now.
+    pub fn sync_through(&self, lsn: u64) -> StorageResult<()> {
+        if !self.sync_commits || self.synced_lsn() >= lsn {
+            return Ok(());
         }
-        self.write_batch_blocking(batch).map(|_| ())
+        self.flush_wal()
     }
 
     /// Writes one batch now, on this thread; returns its sequence number.
@@ -223,12 +249,13 @@ impl Engine {
     }
 
     /// Writes one batch with the WAL on, fsync'd unless disabled, and
-    /// returns its sequence number. A lone commit writes directly on this
-    /// thread (no hand-off); one that meets others goes to the group
-    /// committer, which writes all that are waiting with one fsync.
+    /// returns its sequence number. A lone commit of the only task on its
+    /// runtime writes directly on this thread (no hand-off); any other goes
+    /// to the group committer, which writes all that are waiting with one
+    /// fsync.
     pub(crate) async fn write_batch(self: &Arc<Self>, mut batch: RawBatch) -> StorageResult<u64> {
         let in_flight = self.enter_commit()?;
-        if in_flight.others == 0 {
+        if in_flight.others == 0 && alone_on_runtime() {
             return self.write_and_publish(&mut batch);
         }
         let Some(committer) = self.committer() else {
@@ -328,6 +355,10 @@ impl Engine {
         let result = batch.write(&self.db, sync);
         let last = match &result {
             Ok(first) => {
+                let last = first + batch.count().saturating_sub(1);
+                if sync {
+                    self.synced_lsn.fetch_max(last, Ordering::SeqCst);
+                }
                 // The commit is durable whatever happens to its copy: a
                 // failed append leaves a hole (a secondary that needs it
                 // re-copies), not a failed commit.
@@ -338,7 +369,7 @@ impl Engine {
                 if let Err(e) = appended {
                     tracing::warn!(error = %e, "batch log: a commit could not be appended");
                 }
-                first + batch.count().saturating_sub(1)
+                last
             }
             Err(_) => self.db.latest_sequence_number(),
         };
@@ -429,7 +460,11 @@ impl Engine {
     /// Makes every write so far durable (the applier writes without
     /// syncing, then syncs once per burst of batches).
     pub fn flush_wal(&self) -> StorageResult<()> {
-        Ok(self.db.flush_wal(true)?)
+        // Everything up to the last published sequence number is in the WAL.
+        let covered = self.db.latest_sequence_number();
+        self.db.flush_wal(true)?;
+        self.synced_lsn.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
     }
 
     /// At shutdown: syncs the WAL and writes the memtables to table files,
@@ -531,6 +566,27 @@ pub type WalBatches = BatchLogReader;
 /// recovery leaves the WAL it replayed in place for this); after an
 /// upgrade from a version without the log, whatever RocksDB's WAL archive
 /// held. What RocksDB no longer has stays a hole.
+/// True when no other task shares the current runtime (or there is none):
+/// a commit that waits for its fsync on this thread then holds up nobody.
+/// The server runs one single-worker runtime per CPU, and a commit written
+/// inline there stalls every other session of that shard for the fsync
+/// (and leaves the group committer a smaller group).
+fn alone_on_runtime() -> bool {
+    tokio::runtime::Handle::try_current().map_or(true, |h| h.metrics().num_alive_tasks() <= 1)
+}
+
+/// A batch of puts (`Some`) and deletes (`None`).
+fn raw_batch(writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> RawBatch {
+    let mut batch = RawBatch::new();
+    for (k, v) in writes {
+        match v {
+            Some(v) => batch.put(&k, &v),
+            None => batch.delete(&k),
+        }
+    }
+    batch
+}
+
 fn fill_batch_log(db: &DB, log: &BatchLog) {
     let latest = db.latest_sequence_number();
     let next = log.next_seq().max(1);
@@ -579,5 +635,73 @@ fn fill_batch_log(db: &DB, log: &BatchLog) {
         if let Err(e) = std::fs::remove_dir_all(&archive) {
             tracing::warn!(dir = %archive.display(), error = %e, "cannot remove RocksDB's old WAL archive");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_put(key: &[u8]) -> RawBatch {
+        raw_batch(vec![(key.to_vec(), Some(b"v".to_vec()))])
+    }
+
+    fn single_worker_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_commit_writes_inline_only_when_its_task_is_alone_on_the_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let runtime = single_worker_runtime();
+
+        let alone = runtime.spawn({
+            let engine = engine.clone();
+            async move { engine.write_batch(one_put(b"a")).await }
+        });
+        runtime.block_on(alone).unwrap().unwrap();
+        assert!(
+            engine.committer.get().is_none(),
+            "a lone task writes inline"
+        );
+
+        // Another session on the same runtime (parked, waiting for its
+        // client): an inline fsync would hold it up, so the committer writes.
+        let (_wake, parked) = tokio::sync::oneshot::channel::<()>();
+        runtime.spawn(parked);
+        let shared = runtime.spawn({
+            let engine = engine.clone();
+            async move { engine.write_batch(one_put(b"b")).await }
+        });
+        runtime.block_on(shared).unwrap().unwrap();
+        assert!(engine.committer.get().is_some(), "the committer wrote");
+        assert_eq!(engine.get_committed(b"b").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[test]
+    fn an_unsynced_write_is_synced_by_a_later_commit_or_by_sync_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let synced = || engine.synced_lsn();
+
+        let first = engine
+            .write_unsynced(vec![(b"s1".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
+        assert!(synced() < first);
+        let commit = engine.write_batch_blocking(one_put(b"k")).unwrap();
+        assert!(commit > first && synced() >= commit);
+
+        let second = engine
+            .write_unsynced(vec![(b"s2".to_vec(), Some(b"2".to_vec()))])
+            .unwrap();
+        assert!(synced() < second);
+        engine.sync_through(second).unwrap();
+        assert!(synced() >= second);
+        assert_eq!(engine.get_committed(b"s2").unwrap(), Some(b"2".to_vec()));
     }
 }

@@ -42,12 +42,14 @@ impl SessionInfo for SessionState {
         self.settings.get(name)
     }
     fn nextval(&self, sequence: &str) -> SqlResult<i64> {
-        let (oid, v) = self.db.nextval(self.database.oid, sequence)?;
+        let next = self.db.nextval(self.database.oid, sequence)?;
+        self.sequences_reserved_at
+            .fetch_max(next.reserved_at, std::sync::atomic::Ordering::Relaxed);
         self.currvals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(oid, v);
-        Ok(v)
+            .insert(next.sequence, next.value);
+        Ok(next.value)
     }
     fn currval(&self, sequence: &str) -> SqlResult<i64> {
         let txn = self.db.begin(Isolation::ReadCommitted);

@@ -15,8 +15,20 @@ use crate::catalog::{
 use crate::error::{SqlError, SqlResult, SqlState};
 
 /// Sequence values are handed out from memory in blocks; only the end of
-/// each block is written durably (PostgreSQL logs 32 values ahead too).
+/// each block is written (PostgreSQL logs 32 values ahead too). The write
+/// is not synced: the commit that uses a value syncs it (see
+/// [`NextValue::reserved_at`]).
 const SEQUENCE_BLOCK: i64 = 32;
+
+/// A value nextval handed out.
+pub(crate) struct NextValue {
+    pub(crate) sequence: u32,
+    pub(crate) value: i64,
+    /// The LSN of the write that reserved the value's block: it must be on
+    /// disk before the value's transaction reports its commit, else a
+    /// crash could hand the value out again.
+    pub(crate) reserved_at: u64,
+}
 
 #[derive(Default)]
 struct TableCache {
@@ -36,8 +48,10 @@ struct SequenceDefCache {
 struct SequenceState {
     /// Last value handed out.
     last: i64,
-    /// Highest value durably reserved.
+    /// Highest value reserved.
     reserved: i64,
+    /// The LSN of that reservation's write (0: read from disk).
+    reserved_at: u64,
 }
 
 /// A node's database. Shared by all sessions.
@@ -310,8 +324,8 @@ impl Database {
         Ok(def)
     }
 
-    /// nextval(): the next value, reserving a new block durably when needed.
-    pub(crate) fn nextval(&self, database: u32, name: &str) -> SqlResult<(u32, i64)> {
+    /// nextval(): the next value, reserving a new block when needed.
+    pub(crate) fn nextval(&self, database: u32, name: &str) -> SqlResult<NextValue> {
         let oid = self.sequence_oid(database, name)?;
         let def = self.sequence_def(oid)?;
         let (increment, min, max, start) = def
@@ -330,6 +344,7 @@ impl Database {
                 SequenceState {
                     last,
                     reserved: last,
+                    reserved_at: 0,
                 },
             );
         }
@@ -366,14 +381,18 @@ impl Database {
             } else {
                 reserve.max(min)
             };
-            self.engine().write_now_blocking(vec![(
+            state.reserved_at = self.engine().write_unsynced(vec![(
                 sequence_key(oid),
                 Some(reserve.to_be_bytes().to_vec()),
             )])?;
             state.reserved = reserve;
         }
         state.last = next;
-        Ok((oid, next))
+        Ok(NextValue {
+            sequence: oid,
+            value: next,
+            reserved_at: state.reserved_at,
+        })
     }
 
     /// setval(): sets the last value durably.
@@ -395,6 +414,7 @@ impl Database {
             SequenceState {
                 last,
                 reserved: last,
+                reserved_at: 0,
             },
         );
         Ok((oid, value))

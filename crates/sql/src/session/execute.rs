@@ -1,6 +1,7 @@
 //! A session: transaction control and statement dispatch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,6 +55,9 @@ pub(crate) struct SessionState {
     pub(crate) settings: Settings,
     pub(crate) interrupt: Interrupt,
     pub(super) currvals: Mutex<HashMap<u32, i64>>,
+    /// The latest sequence reservation (an LSN) whose values this session
+    /// handed out since its last commit, which syncs it.
+    pub(super) sequences_reserved_at: AtomicU64,
     pub(crate) is_admin: bool,
     /// Roles the user is a member of (transitively), itself included.
     pub(crate) roles: BTreeSet<String>,
@@ -86,8 +90,9 @@ pub struct Session {
     pub(super) copy_in: Option<super::copy::CopyIn>,
     /// Open SQL cursors (DECLARE).
     pub(super) cursors: super::cursor::Cursors,
-    /// Time the current statement spent awaiting its commit (the write
-    /// runs on another thread): not counted against "short" statements.
+    /// Time the current statement spent committing: not counted against
+    /// "short" statements (a lone commit writes and syncs inline, on this
+    /// thread, and a COMMIT is no reason to leave it).
     pub(super) commit_wait: std::time::Duration,
     /// The store's install count this session's reads belong to (see
     /// [`Session::outlived_its_data`]).
@@ -131,6 +136,7 @@ impl Session {
             settings,
             interrupt: Interrupt::default(),
             currvals: Mutex::default(),
+            sequences_reserved_at: AtomicU64::new(0),
             is_admin: false,
             roles: BTreeSet::new(),
             in_recovery: false,
@@ -364,13 +370,11 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        let started = Instant::now();
         self.commit_wait = std::time::Duration::ZERO;
         super::metrics::statement(statement_class(parsed));
-        let result = self
-            .execute_statement(parsed, params, Some(&stmt.inner.plan_cache))
-            .await;
-        let busy = started.elapsed().saturating_sub(self.commit_wait);
+        let (result, polled) =
+            time_polls(self.execute_statement(parsed, params, Some(&stmt.inner.plan_cache))).await;
+        let busy = polled.saturating_sub(self.commit_wait);
         let micros = u64::try_from(busy.as_micros()).unwrap_or(u64::MAX);
         stmt.inner
             .last_micros
@@ -933,4 +937,20 @@ pub(crate) fn statement_kind(ast: &Ast) -> String {
             .join(" ")
             .to_uppercase(),
     }
+}
+
+/// Runs a future and measures the time spent inside its polls: the time it
+/// kept its thread busy, without the time it waited (for a row lock, a
+/// group commit, a secondary) while other tasks ran.
+async fn time_polls<F: std::future::Future>(future: F) -> (F::Output, Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut polled = Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        let poll = future.as_mut().poll(cx);
+        polled += started.elapsed();
+        poll
+    })
+    .await;
+    (output, polled)
 }

@@ -159,10 +159,20 @@ impl Statement {
     /// True if the last execution was quick enough to run on an async
     /// worker without stalling other sessions (unknown counts as long).
     pub fn is_short(&self) -> bool {
-        self.inner
+        self.last_busy() < std::time::Duration::from_micros(SHORT_STATEMENT_MICROS)
+    }
+
+    /// How long its last execution kept the thread busy (its waits for
+    /// locks and commits not counted); `Duration::MAX` before the first.
+    pub fn last_busy(&self) -> std::time::Duration {
+        match self
+            .inner
             .last_micros
             .load(std::sync::atomic::Ordering::Relaxed)
-            < SHORT_STATEMENT_MICROS
+        {
+            u64::MAX => std::time::Duration::MAX,
+            micros => std::time::Duration::from_micros(micros),
+        }
     }
 }
 

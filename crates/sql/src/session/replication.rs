@@ -68,12 +68,29 @@ impl Session {
     pub(crate) async fn commit_txn(&mut self, txn: Transaction) -> SqlResult<()> {
         let started = std::time::Instant::now();
         let result = self.commit_and_wait(txn).await;
+        let result = match result {
+            Ok(wrote) => self.sync_sequences().map(|()| wrote),
+            Err(e) => Err(e),
+        };
         let elapsed = started.elapsed();
         self.commit_wait += elapsed;
         if let Ok(true) = result {
             super::metrics::commit(elapsed);
         }
         result.map(|_| ())
+    }
+
+    /// Makes the sequence blocks this session took values from durable
+    /// (the commit's own synced write usually did already).
+    fn sync_sequences(&self) -> SqlResult<()> {
+        let reserved_at = self
+            .state
+            .sequences_reserved_at
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if reserved_at > 0 {
+            self.state.db.engine().sync_through(reserved_at)?;
+        }
+        Ok(())
     }
 
     /// Commits, then waits as synchronous_commit asks; true if the

@@ -561,11 +561,6 @@ impl Drop for InFlight<'_> {
 /// Batches read back from the batch log, in sequence order.
 pub type WalBatches = BatchLogReader;
 
-/// Appends to the batch log what RocksDB has past its end: after a crash
-/// of the machine, the batches whose appends were lost (RocksDB's
-/// recovery leaves the WAL it replayed in place for this); after an
-/// upgrade from a version without the log, whatever RocksDB's WAL archive
-/// held. What RocksDB no longer has stays a hole.
 /// True when no other task shares the current runtime (or there is none):
 /// a commit that waits for its fsync on this thread then holds up nobody.
 /// The server runs one single-worker runtime per CPU, and a commit written
@@ -587,6 +582,11 @@ fn raw_batch(writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> RawBatch {
     batch
 }
 
+/// Appends to the batch log what RocksDB has past its end: after a crash
+/// of the machine, the batches whose appends were lost (RocksDB's
+/// recovery leaves the WAL it replayed in place for this); after an
+/// upgrade from a version without the log, whatever RocksDB's WAL archive
+/// held. What RocksDB no longer has stays a hole.
 fn fill_batch_log(db: &DB, log: &BatchLog) {
     let latest = db.latest_sequence_number();
     let next = log.next_seq().max(1);

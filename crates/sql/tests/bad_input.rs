@@ -1,19 +1,13 @@
 //! Bad SQL gets an error with a SQLSTATE, never a panic, and the session
 //! stays usable. A small deterministic fuzz over the SQL entry point.
 
-use duet_sql::{Database, DatabaseOptions, SessionContext, Value};
+mod common;
+
+use duet_sql::{Database, DatabaseOptions, Value};
 
 fn session(dir: &std::path::Path) -> duet_sql::Session {
     let db = Database::open(dir, DatabaseOptions::default()).expect("open");
-    db.session(SessionContext {
-        user: "root".into(),
-        database: "defaultdb".into(),
-        backend_pid: 1,
-        client_addr: None,
-        server_port: None,
-        startup_params: vec![],
-    })
-    .expect("session")
+    common::root_session(&db)
 }
 
 async fn run(s: &mut duet_sql::Session, sql: &str) -> Result<Vec<Vec<Value>>, duet_sql::SqlError> {

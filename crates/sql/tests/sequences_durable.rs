@@ -2,22 +2,15 @@
 //! its own; the transaction that hands a value out syncs it before its
 //! commit returns, even when it wrote nothing else.
 
-use duet_sql::{Database, DatabaseOptions, SessionContext};
+mod common;
+
+use duet_sql::{Database, DatabaseOptions};
 
 #[tokio::test]
 async fn a_read_only_nextval_is_durable_when_its_commit_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(dir.path(), DatabaseOptions::default()).expect("open");
-    let mut s = db
-        .session(SessionContext {
-            user: "root".into(),
-            database: "defaultdb".into(),
-            backend_pid: 1,
-            client_addr: None,
-            server_port: None,
-            startup_params: vec![],
-        })
-        .expect("session");
+    let mut s = common::root_session(&db);
     for sql in ["CREATE SEQUENCE s", "SELECT nextval('s')"] {
         let stmt = s.parse(sql).expect(sql).remove(0);
         s.execute(&stmt, vec![]).await.expect(sql);

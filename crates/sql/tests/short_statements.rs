@@ -2,21 +2,12 @@
 //! next time) by the time it kept its thread busy, not by how long it
 //! waited for another transaction.
 
+mod common;
+
 use std::time::Duration;
 
-use duet_sql::{Database, DatabaseOptions, SessionContext, Value};
-
-fn session(db: &std::sync::Arc<Database>) -> duet_sql::Session {
-    db.session(SessionContext {
-        user: "root".into(),
-        database: "defaultdb".into(),
-        backend_pid: 1,
-        client_addr: None,
-        server_port: None,
-        startup_params: vec![],
-    })
-    .expect("session")
-}
+use common::root_session;
+use duet_sql::{Database, DatabaseOptions, Value};
 
 async fn run(s: &mut duet_sql::Session, sql: &str) -> Vec<Vec<Value>> {
     let mut rows = Vec::new();
@@ -30,8 +21,8 @@ async fn run(s: &mut duet_sql::Session, sql: &str) -> Vec<Vec<Value>> {
 async fn waiting_for_a_row_lock_does_not_make_a_statement_long() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(dir.path(), DatabaseOptions::default()).expect("open");
-    let mut holder = session(&db);
-    let mut waiter = session(&db);
+    let mut holder = root_session(&db);
+    let mut waiter = root_session(&db);
     run(&mut holder, "CREATE TABLE t (id int PRIMARY KEY, v int)").await;
     run(&mut holder, "INSERT INTO t VALUES (1, 0)").await;
 

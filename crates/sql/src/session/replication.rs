@@ -67,11 +67,10 @@ impl Session {
     /// (the commit is visible on this node meanwhile, as in PostgreSQL).
     pub(crate) async fn commit_txn(&mut self, txn: Transaction) -> SqlResult<()> {
         let started = std::time::Instant::now();
-        let result = self.commit_and_wait(txn).await;
-        let result = match result {
-            Ok(wrote) => self.sync_sequences().map(|()| wrote),
-            Err(e) => Err(e),
-        };
+        let result = self
+            .commit_and_wait(txn)
+            .await
+            .and_then(|wrote| self.sync_sequences().map(|()| wrote));
         let elapsed = started.elapsed();
         self.commit_wait += elapsed;
         if let Ok(true) = result {

@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use rocksdb::{Options, DB};
 use tokio::sync::broadcast;
 
-use crate::batch::{header_seq, CommittedBatch, RawBatch};
+use crate::batch::{header_seq, CommittedBatch, RawBatch, HEADER_LEN};
 use crate::batch_log::{BatchLog, BatchLogReader};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
@@ -408,6 +408,29 @@ impl Engine {
         }
     }
 
+    /// Before a memtable flush that ends the WAL file early (VACUUM), fills
+    /// the file up to [`WAL_FILE_BYTES`] with one WAL-only record
+    /// (RocksDB's log data: no key, no sequence number), so that it is as
+    /// long as the others when RocksDB recycles it; PostgreSQL zero-fills a
+    /// WAL segment before using it for the same reason.
+    fn fill_wal_file(&self) -> StorageResult<()> {
+        let written = self.wal_file_bytes.load(Ordering::Relaxed);
+        let missing =
+            WAL_FILE_BYTES.saturating_sub(written + WAL_RECORD_HEADER_BYTES + HEADER_LEN as u64);
+        // With an empty memtable the flush switches nothing.
+        let entries = self
+            .db
+            .property_int_value("rocksdb.num-entries-active-mem-table")?;
+        if written == 0 || missing == 0 || entries == Some(0) {
+            return Ok(());
+        }
+        let mut filler = rocksdb::WriteBatch::default();
+        filler.put_log_data(vec![0; missing as usize]);
+        let mut options = rocksdb::WriteOptions::default();
+        options.set_sync(self.sync_commits);
+        Ok(self.db.write_opt(filler, &options)?)
+    }
+
     /// Flushes the memtable, which also ends the current WAL file.
     fn flush_memtable(&self) -> StorageResult<()> {
         self.wal_file_bytes.store(0, Ordering::Relaxed);
@@ -417,6 +440,7 @@ impl Engine {
     /// VACUUM: the memtable goes to disk and the key ranges (all when
     /// None) are compacted, so reads find each key in one place.
     pub fn compact(&self, ranges: Option<&[(Vec<u8>, Vec<u8>)]>) -> StorageResult<()> {
+        self.fill_wal_file()?;
         self.flush_memtable()?;
         match ranges {
             None => self.db.compact_range::<&[u8], &[u8]>(None, None),
@@ -638,7 +662,8 @@ fn fill_batch_log(db: &DB, log: &BatchLog) {
                 break;
             }
         };
-        if seq + batch.len() as u64 <= next {
+        // A batch with no entries is a WAL file's filler (fill_wal_file).
+        if batch.is_empty() || seq + batch.len() as u64 <= next {
             continue;
         }
         if let Err(e) = appender.append(seq, &[batch.data()]) {
@@ -763,6 +788,26 @@ mod tests {
                 "WAL files: {sizes:?}, each should end between {WAL_FILE_BYTES} and {limit}"
             );
         }
+    }
+
+    #[test]
+    fn vacuum_fills_the_wal_file_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = EngineOptions {
+            sync_commits: false,
+        };
+        let engine = Engine::open(dir.path(), options).unwrap();
+        engine.write_batch_blocking(one_put(b"k")).unwrap();
+        engine.compact(None).unwrap();
+        let sizes = wal_file_sizes(dir.path());
+        assert!(
+            sizes.len() == 2 && sizes[0] >= WAL_FILE_BYTES && sizes[1] == 0,
+            "WAL files: {sizes:?}"
+        );
+        // Nothing in the memtable: no switch, and so nothing to fill.
+        engine.compact(None).unwrap();
+        assert_eq!(wal_file_sizes(dir.path()), sizes);
+        assert_eq!(engine.get_committed(b"k").unwrap(), Some(b"v".to_vec()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #   bench/run.sh                      # 3 rounds of 10 s per run
 #   BENCH_SECONDS=30 BENCH_ROUNDS=5 bench/run.sh
 #   BENCH_SERVERS=postgres bench/run.sh   # one side only (postgres or duet)
+#   BENCH_WORKLOADS="update.sql:1 tpcb-like:8" bench/run.sh   # a subset (the table then has only those rows)
 #
 # Builds duet in release mode, starts it (--insecure: trust auth, no TLS;
 # commits are still synced to disk) and a throwaway PostgreSQL 15 with its
@@ -132,7 +133,7 @@ fi
 
 # workload:client counts
 clients_csv=$(echo "$clients_list" | tr ' ' ,)
-workloads="point_select.sql:$clients_csv update.sql:$clients_csv tpcb-like:8 simple-update:8 select-only:8"
+workloads=${BENCH_WORKLOADS:-"point_select.sql:$clients_csv update.sql:$clients_csv tpcb-like:8 simple-update:8 select-only:8"}
 declare -A tps cycles
 for round in $(seq "$rounds"); do
     order=$servers
@@ -143,6 +144,7 @@ for round in $(seq "$rounds"); do
             for server in $order; do
                 log "round $round/$rounds, $server: $script, $clients clients, ${seconds}s"
                 read -r t c < <(run_pgbench "${url[$server]}" "$script" "$clients")
+                log "round $round/$rounds, $server: $script, $clients clients: $t tps"
                 tps[$server,$script,$clients]+=" $t"
                 cycles[$server,$script,$clients]+=" $c"
             done

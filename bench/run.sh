@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # duet vs PostgreSQL 15 with pgbench, on this machine, over loopback.
 #
-#   bench/run.sh                      # 3 rounds of 10 s per run
+#   bench/run.sh                      # 3 rounds of 10 s per server, in 5 slices of 2 s
 #   BENCH_SECONDS=30 BENCH_ROUNDS=5 bench/run.sh
 #   BENCH_SERVERS=postgres bench/run.sh   # one side only (postgres or duet)
 #   BENCH_WORKLOADS="update.sql:1 tpcb-like:8" bench/run.sh   # a subset (the table then has only those rows)
@@ -16,11 +16,14 @@
 #   single-row update: UPDATE kv SET v = v + 1 WHERE id = :id
 # and pgbench's own database (pgbench -i -s 10) with its built-in scripts,
 # 8 clients, -M prepared: tpcb-like, simple-update (-N), select-only (-S).
-# Every workload runs BENCH_ROUNDS times on each server, the two servers
-# taking turns (which one goes first alternates by round), because a
-# small VM's speed drifts by tens of percent within minutes: the table
-# gives the median tps of each side and the median (and range) of the
-# rounds' ratios. Where `perf stat -a` works it also gives the machine's
+# Every workload runs BENCH_ROUNDS times on each server. A small VM's
+# speed drifts by tens of percent within seconds, so a round's
+# BENCH_SECONDS per server are cut into BENCH_SLICES runs of pgbench
+# that alternate between the two servers (A B B A A ...; which one goes
+# first alternates by round), and a round's tps is its slices'
+# transactions over their time: both sides meet the same drift. The
+# table gives the median tps of each side and the median (and range) of
+# the rounds' ratios. Where `perf stat -a` works it also gives the machine's
 # CPU cycles per transaction (every process, pgbench included, idle time
 # not counted), which moves far less than throughput from run to run.
 # Prints a markdown table and writes it to docs/benchmarks.md.
@@ -30,6 +33,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 bench=$repo/bench
 seconds=${BENCH_SECONDS:-10}
 rounds=${BENCH_ROUNDS:-3}
+slices=${BENCH_SLICES:-5}
+(( seconds % slices == 0 )) || { echo "bench: BENCH_SECONDS must be a multiple of BENCH_SLICES" >&2; exit 2; }
+slice_seconds=$(( seconds / slices ))
 rows=${BENCH_ROWS:-100000}
 servers=${BENCH_SERVERS:-postgres duet}
 clients_list=${BENCH_CLIENTS:-1 8}
@@ -74,27 +80,45 @@ else
     log "perf stat -a is not available: no cycles per transaction"
 fi
 
-# Prints "tps kcycles-per-transaction" of one pgbench run ("n/a" when
-# unknown).
+# Prints "transactions seconds cycles" of one pgbench run of
+# slice_seconds (seconds without connection time; "n/a" when unknown).
 run_pgbench() {
     local url=$1 script=$2 clients=$3 threads out stat=$work/perf.stat
     threads=$(( clients < $(nproc) ? clients : $(nproc) ))
     local cmd=(pgbench -n -M prepared)
     # shellcheck disable=SC2207
-    cmd+=($(workload_args "$script") -c "$clients" -j "$threads" -T "$seconds" "$url")
+    cmd+=($(workload_args "$script") -c "$clients" -j "$threads" -T "$slice_seconds" "$url")
     if [ -n "$with_cycles" ]; then
         cmd=(perf stat -a -x, -e cycles -o "$stat" -- "${cmd[@]}")
     fi
     out=$("${cmd[@]}" 2>&1) || {
-        log "pgbench failed:"; echo "$out" >&2; echo "n/a n/a"; return
+        log "pgbench failed:"; echo "$out" >&2; echo "n/a n/a n/a"; return
     }
     local failed tps txns cycles=
     failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
     [ "${failed:-0}" = 0 ] || log "$script with $clients clients: $failed failed transactions"
-    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | xargs -r printf '%.0f\n')
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
     txns=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
     [ -n "$with_cycles" ] && cycles=$(awk -F, '$3 == "cycles" || $3 ~ /^cycles/ {print $1}' "$stat")
-    echo "${tps:-n/a} $(awk -v c="$cycles" -v n="$txns" 'BEGIN { if (c + 0 > 0 && n + 0 > 0) printf "%.1f", c / n / 1000; else print "n/a" }')"
+    awk -v n="$txns" -v t="$tps" -v c="$cycles" 'BEGIN {
+        if (n + 0 > 0 && t + 0 > 0) printf "%d %.6f ", n, n / t; else printf "n/a n/a "
+        if (c + 0 > 0) printf "%d\n", c; else print "n/a" }'
+}
+
+# Adds "transactions seconds cycles" to a running total of the same form.
+add_run() {
+    awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        for (i = 1; i <= 3; i++) {
+            if (x[i] == "n/a" || y[i] == "n/a") s[i] = "n/a"; else s[i] = x[i] + y[i]
+        }
+        printf "%s %s %s\n", s[1], s[2], s[3] }'
+}
+
+# Prints "tps kcycles-per-transaction" of a total.
+total_rates() {
+    awk -v a="$1" 'BEGIN { split(a, x, " ")
+        if (x[1] != "n/a" && x[2] + 0 > 0) printf "%.0f ", x[1] / x[2]; else printf "n/a "
+        if (x[3] != "n/a" && x[1] + 0 > 0) printf "%.1f\n", x[3] / x[1] / 1000; else print "n/a" }'
 }
 
 # The median of its arguments ("n/a" ones left out), printed with the
@@ -141,9 +165,18 @@ for round in $(seq "$rounds"); do
     for workload in $workloads; do
         script=${workload%%:*}
         for clients in $(echo "${workload#*:}" | tr , ' '); do
+            declare -A total=()
+            for server in $order; do total[$server]="0 0 0"; done
+            log "round $round/$rounds: $script, $clients clients, $slices slices of ${slice_seconds}s per server"
+            slice_order=$order
+            for _ in $(seq "$slices"); do
+                for server in $slice_order; do
+                    total[$server]=$(add_run "${total[$server]}" "$(run_pgbench "${url[$server]}" "$script" "$clients")")
+                done
+                slice_order=$(echo "$slice_order" | tr ' ' '\n' | tac | tr '\n' ' ')
+            done
             for server in $order; do
-                log "round $round/$rounds, $server: $script, $clients clients, ${seconds}s"
-                read -r t c < <(run_pgbench "${url[$server]}" "$script" "$clients")
+                read -r t c < <(total_rates "${total[$server]}")
                 log "round $round/$rounds, $server: $script, $clients clients: $t tps"
                 tps[$server,$script,$clients]+=" $t"
                 cycles[$server,$script,$clients]+=" $c"
@@ -210,14 +243,16 @@ driven by \`pgbench -M prepared\` with custom scripts (\`bench/*.sql\`).
   (\`UPDATE kv SET v = v + 1 WHERE id = :id\`), \`id\` uniformly random;
   and pgbench's own tables (\`pgbench -i -s $scale\`) with its built-in
   scripts tpcb-like, simple-update (\`-N\`) and select-only (\`-S\`);
-  ${seconds} s per run, $rounds rounds with the servers taking turns;
-  tps excludes connection time. Throughput is the median of the rounds,
+  $rounds rounds of ${seconds} s per server and workload, each cut into
+  $slices pgbench runs of ${slice_seconds} s that alternate between the servers
+  (the VM's speed drifts within seconds), a round's tps being its runs'
+  transactions over their time; tps excludes connection time. Throughput is the median of the rounds,
   the ratio the median (and range) of the rounds' ratios. Cycles: the
   whole machine's CPU cycles per transaction (\`perf stat -a\`, pgbench
   included, idle not counted), the median of the rounds; the last column
   is above 1 where duet needs fewer.
 * Machine: $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM.
-* Command: \`BENCH_SECONDS=$seconds BENCH_ROUNDS=$rounds bench/run.sh\` ($(date -u +%Y-%m-%d)).
+* Command: \`BENCH_SECONDS=$seconds BENCH_ROUNDS=$rounds BENCH_SLICES=$slices bench/run.sh\` ($(date -u +%Y-%m-%d)).
 
 $table
 MD

@@ -58,7 +58,7 @@ const RECYCLED_WAL_FILES: usize = 4;
 /// RocksDB switches memtables at this size; a ceiling only, well above
 /// what a WAL file's worth of batches takes in a memtable (about twice
 /// its bytes for small rows), so that [`WAL_FILE_BYTES`] decides.
-const MEMTABLE_BYTES: usize = 64 << 20;
+const MEMTABLE_BYTES: usize = 32 << 20;
 
 /// A WAL file is ended (the memtable switched, which starts the next
 /// file) once it holds this many bytes of batches. RocksDB truncates a
@@ -70,7 +70,7 @@ const MEMTABLE_BYTES: usize = 64 << 20;
 /// zero-filled WAL segments. Ending the file also moves a bulk write
 /// (COPY, a table rewrite) on to disk tables at once, before a memtable
 /// of millions of entries slows every point read.
-const WAL_FILE_BYTES: u64 = 16 << 20;
+const WAL_FILE_BYTES: u64 = 8 << 20;
 
 /// What RocksDB adds to a batch in its WAL: a recyclable record's header.
 const WAL_RECORD_HEADER_BYTES: u64 = 11;
@@ -146,7 +146,7 @@ impl Engine {
         // there. Its size is this ratio of the memtable ceiling: 1.6 MB,
         // tens of bits per key of a memtable that its WAL file ends.
         opts.set_memtable_whole_key_filtering(true);
-        opts.set_memtable_prefix_bloom_ratio(0.025);
+        opts.set_memtable_prefix_bloom_ratio(0.05);
         let mut block_opts = rocksdb::BlockBasedOptions::default();
         block_opts.set_bloom_filter(10.0, false);
         // A hash index inside each data block: a point read finds its key
@@ -758,7 +758,7 @@ mod tests {
         };
         let engine = Engine::open(dir.path(), options).unwrap();
         // Small rows take about twice their WAL bytes in a memtable: with
-        // the memtable deciding, these files would end near 8 MB.
+        // a 16 MB memtable deciding, these files ended near 7.5 MB.
         let mut key = 0u64;
         let mut largest_batch = 0;
         while engine.latest_sequence_number() < 1 << 21 {

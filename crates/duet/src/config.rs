@@ -33,6 +33,10 @@ pub struct StartArgs {
     /// Seconds a client may take to authenticate [env: DUET_AUTHENTICATION_TIMEOUT] [default: 60]
     #[arg(long, value_name = "SECS")]
     pub authentication_timeout: Option<u64>,
+    /// Microseconds a session alone on its shard polls its socket after a
+    /// reply before sleeping; 0: never [env: DUET_BUSY_POLL_US] [default: 200]
+    #[arg(long, value_name = "MICROSECONDS")]
+    pub busy_poll_us: Option<u64>,
     /// Log format [env: DUET_LOG_FORMAT] [default: human]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -177,6 +181,13 @@ pub fn resolve(
             expected: "a number of seconds",
         })?;
     }
+    if let Some(v) = env("DUET_BUSY_POLL_US") {
+        config.busy_poll_us = v.trim().parse().map_err(|_| ConfigError::Env {
+            name: "DUET_BUSY_POLL_US",
+            value: v,
+            expected: "a number of microseconds",
+        })?;
+    }
     if let Some(v) = env("DUET_LOG_FORMAT") {
         config.log_format = v;
     }
@@ -226,6 +237,9 @@ pub fn resolve(
     }
     if let Some(v) = args.authentication_timeout {
         config.authentication_timeout = v;
+    }
+    if let Some(v) = args.busy_poll_us {
+        config.busy_poll_us = v;
     }
     if let Some(v) = args.log_format {
         config.log_format = v.as_str().to_owned();
@@ -771,6 +785,7 @@ method = "scram-sha-256"
             config.authentication_timeout,
             defaults.authentication_timeout
         );
+        assert_eq!(config.busy_poll_us, defaults.busy_poll_us);
         assert_eq!(config.log_format, defaults.log_format);
         assert_eq!(config.hba, hba::default_rules(false));
 

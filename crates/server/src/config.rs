@@ -24,6 +24,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Seconds a client may take to authenticate.
     pub authentication_timeout: u64,
+    /// Microseconds a session alone on its shard keeps polling its socket
+    /// after a reply before it sleeps (see busy_poll.rs); 0: never.
+    pub busy_poll_us: u64,
     /// Host-based authentication rules, first match wins.
     pub hba: Vec<HbaRule>,
     /// Log format: "human" or "json".
@@ -57,6 +60,7 @@ impl Default for Config {
             insecure: false,
             max_connections: 100,
             authentication_timeout: 60,
+            busy_poll_us: 200,
             hba: Vec::new(),
             log_format: "human".into(),
             replication: ReplicationSettings::default(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use duet_sql::{Session, SqlError, SqlState};
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -22,6 +22,7 @@ use tracing::debug;
 
 use duet_replication::sender::ReplicationCommand;
 
+use crate::busy_poll::BusyPoll;
 use crate::codec::{CodecError, PgCodec, Phase};
 use crate::encode::{self, Severity};
 use crate::extended::{ExtError, Extended};
@@ -76,6 +77,7 @@ pub(crate) struct Conn {
     pub(crate) ssl: bool,
     /// End of the authentication window; None once the session runs.
     pub(crate) deadline: Option<Instant>,
+    busy_poll: BusyPoll,
 }
 
 impl Conn {
@@ -83,6 +85,7 @@ impl Conn {
         negotiated: Framed<MaybeTls, pgwire::tokio::server::PgWireMessageServerCodec<()>>,
         peer: SocketAddr,
         deadline: Instant,
+        busy_poll: BusyPoll,
     ) -> Conn {
         let old = negotiated.into_parts();
         let ssl = matches!(old.io, MaybeTls::Tls(_));
@@ -94,6 +97,7 @@ impl Conn {
             peer,
             ssl,
             deadline: Some(deadline),
+            busy_poll,
         }
     }
 
@@ -142,13 +146,33 @@ impl Conn {
                 .map_err(|_| auth_timeout())?,
             None => self.framed.next().await,
         };
-        match next {
-            None => Ok(None),
-            Some(Ok(msg)) => Ok(Some(msg)),
-            Some(Err(CodecError::Io(e))) => Err(ConnError::Io(e)),
-            Some(Err(CodecError::Protocol(m))) => Err(fatal(SqlState::PROTOCOL_VIOLATION, m)),
-            Some(Err(CodecError::Unsupported(m))) => Err(fatal(SqlState::FEATURE_NOT_SUPPORTED, m)),
+        self.busy_poll.end_wait();
+        frame_result(next)
+    }
+
+    /// The next message of a running session if it is already here or
+    /// arrives while busy polling (see busy_poll.rs); None: wait for it
+    /// with [`Conn::recv`].
+    pub(crate) async fn recv_soon(
+        &mut self,
+    ) -> Option<Result<Option<PgWireFrontendMessage>, ConnError>> {
+        if let Some(next) = self.framed.next().now_or_never() {
+            return Some(frame_result(next));
         }
+        let deadline = self.busy_poll.start_wait()?;
+        while BusyPoll::keep_polling(deadline) {
+            // Yielding to the runtime lets the shard poll its I/O driver
+            // without blocking (and run any task that turns up) before
+            // this task goes on; yielding the CPU lets a thread woken on
+            // it (the client, on a small machine) run at once.
+            std::thread::yield_now();
+            tokio::task::yield_now().await;
+            if let Some(next) = self.framed.next().now_or_never() {
+                self.busy_poll.end_wait();
+                return Some(frame_result(next));
+            }
+        }
+        None
     }
 
     pub(crate) fn set_phase(&mut self, phase: Phase) {
@@ -168,6 +192,19 @@ impl Conn {
         // A peer that takes nothing (half-open) must not hold the task.
         let close = SinkExt::<PgWireBackendMessage>::close(&mut self.framed);
         let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+    }
+}
+
+/// A decoded frame (or its error) as a message for the session.
+fn frame_result(
+    next: Option<Result<PgWireFrontendMessage, CodecError>>,
+) -> Result<Option<PgWireFrontendMessage>, ConnError> {
+    match next {
+        None => Ok(None),
+        Some(Ok(msg)) => Ok(Some(msg)),
+        Some(Err(CodecError::Io(e))) => Err(ConnError::Io(e)),
+        Some(Err(CodecError::Protocol(m))) => Err(fatal(SqlState::PROTOCOL_VIOLATION, m)),
+        Some(Err(CodecError::Unsupported(m))) => Err(fatal(SqlState::FEATURE_NOT_SUPPORTED, m)),
     }
 }
 
@@ -228,7 +265,8 @@ pub(crate) async fn handle(
             return;
         }
     };
-    let mut conn = Conn::new(framed, peer, deadline);
+    let busy_poll = BusyPoll::new(Duration::from_micros(shared.config.busy_poll_us));
+    let mut conn = Conn::new(framed, peer, deadline, busy_poll);
 
     let outcome = tokio::select! {
         r = startup::startup(&mut conn, &shared) => r,
@@ -326,16 +364,20 @@ impl Backend {
         let shutdown = shutdown_signalled(&mut shutdown_rx);
         tokio::pin!(shutdown);
         loop {
-            // A message that is already there goes first: the shutdown
-            // future is only polled when the session would wait anyway
+            // A message that is already there (or comes while busy
+            // polling) goes first: the shutdown future is only polled when
+            // the session would wait anyway
             // (polling it per message showed up in profiles); a shutdown
             // also cancels running statements through the cancel registry.
-            let msg = tokio::select! {
-                biased;
-                msg = self.conn.recv() => msg?,
-                _ = &mut shutdown => {
-                    return Err(ConnError::Fatal(admin_shutdown()));
-                }
+            let msg = match self.conn.recv_soon().await {
+                Some(msg) => msg?,
+                None => tokio::select! {
+                    biased;
+                    msg = self.conn.recv() => msg?,
+                    _ = &mut shutdown => {
+                        return Err(ConnError::Fatal(admin_shutdown()));
+                    }
+                },
             };
             let Some(msg) = msg else {
                 return Ok(());

@@ -7,6 +7,7 @@ pub mod hba;
 pub mod tls;
 
 mod auth;
+mod busy_poll;
 pub mod codec;
 mod connection;
 mod copy;

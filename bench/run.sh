@@ -23,9 +23,9 @@
 # first alternates by round), and a round's tps is its slices'
 # transactions over their time: both sides meet the same drift. The
 # table gives the median tps of each side and the median (and range) of
-# the rounds' ratios. Where `perf stat -a` works it also gives the machine's
-# CPU cycles per transaction (every process, pgbench included, idle time
-# not counted), which moves far less than throughput from run to run.
+# the rounds' ratios, and each server's CPU time per transaction (its
+# processes, from /proc; pgbench not counted): busy polling, for one, buys
+# latency with CPU, and this shows what it costs.
 # Prints a markdown table and writes it to docs/benchmarks.md.
 set -euo pipefail
 
@@ -72,40 +72,43 @@ workload_args() {
     esac
 }
 
-# Counts machine cycles around a command, when perf may.
-if perf stat -a -x, -e cycles -o /dev/null true >/dev/null 2>&1; then
-    with_cycles=1
-else
-    with_cycles=
-    log "perf stat -a is not available: no cycles per transaction"
-fi
+# CPU time (clock ticks) a server has used: its process and children,
+# live or reaped (PostgreSQL's backends are the postmaster's children).
+server_ticks() {
+    local total=0 p
+    for p in "$1" $(pgrep -P "$1"); do
+        # After the command name: utime stime cutime cstime are fields 12-15.
+        total=$(( total + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null |
+            awk '{s = $12 + $13 + $14 + $15} END {print s + 0}') ))
+    done
+    echo "$total"
+}
+ticks_per_second=$(getconf CLK_TCK)
 
-# Prints "transactions seconds cycles" of one pgbench run of
-# slice_seconds (seconds without connection time; "n/a" when unknown).
+# Prints "transactions seconds ticks" of one pgbench run of slice_seconds
+# against the server with process id $4 (seconds without connection
+# time, ticks of the server's CPU; "n/a" when unknown).
 run_pgbench() {
-    local url=$1 script=$2 clients=$3 threads out stat=$work/perf.stat
+    local url=$1 script=$2 clients=$3 pid=$4 threads out before after
     threads=$(( clients < $(nproc) ? clients : $(nproc) ))
     local cmd=(pgbench -n -M prepared)
     # shellcheck disable=SC2207
     cmd+=($(workload_args "$script") -c "$clients" -j "$threads" -T "$slice_seconds" "$url")
-    if [ -n "$with_cycles" ]; then
-        cmd=(perf stat -a -x, -e cycles -o "$stat" -- "${cmd[@]}")
-    fi
+    before=$(server_ticks "$pid")
     out=$("${cmd[@]}" 2>&1) || {
         log "pgbench failed:"; echo "$out" >&2; echo "n/a n/a n/a"; return
     }
-    local failed tps txns cycles=
+    after=$(server_ticks "$pid")
+    local failed tps txns
     failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
     [ "${failed:-0}" = 0 ] || log "$script with $clients clients: $failed failed transactions"
     tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
     txns=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
-    [ -n "$with_cycles" ] && cycles=$(awk -F, '$3 == "cycles" || $3 ~ /^cycles/ {print $1}' "$stat")
-    awk -v n="$txns" -v t="$tps" -v c="$cycles" 'BEGIN {
-        if (n + 0 > 0 && t + 0 > 0) printf "%d %.6f ", n, n / t; else printf "n/a n/a "
-        if (c + 0 > 0) printf "%d\n", c; else print "n/a" }'
+    awk -v n="$txns" -v t="$tps" -v c="$(( after - before ))" 'BEGIN {
+        if (n + 0 > 0 && t + 0 > 0) printf "%d %.6f %d\n", n, n / t, c; else print "n/a n/a n/a" }'
 }
 
-# Adds "transactions seconds cycles" to a running total of the same form.
+# Adds "transactions seconds ticks" to a running total of the same form.
 add_run() {
     awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " ")
         for (i = 1; i <= 3; i++) {
@@ -114,11 +117,11 @@ add_run() {
         printf "%s %s %s\n", s[1], s[2], s[3] }'
 }
 
-# Prints "tps kcycles-per-transaction" of a total.
+# Prints "tps server-CPU-µs-per-transaction" of a total.
 total_rates() {
-    awk -v a="$1" 'BEGIN { split(a, x, " ")
+    awk -v a="$1" -v hz="$ticks_per_second" 'BEGIN { split(a, x, " ")
         if (x[1] != "n/a" && x[2] + 0 > 0) printf "%.0f ", x[1] / x[2]; else printf "n/a "
-        if (x[3] != "n/a" && x[1] + 0 > 0) printf "%.1f\n", x[3] / x[1] / 1000; else print "n/a" }'
+        if (x[3] != "n/a" && x[1] + 0 > 0) printf "%.1f\n", x[3] / hz * 1e6 / x[1]; else print "n/a" }'
 }
 
 # The median of its arguments ("n/a" ones left out), printed with the
@@ -131,11 +134,12 @@ median() {
         else printf f "\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-declare -A url
+declare -A url pid
 if [[ " $servers " == *" postgres "* ]]; then
     pg_start
     trap cleanup EXIT # pg_start installs its own EXIT trap; ours stops it too
     url[postgres]=$PG_URL
+    pid[postgres]=$(head -1 "$PG_DIR/data/postmaster.pid")
     load_kv "${url[postgres]}" "$rows"
     psql -X -q -d "${url[postgres]}" -c 'VACUUM ANALYZE kv'
     load_pgbench "${url[postgres]}"
@@ -149,6 +153,7 @@ if [[ " $servers " == *" duet "* ]]; then
     "$target/release/duet" start --insecure --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
         --data-dir "$work/duet-data" --certs-dir "$work/certs" >"$work/duet.log" 2>&1 &
     duet_pid=$!
+    pid[duet]=$duet_pid
     url[duet]="postgresql://root@127.0.0.1:$port/defaultdb?sslmode=disable"
     wait_ready "${url[duet]}" "$duet_pid" || { tail -50 "$work/duet.log" >&2; exit 1; }
     load_kv "${url[duet]}" "$rows"
@@ -158,7 +163,7 @@ fi
 # workload:client counts
 clients_csv=$(echo "$clients_list" | tr ' ' ,)
 workloads=${BENCH_WORKLOADS:-"point_select.sql:$clients_csv update.sql:$clients_csv tpcb-like:8 simple-update:8 select-only:8"}
-declare -A tps cycles
+declare -A tps cpu
 for round in $(seq "$rounds"); do
     order=$servers
     (( round % 2 == 0 )) && order=$(echo "$servers" | tr ' ' '\n' | tac | tr '\n' ' ')
@@ -171,7 +176,7 @@ for round in $(seq "$rounds"); do
             slice_order=$order
             for _ in $(seq "$slices"); do
                 for server in $slice_order; do
-                    total[$server]=$(add_run "${total[$server]}" "$(run_pgbench "${url[$server]}" "$script" "$clients")")
+                    total[$server]=$(add_run "${total[$server]}" "$(run_pgbench "${url[$server]}" "$script" "$clients" "${pid[$server]}")")
                 done
                 slice_order=$(echo "$slice_order" | tr ' ' '\n' | tac | tr '\n' ' ')
             done
@@ -179,7 +184,7 @@ for round in $(seq "$rounds"); do
                 read -r t c < <(total_rates "${total[$server]}")
                 log "round $round/$rounds, $server: $script, $clients clients: $t tps"
                 tps[$server,$script,$clients]+=" $t"
-                cycles[$server,$script,$clients]+=" $c"
+                cpu[$server,$script,$clients]+=" $c"
             done
         done
     done
@@ -200,7 +205,7 @@ round_ratios() {
 }
 
 table=$(
-    echo "| workload | clients | PostgreSQL tps | duet tps | duet / PostgreSQL, median (range) | PostgreSQL kcycles/txn | duet kcycles/txn | PostgreSQL / duet cycles |"
+    echo "| workload | clients | PostgreSQL tps | duet tps | duet / PostgreSQL, median (range) | PostgreSQL CPU µs/txn | duet CPU µs/txn | PostgreSQL / duet CPU |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for workload in $workloads; do
         script=${workload%%:*}
@@ -215,9 +220,9 @@ table=$(
             # shellcheck disable=SC2086
             pg=$(median %.0f $pg_runs) du=$(median %.0f $du_runs)
             # shellcheck disable=SC2086
-            pgc=$(median %.1f ${cycles[postgres,$script,$clients]:-n/a})
+            pgc=$(median %.1f ${cpu[postgres,$script,$clients]:-n/a})
             # shellcheck disable=SC2086
-            duc=$(median %.1f ${cycles[duet,$script,$clients]:-n/a})
+            duc=$(median %.1f ${cpu[duet,$script,$clients]:-n/a})
             echo "| $name | $clients | $pg | $du | $(round_ratios "$pg_runs" "$du_runs") | $pgc | $duc | $(ratio "$duc" "$pgc") |"
         done
     done
@@ -247,10 +252,11 @@ driven by \`pgbench -M prepared\` with custom scripts (\`bench/*.sql\`).
   $slices pgbench runs of ${slice_seconds} s that alternate between the servers
   (the VM's speed drifts within seconds), a round's tps being its runs'
   transactions over their time; tps excludes connection time. Throughput is the median of the rounds,
-  the ratio the median (and range) of the rounds' ratios. Cycles: the
-  whole machine's CPU cycles per transaction (\`perf stat -a\`, pgbench
-  included, idle not counted), the median of the rounds; the last column
-  is above 1 where duet needs fewer.
+  the ratio the median (and range) of the rounds' ratios. CPU: the
+  server's CPU time per transaction (user and system, from \`/proc\`: the
+  postmaster and its children, or duet's process; pgbench not counted,
+  connection setup counted), the median of the rounds; the last column
+  is above 1 where duet needs less.
 * Machine: $(nproc) CPUs ($cpu), $(free -g | awk '/^Mem:/ {print $2}') GiB RAM.
 * Command: \`BENCH_SECONDS=$seconds BENCH_ROUNDS=$rounds BENCH_SLICES=$slices bench/run.sh\` ($(date -u +%Y-%m-%d)).
 

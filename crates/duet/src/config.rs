@@ -456,6 +456,7 @@ mod tests {
         assert_eq!(config.certs_dir, PathBuf::from("./certs"));
         assert!(!config.insecure);
         assert_eq!(config.max_connections, 100);
+        assert_eq!(config.busy_poll_us, 200);
         assert_eq!(config.log_format, "human");
         assert_eq!(config.root_password, None);
         assert_eq!(config.hba, hba::default_rules(false));
@@ -472,6 +473,7 @@ listen = "127.0.0.1:1111"
 http_listen = "127.0.0.1:2222"
 data_dir = "/from/file"
 max_connections = 7
+busy_poll_us = 50
 log_format = "json"
 "#,
         );
@@ -483,6 +485,7 @@ log_format = "json"
         assert_eq!(config.http_listen, "127.0.0.1:2222");
         assert_eq!(config.data_dir, PathBuf::from("/from/file"));
         assert_eq!(config.max_connections, 7);
+        assert_eq!(config.busy_poll_us, 50);
         assert_eq!(config.log_format, "json");
         assert_eq!(config.certs_dir, PathBuf::from("./certs"), "default kept");
 
@@ -491,6 +494,7 @@ log_format = "json"
             ("DUET_LISTEN", "127.0.0.1:3333"),
             ("DUET_DATA_DIR", "/from/env"),
             ("DUET_MAX_CONNECTIONS", "8"),
+            ("DUET_BUSY_POLL_US", "0"),
             ("DUET_INSECURE", "true"),
             ("DUET_CERTS_DIR", "/certs/env"),
         ]);
@@ -499,6 +503,7 @@ log_format = "json"
         assert_eq!(config.http_listen, "127.0.0.1:2222", "file value kept");
         assert_eq!(config.data_dir, PathBuf::from("/from/env"));
         assert_eq!(config.max_connections, 8);
+        assert_eq!(config.busy_poll_us, 0);
         assert!(config.insecure);
         assert_eq!(config.certs_dir, PathBuf::from("/certs/env"));
         assert_eq!(config.hba, hba::default_rules(true));
@@ -511,6 +516,8 @@ log_format = "json"
             "127.0.0.1:4444",
             "--max-connections",
             "9",
+            "--busy-poll-us",
+            "300",
             "--insecure=false",
             "--log-format",
             "human",
@@ -523,6 +530,7 @@ log_format = "json"
             "env value kept"
         );
         assert_eq!(config.max_connections, 9);
+        assert_eq!(config.busy_poll_us, 300);
         assert!(!config.insecure);
         assert_eq!(config.log_format, "human");
         assert_eq!(config.hba, hba::default_rules(false));

@@ -3,14 +3,17 @@
 # streaming replication (primary + standby from pg_basebackup), on this
 # machine, over loopback, fsync on everywhere, measured in the same run.
 #
-#   bench/replication.sh                       # 10 s per throughput run
+#   bench/replication.sh                       # 10 s per server per throughput row
 #   BENCH_SECONDS=30 BENCH_BIG_ROWS=1000000 bench/replication.sh
 #
-# Rows (appended to docs/benchmarks.md after the "replication" marker):
+# Both pairs run side by side. Rows (appended to docs/benchmarks.md after
+# the "replication" marker):
 #   * initial copy of a ~BENCH_BIG_ROWS-row table: duet SERVICE CREATE vs
 #     pg_basebackup, MB/s of the copied data directory
 #   * commit throughput with the secondary attached (pgbench single-row
-#     UPDATE, 8 clients, -M prepared), async and synchronous_commit=on
+#     UPDATE, 8 clients, -M prepared), async and synchronous_commit=on;
+#     each server's BENCH_SECONDS cut into BENCH_SLICES (5) pgbench runs
+#     that alternate between the two pairs
 #   * commit-to-visible lag on the secondary, p50/p99, at a moderate load
 #     (pgbench -R BENCH_RATE) in async mode (bench/probe, `repl-probe lag`)
 #   * catch-up: the secondary paused while BENCH_CATCHUP commits run, then
@@ -24,7 +27,9 @@ seconds=${BENCH_SECONDS:-10}
 rows=${BENCH_ROWS:-100000}
 big_rows=${BENCH_BIG_ROWS:-500000}
 rate=${BENCH_RATE:-1000}
-catchup=${BENCH_CATCHUP:-20000}
+catchup=${BENCH_CATCHUP:-300000}
+slices=${BENCH_SLICES:-5}
+slice_seconds=$(( seconds / slices > 0 ? seconds / slices : 1 ))
 # shellcheck source=../tests/support/postgres.sh
 source "$repo/tests/support/postgres.sh"
 # shellcheck source=lib.sh
@@ -46,11 +51,34 @@ log() { echo "bench: $*" >&2; }
 now_ms() { date +%s%3N; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
-tps() {
-    local url=$1 clients=$2 extra=${3:-}
-    # shellcheck disable=SC2086
+# Prints "transactions seconds" of one pgbench run of slice_seconds
+# (seconds without connection time).
+run_slice() {
+    local url=$1 clients=$2
     pgbench -n -M prepared -f "$bench/update.sql" -c "$clients" -j "$(( clients < $(nproc) ? clients : $(nproc) ))" \
-        -T "$seconds" $extra "$url" 2>&1 | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' | xargs -r printf '%.0f\n'
+        -T "$slice_seconds" "$url" 2>&1 | awk '
+        /^number of transactions actually processed/ {n = $6}
+        /^tps = .*without initial connection time/ {t = $3}
+        END {if (n > 0 && t > 0) printf "%d %.6f\n", n, n / t; else print "0 0"}'
+}
+
+# Prints the tps of PostgreSQL and of duet over BENCH_SLICES pgbench runs
+# each that alternate between them (P D D P P ...): a small VM's speed
+# drifts by tens of percent within seconds, and both meet the drift alike.
+sliced_tps() {
+    local clients=$1 pg=$2 du=$3 order="pg du" side n s
+    declare -A txns=([pg]=0 [du]=0) secs=([pg]=0 [du]=0)
+    for _ in $(seq "$slices"); do
+        for side in $order; do
+            if [ "$side" = pg ]; then read -r n s < <(run_slice "$pg" "$clients")
+            else read -r n s < <(run_slice "$du" "$clients"); fi
+            txns[$side]=$(( ${txns[$side]} + n ))
+            secs[$side]=$(awk -v a="${secs[$side]}" -v b="$s" 'BEGIN {print a + b}')
+        done
+        order=$(echo "$order" | awk '{print $2, $1}')
+    done
+    awk -v a="${txns[pg]}" -v b="${secs[pg]}" -v c="${txns[du]}" -v d="${secs[du]}" \
+        'BEGIN {printf "%.0f %.0f\n", (b > 0 ? a / b : 0), (d > 0 ? c / d : 0)}'
 }
 
 load() {
@@ -88,33 +116,6 @@ _pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 6
     -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
 surl="postgresql://postgres@127.0.0.1:$sport/postgres?sslmode=disable"
 wait_ready "$surl"
-log "PostgreSQL: async throughput"
-r[pg_async]=$(tps "$purl" 8)
-log "PostgreSQL: lag at $rate tps"
-pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$purl" >/dev/null 2>&1 &
-load_pid=$!
-r[pg_lag]=$("$probe" lag "$purl" "$surl" "$seconds")
-wait "$load_pid" || true
-log "PostgreSQL: synchronous_commit=on throughput"
-q "$purl" "ALTER SYSTEM SET synchronous_standby_names = '*'"
-q "$purl" "SELECT pg_reload_conf()"
-r[pg_sync]=$(PGOPTIONS='-c synchronous_commit=on' tps "$purl" 8)
-q "$purl" "ALTER SYSTEM RESET synchronous_standby_names"
-q "$purl" "SELECT pg_reload_conf()"
-log "PostgreSQL: catch-up"
-# Replay paused (WAL still received), then resumed: the pure apply rate.
-q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
-pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$purl" >/dev/null 2>&1
-start=$(now_ms)
-q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
-"$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
-r[pg_catchup_ms]=$(( $(now_ms) - start ))
-log "PostgreSQL: promotion"
-kill -9 "$(head -1 "$PG_DIR/data/postmaster.pid")"
-r[pg_promote]=$("$probe" promote "$surl" "SELECT pg_promote()")
-_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m immediate -w stop >/dev/null 2>&1 || true
-standby_dir=
-pg_stop
 
 # --- duet: primary + secondary ---------------------------------------------
 start_duet() {
@@ -138,15 +139,36 @@ q "$d2" "REPLICATE SET SERVICE CREATE" >/dev/null
 r[duet_copy_ms]=$(( $(now_ms) - start ))
 r[duet_copy_mb]=$(du -sm "$work/n2/$(cat "$work/n2/ACTIVE_DB")" | cut -f1)
 q "$d2" "REPLICATE SET SERVICE START"
-log "duet: async throughput"
-r[duet_async]=$(tps "$d1" 8)
+
+# --- both pairs running: the measures -------------------------------------
+log "async throughput, alternating"
+read -r r[pg_async] r[duet_async] < <(sliced_tps 8 "$purl" "$d1")
+log "synchronous_commit=on throughput, alternating"
+q "$purl" "ALTER SYSTEM SET synchronous_standby_names = '*'"
+q "$purl" "SELECT pg_reload_conf()"
+read -r r[pg_sync] r[duet_sync] < <(PGOPTIONS='-c synchronous_commit=on' sliced_tps 8 "$purl" "$d1")
+q "$purl" "ALTER SYSTEM RESET synchronous_standby_names"
+q "$purl" "SELECT pg_reload_conf()"
+
+log "PostgreSQL: lag at $rate tps"
+pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$purl" >/dev/null 2>&1 &
+load_pid=$!
+r[pg_lag]=$("$probe" lag "$purl" "$surl" "$seconds")
+wait "$load_pid" || true
 log "duet: lag at $rate tps"
 pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$d1" >/dev/null 2>&1 &
 load_pid=$!
 r[duet_lag]=$("$probe" lag "$d1" "$d2" "$seconds")
 wait "$load_pid" || true
-log "duet: synchronous_commit=on throughput"
-r[duet_sync]=$(PGOPTIONS='-c synchronous_commit=on' tps "$d1" 8)
+
+log "PostgreSQL: catch-up"
+# Replay paused (WAL still received), then resumed: the pure apply rate.
+q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
+pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$purl" >/dev/null 2>&1
+start=$(now_ms)
+q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
+"$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
+r[pg_catchup_ms]=$(( $(now_ms) - start ))
 log "duet: catch-up"
 q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null
 pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$d1" >/dev/null 2>&1
@@ -154,6 +176,12 @@ start=$(now_ms)
 q "$d2" "REPLICATE SET SERVICE START"
 "$probe" wait-lsn "$d1" "$d2" "SELECT pg_current_wal_lsn()" "SELECT pg_last_wal_replay_lsn()" >/dev/null
 r[duet_catchup_ms]=$(( $(now_ms) - start ))
+
+log "PostgreSQL: promotion"
+kill -9 "$(head -1 "$PG_DIR/data/postmaster.pid")"
+r[pg_promote]=$("$probe" promote "$surl" "SELECT pg_promote()")
+_pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -m immediate -w stop >/dev/null 2>&1 || true
+standby_dir=
 log "duet: promotion"
 kill -9 "$primary_pid"
 r[duet_promote]=$("$probe" promote "$d2" "REPLICATE SET ROLE PRIMARY")
@@ -198,8 +226,10 @@ A duet primary with one secondary against PostgreSQL $("$PG_BIN/postgres" --vers
 standby (pg_basebackup -X stream, hot_standby), both fsync on, over
 loopback on this machine, measured in the same run by
 \`BENCH_SECONDS=$seconds bench/replication.sh\` ($(date -u +%Y-%m-%d)).
-Throughput: pgbench \`-M prepared\` single-row UPDATE on a $rows-row table,
-8 clients; synchronous rows use \`PGOPTIONS='-c synchronous_commit=on'\`
+Both pairs run side by side. Throughput: pgbench \`-M prepared\`
+single-row UPDATE on a $rows-row table, 8 clients, $slices runs of
+${slice_seconds} s per server alternating between them (tps = their
+transactions over their time); synchronous rows use \`PGOPTIONS='-c synchronous_commit=on'\`
 (PostgreSQL with \`synchronous_standby_names = '*'\`). Lag: a probe commits
 a row every 20 ms on the primary while pgbench runs at $rate tps and times
 until a query on the secondary sees it (\`bench/probe\`). Initial copy: a

@@ -112,8 +112,12 @@ start=$(now_ms)
 _pg_as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$standby_dir" -X stream -c fast -R
 r[pg_copy_ms]=$(( $(now_ms) - start ))
 r[pg_copy_mb]=$(du -sm "$standby_dir" | cut -f1)
+# The catch-up's replay applies WAL received long before (while paused):
+# with the default max_standby_streaming_delay (30 s) it cancels the
+# probe's queries on the standby instead of waiting the milliseconds they
+# take.
 _pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
-    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on" start >/dev/null
+    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on -c max_standby_streaming_delay=-1" start >/dev/null
 surl="postgresql://postgres@127.0.0.1:$sport/postgres?sslmode=disable"
 wait_ready "$surl"
 

@@ -81,9 +81,11 @@ mod tests {
     #[test]
     fn a_wait_longer_than_the_window_stops_polling_until_a_short_one() {
         single_worker_runtime().block_on(async {
-            let mut poll = BusyPoll::new(Duration::from_millis(20));
+            // A window far longer than any stall between two statements
+            // of a busy test machine.
+            let mut poll = BusyPoll::new(Duration::from_millis(500));
             assert!(poll.start_wait().is_some(), "polls at first");
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            tokio::time::sleep(Duration::from_millis(600)).await;
             poll.end_wait();
             assert!(poll.start_wait().is_none(), "the long wait did not pay");
             poll.end_wait();

@@ -154,32 +154,50 @@ read -r r[pg_sync] r[duet_sync] < <(PGOPTIONS='-c synchronous_commit=on' sliced_
 q "$purl" "ALTER SYSTEM RESET synchronous_standby_names"
 q "$purl" "SELECT pg_reload_conf()"
 
-log "PostgreSQL: lag at $rate tps"
-pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$purl" >/dev/null 2>&1 &
-load_pid=$!
-r[pg_lag]=$("$probe" lag "$purl" "$surl" "$seconds")
-wait "$load_pid" || true
-log "duet: lag at $rate tps"
-pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$seconds" "$d1" >/dev/null 2>&1 &
-load_pid=$!
-r[duet_lag]=$("$probe" lag "$d1" "$d2" "$seconds")
-wait "$load_pid" || true
-
-log "PostgreSQL: catch-up"
-# Replay paused (WAL still received), then resumed: the pure apply rate.
-q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
-pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$purl" >/dev/null 2>&1
-start=$(now_ms)
-q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
-"$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
-r[pg_catchup_ms]=$(( $(now_ms) - start ))
-log "duet: catch-up"
-q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null
-pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 8 )) "$d1" >/dev/null 2>&1
-start=$(now_ms)
-q "$d2" "REPLICATE SET SERVICE START"
-"$probe" wait-lsn "$d1" "$d2" "SELECT pg_current_wal_lsn()" "SELECT pg_last_wal_replay_lsn()" >/dev/null
-r[duet_catchup_ms]=$(( $(now_ms) - start ))
+# Lag and catch-up are taken in turns too (P D D P), half the time or
+# half the commits each turn, and each side's turns are combined.
+lag_window=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
+lag_turn() {
+    local primary=$1 secondary=$2 load_pid out
+    pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$lag_window" "$primary" >/dev/null 2>&1 &
+    load_pid=$!
+    out=$("$probe" lag "$primary" "$secondary" "$lag_window")
+    wait "$load_pid" || true
+    echo "$out"
+}
+catchup_turn_pg() {
+    # Replay paused (WAL still received), then resumed: the pure apply rate.
+    q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
+    pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "$purl" >/dev/null 2>&1
+    local start
+    start=$(now_ms)
+    q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
+    "$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
+    echo $(( $(now_ms) - start ))
+}
+catchup_turn_duet() {
+    q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null
+    pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "$d1" >/dev/null 2>&1
+    local start
+    start=$(now_ms)
+    q "$d2" "REPLICATE SET SERVICE START" >/dev/null
+    "$probe" wait-lsn "$d1" "$d2" "SELECT pg_current_wal_lsn()" "SELECT pg_last_wal_replay_lsn()" >/dev/null
+    echo $(( $(now_ms) - start ))
+}
+declare -A lag_p50 lag_p99 lag_n catch_ms
+for side in pg duet duet pg; do
+    log "$side: lag at $rate tps, then catch-up"
+    if [ "$side" = pg ]; then read -r p50 p99 n < <(lag_turn "$purl" "$surl")
+    else read -r p50 p99 n < <(lag_turn "$d1" "$d2"); fi
+    lag_p50[$side]+=" $p50"; lag_p99[$side]+=" $p99"; lag_n[$side]=$(( ${lag_n[$side]:-0} + n ))
+    if [ "$side" = pg ]; then ms=$(catchup_turn_pg); else ms=$(catchup_turn_duet); fi
+    catch_ms[$side]=$(( ${catch_ms[$side]:-0} + ms ))
+done
+mean() { echo "$@" | awk '{for (i = 1; i <= NF; i++) s += $i; if (NF) printf "%.2f", s / NF; else print "n/a"}'; }
+for side in pg duet; do
+    r[${side}_lag]="$(mean ${lag_p50[$side]}) $(mean ${lag_p99[$side]}) ${lag_n[$side]}"
+    r[${side}_catchup_ms]=${catch_ms[$side]}
+done
 
 log "PostgreSQL: promotion"
 kill -9 "$(head -1 "$PG_DIR/data/postmaster.pid")"
@@ -236,9 +254,10 @@ ${slice_seconds} s per server alternating between them (tps = their
 transactions over their time); synchronous rows use \`PGOPTIONS='-c synchronous_commit=on'\`
 (PostgreSQL with \`synchronous_standby_names = '*'\`). Lag: a probe commits
 a row every 20 ms on the primary while pgbench runs at $rate tps and times
-until a query on the secondary sees it (\`bench/probe\`). Initial copy: a
+until a query on the secondary sees it (\`bench/probe\`), two turns of
+${lag_window} s per server, their percentiles averaged. Initial copy: a
 $big_rows-row table of 200-byte rows, size = the copied data directory.
-Catch-up: $catchup commits made while the secondary was paused
+Catch-up: $catchup commits per server, in two turns, made while the secondary was paused
 (\`SERVICE STOP\`; PostgreSQL: \`pg_wal_replay_pause()\`), timed from
 \`SERVICE START\` / \`pg_wal_replay_resume()\` until its replay LSN reaches
 the primary's. Promotion: SIGKILL the primary, then

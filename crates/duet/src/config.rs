@@ -167,26 +167,14 @@ pub fn resolve(
             expected: "true or false",
         })?;
     }
-    if let Some(v) = env("DUET_MAX_CONNECTIONS") {
-        config.max_connections = v.trim().parse().map_err(|_| ConfigError::Env {
-            name: "DUET_MAX_CONNECTIONS",
-            value: v,
-            expected: "a positive integer",
-        })?;
+    if let Some(v) = env_number(&env, "DUET_MAX_CONNECTIONS", "a positive integer")? {
+        config.max_connections = v;
     }
-    if let Some(v) = env("DUET_AUTHENTICATION_TIMEOUT") {
-        config.authentication_timeout = v.trim().parse().map_err(|_| ConfigError::Env {
-            name: "DUET_AUTHENTICATION_TIMEOUT",
-            value: v,
-            expected: "a number of seconds",
-        })?;
+    if let Some(v) = env_number(&env, "DUET_AUTHENTICATION_TIMEOUT", "a number of seconds")? {
+        config.authentication_timeout = v;
     }
-    if let Some(v) = env("DUET_BUSY_POLL_US") {
-        config.busy_poll_us = v.trim().parse().map_err(|_| ConfigError::Env {
-            name: "DUET_BUSY_POLL_US",
-            value: v,
-            expected: "a number of microseconds",
-        })?;
+    if let Some(v) = env_number(&env, "DUET_BUSY_POLL_US", "a number of microseconds")? {
+        config.busy_poll_us = v;
     }
     if let Some(v) = env("DUET_LOG_FORMAT") {
         config.log_format = v;
@@ -194,12 +182,12 @@ pub fn resolve(
     if let Some(v) = env("DUET_REPLICATION_SYNCHRONOUS_COMMIT") {
         config.replication.synchronous_commit = v;
     }
-    if let Some(v) = env("DUET_REPLICATION_SYNC_TIMEOUT_MS") {
-        config.replication.sync_timeout_ms = v.trim().parse().map_err(|_| ConfigError::Env {
-            name: "DUET_REPLICATION_SYNC_TIMEOUT_MS",
-            value: v,
-            expected: "a number of milliseconds",
-        })?;
+    if let Some(v) = env_number(
+        &env,
+        "DUET_REPLICATION_SYNC_TIMEOUT_MS",
+        "a number of milliseconds",
+    )? {
+        config.replication.sync_timeout_ms = v;
     }
     if let Some(v) = env("DUET_REPLICATION_SYNC_FALLBACK") {
         config.replication.sync_fallback = v;
@@ -207,13 +195,12 @@ pub fn resolve(
     if let Some(v) = env("DUET_REPLICATION_ARCHIVE_DIR") {
         config.replication.archive_dir = Some(v.into());
     }
-    if let Some(v) = env("DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB") {
-        config.replication.max_slot_wal_keep_size_mb =
-            v.trim().parse().map_err(|_| ConfigError::Env {
-                name: "DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB",
-                value: v,
-                expected: "a number of megabytes",
-            })?;
+    if let Some(v) = env_number(
+        &env,
+        "DUET_REPLICATION_MAX_SLOT_WAL_KEEP_SIZE_MB",
+        "a number of megabytes",
+    )? {
+        config.replication.max_slot_wal_keep_size_mb = v;
     }
 
     // Flags.
@@ -389,6 +376,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// A numeric `DUET_*` variable, if set.
+fn env_number<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    env(name)
+        .map(|value| {
+            value.trim().parse().map_err(|_| ConfigError::Env {
+                name,
+                value,
+                expected,
+            })
+        })
+        .transpose()
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

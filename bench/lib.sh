@@ -21,3 +21,11 @@ load_kv() {
         -c 'CREATE TABLE kv (id int primary key, v int)' \
         -c "INSERT INTO kv SELECT g, 0 FROM generate_series(1, $rows) AS g"
 }
+
+# Reads pgbench's report on stdin and prints "transactions seconds"
+# (seconds without connection time), or "n/a n/a" when it has neither.
+pgbench_totals() {
+    awk '/^number of transactions actually processed/ {n = $6}
+        /^tps = .*without initial connection time/ {t = $3}
+        END {if (n > 0 && t > 0) printf "%d %.6f\n", n, n / t; else print "n/a n/a"}'
+}

@@ -52,26 +52,23 @@ now_ms() { date +%s%3N; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 # Prints "transactions seconds" of one pgbench run of slice_seconds
-# (seconds without connection time).
+# (seconds without connection time; "n/a n/a" when it failed).
 run_slice() {
     local url=$1 clients=$2
     pgbench -n -M prepared -f "$bench/update.sql" -c "$clients" -j "$(( clients < $(nproc) ? clients : $(nproc) ))" \
-        -T "$slice_seconds" "$url" 2>&1 | awk '
-        /^number of transactions actually processed/ {n = $6}
-        /^tps = .*without initial connection time/ {t = $3}
-        END {if (n > 0 && t > 0) printf "%d %.6f\n", n, n / t; else print "0 0"}'
+        -T "$slice_seconds" "$url" 2>&1 | pgbench_totals
 }
 
 # Prints the tps of PostgreSQL and of duet over BENCH_SLICES pgbench runs
 # each that alternate between them (P D D P P ...): a small VM's speed
 # drifts by tens of percent within seconds, and both meet the drift alike.
 sliced_tps() {
-    local clients=$1 pg=$2 du=$3 order="pg du" side n s
-    declare -A txns=([pg]=0 [du]=0) secs=([pg]=0 [du]=0)
+    local clients=$1 order="pg du" side n s
+    declare -A url=([pg]=$2 [du]=$3) txns=([pg]=0 [du]=0) secs=([pg]=0 [du]=0)
     for _ in $(seq "$slices"); do
         for side in $order; do
-            if [ "$side" = pg ]; then read -r n s < <(run_slice "$pg" "$clients")
-            else read -r n s < <(run_slice "$du" "$clients"); fi
+            read -r n s < <(run_slice "${url[$side]}" "$clients")
+            [ "$n" = n/a ] && continue
             txns[$side]=$(( ${txns[$side]} + n ))
             secs[$side]=$(awk -v a="${secs[$side]}" -v b="$s" 'BEGIN {print a + b}')
         done
@@ -157,41 +154,40 @@ q "$purl" "SELECT pg_reload_conf()"
 # Lag and catch-up are taken in turns too (P D D P), half the time or
 # half the commits each turn, and each side's turns are combined.
 lag_window=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
+# Each side's primary and secondary, how its secondary's replay is paused
+# and resumed (PostgreSQL: replay paused, WAL still received, so the
+# pure apply rate), and how each reports its LSN.
+declare -A primary=([pg]=$purl [duet]=$d1) secondary=([pg]=$surl [duet]=$d2)
+declare -A pause=([pg]="SELECT pg_wal_replay_pause()" [duet]="REPLICATE SET SERVICE STOP")
+declare -A resume=([pg]="SELECT pg_wal_replay_resume()" [duet]="REPLICATE SET SERVICE START")
+declare -A primary_lsn=([pg]="SELECT pg_current_wal_lsn()::text" [duet]="SELECT pg_current_wal_lsn()")
+declare -A replay_lsn=([pg]="SELECT pg_last_wal_replay_lsn()::text" [duet]="SELECT pg_last_wal_replay_lsn()")
+# Prints "p50 p99 samples" of side $1's lag over one window under load.
 lag_turn() {
-    local primary=$1 secondary=$2 load_pid out
-    pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$lag_window" "$primary" >/dev/null 2>&1 &
+    local side=$1 load_pid out
+    pgbench -n -M prepared -f "$bench/update.sql" -c 4 -j 2 -R "$rate" -T "$lag_window" "${primary[$side]}" >/dev/null 2>&1 &
     load_pid=$!
-    out=$("$probe" lag "$primary" "$secondary" "$lag_window")
+    out=$("$probe" lag "${primary[$side]}" "${secondary[$side]}" "$lag_window")
     wait "$load_pid" || true
     echo "$out"
 }
-catchup_turn_pg() {
-    # Replay paused (WAL still received), then resumed: the pure apply rate.
-    q "$surl" "SELECT pg_wal_replay_pause()" >/dev/null
-    pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "$purl" >/dev/null 2>&1
-    local start
+# Prints the ms side $1's secondary takes to apply catchup/2 commits made
+# while its replay was paused.
+catchup_turn() {
+    local side=$1 start
+    q "${secondary[$side]}" "${pause[$side]}" >/dev/null
+    pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "${primary[$side]}" >/dev/null 2>&1
     start=$(now_ms)
-    q "$surl" "SELECT pg_wal_replay_resume()" >/dev/null
-    "$probe" wait-lsn "$purl" "$surl" "SELECT pg_current_wal_lsn()::text" "SELECT pg_last_wal_replay_lsn()::text" >/dev/null
-    echo $(( $(now_ms) - start ))
-}
-catchup_turn_duet() {
-    q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null
-    pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "$d1" >/dev/null 2>&1
-    local start
-    start=$(now_ms)
-    q "$d2" "REPLICATE SET SERVICE START" >/dev/null
-    "$probe" wait-lsn "$d1" "$d2" "SELECT pg_current_wal_lsn()" "SELECT pg_last_wal_replay_lsn()" >/dev/null
+    q "${secondary[$side]}" "${resume[$side]}" >/dev/null
+    "$probe" wait-lsn "${primary[$side]}" "${secondary[$side]}" "${primary_lsn[$side]}" "${replay_lsn[$side]}" >/dev/null
     echo $(( $(now_ms) - start ))
 }
 declare -A lag_p50 lag_p99 lag_n catch_ms
 for side in pg duet duet pg; do
     log "$side: lag at $rate tps, then catch-up"
-    if [ "$side" = pg ]; then read -r p50 p99 n < <(lag_turn "$purl" "$surl")
-    else read -r p50 p99 n < <(lag_turn "$d1" "$d2"); fi
+    read -r p50 p99 n < <(lag_turn "$side")
     lag_p50[$side]+=" $p50"; lag_p99[$side]+=" $p99"; lag_n[$side]=$(( ${lag_n[$side]:-0} + n ))
-    if [ "$side" = pg ]; then ms=$(catchup_turn_pg); else ms=$(catchup_turn_duet); fi
-    catch_ms[$side]=$(( ${catch_ms[$side]:-0} + ms ))
+    catch_ms[$side]=$(( ${catch_ms[$side]:-0} + $(catchup_turn "$side") ))
 done
 mean() { echo "$@" | awk '{for (i = 1; i <= NF; i++) s += $i; if (NF) printf "%.2f", s / NF; else print "n/a"}'; }
 for side in pg duet; do

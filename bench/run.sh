@@ -99,13 +99,11 @@ run_pgbench() {
         log "pgbench failed:"; echo "$out" >&2; echo "n/a n/a n/a"; return
     }
     after=$(server_ticks "$pid")
-    local failed tps txns
+    local failed txns secs
     failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p')
     [ "${failed:-0}" = 0 ] || log "$script with $clients clients: $failed failed transactions"
-    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p')
-    txns=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
-    awk -v n="$txns" -v t="$tps" -v c="$(( after - before ))" 'BEGIN {
-        if (n + 0 > 0 && t + 0 > 0) printf "%d %.6f %d\n", n, n / t, c; else print "n/a n/a n/a" }'
+    read -r txns secs < <(echo "$out" | pgbench_totals)
+    if [ "$txns" = n/a ]; then echo "n/a n/a n/a"; else echo "$txns $secs $(( after - before ))"; fi
 }
 
 # Adds "transactions seconds ticks" to a running total of the same form.

@@ -215,3 +215,36 @@ async fn describe_shows_constraints_and_views() {
     out.assert_ok();
     assert_eq!(trim_lines(&out.stdout), trim_lines(DESCRIBE_CONSTRAINTS));
 }
+
+/// `psql -c` with several statements sends them as one Query message: one
+/// implicit transaction, so the INSERTs' nextval must find the sequence
+/// the CREATE TABLE made moments before, still uncommitted.
+#[tokio::test]
+async fn one_message_creates_a_serial_table_and_fills_it() {
+    let server = TestServer::start("one_message").await;
+    let url = server.url().to_owned();
+    let rows = tokio::task::spawn_blocking(move || {
+        psql_rows(
+            &url,
+            None,
+            "CREATE TABLE one_msg (id serial PRIMARY KEY, t text); \
+             INSERT INTO one_msg (t) VALUES ('x'); \
+             INSERT INTO one_msg DEFAULT VALUES; \
+             SELECT id, coalesce(t, 'default') FROM one_msg ORDER BY id",
+        )
+    })
+    .await
+    .unwrap();
+    // psql 15 prints every statement's result.
+    let rows: Vec<String> = rows.iter().map(|r| r.join("|")).collect();
+    assert_eq!(
+        rows,
+        [
+            "CREATE TABLE",
+            "INSERT 0 1",
+            "INSERT 0 1",
+            "1|x",
+            "2|default"
+        ]
+    );
+}

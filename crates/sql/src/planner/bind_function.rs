@@ -8,6 +8,7 @@ use crate::error::{SqlError, SqlResult, SqlState};
 use crate::expr::{AggCall, AggFunc, Expr, SubqueryKind};
 use crate::functions::{common_type, Func};
 use crate::types::DataType;
+use crate::value::Value;
 
 impl Planner<'_> {
     pub(super) fn bind_function(&mut self, f: &ast::Function, scope: &Scope) -> SqlResult<Expr> {
@@ -141,7 +142,16 @@ impl Planner<'_> {
             {
                 bound[0] = args[0].clone();
             }
-            bound[0] = self.coerce(bound[0].clone(), &DataType::Text)?;
+            bound[0] = match &bound[0] {
+                // A constant name is looked up now, in the statement's
+                // transaction, so that a sequence made earlier in it
+                // counts (a plan is cached per catalog version).
+                Expr::Literal(Value::Text(seq), _) => {
+                    let oid = self.catalog.sequence_oid(seq)?;
+                    Expr::Literal(Value::Int(oid.into()), DataType::Oid)
+                }
+                other => self.coerce(other.clone(), &DataType::Text)?,
+            };
             for b in bound.iter_mut().skip(1) {
                 let t = if matches!(b.data_type(), DataType::Bool) {
                     DataType::Bool

@@ -142,58 +142,15 @@ impl Planner<'_> {
             .map(|c| split_name(c).map(|(_, n)| n))
             .collect::<SqlResult<_>>()?;
         let targets = insert_targets(&table, &names)?;
-        let query = ins
-            .source
-            .as_ref()
-            .ok_or_else(|| SqlError::unsupported("INSERT without VALUES is not supported"))?;
-        let source = match &*query.body {
-            ast::SetExpr::Values(v) if query.order_by.is_none() && query.limit_clause.is_none() => {
-                let empty = Scope::default();
-                let mut rows = Vec::with_capacity(v.rows.len());
-                for r in &v.rows {
-                    if r.len() > targets.len() {
-                        return Err(SqlError::syntax(
-                            "INSERT has more expressions than target columns",
-                        ));
-                    }
-                    if r.len() < targets.len() {
-                        return Err(SqlError::syntax(
-                            "INSERT has more target columns than expressions",
-                        ));
-                    }
-                    let mut row = Vec::with_capacity(r.len());
-                    for (e, &col) in r.iter().zip(&targets) {
-                        if is_default_keyword(e) {
-                            row.push(None);
-                            continue;
-                        }
-                        let b = self.bind_expr(e, &empty)?;
-                        if contains_aggregate(&b) {
-                            return Err(SqlError::new(
-                                SqlState::GROUPING_ERROR,
-                                "aggregate functions are not allowed in VALUES",
-                            ));
-                        }
-                        row.push(Some(self.coerce(b, &table.columns[col].data_type)?));
-                    }
-                    rows.push(row);
-                }
-                InsertSource::Values(rows)
+        let source = match ins.source.as_deref() {
+            // DEFAULT VALUES: one row of every column's default.
+            None if names.is_empty() => InsertSource::Values(vec![vec![None; targets.len()]]),
+            None => {
+                return Err(SqlError::syntax(
+                    "INSERT ... DEFAULT VALUES takes no column list",
+                ))
             }
-            _ => {
-                let qp = self.plan_query(query)?;
-                if qp.columns.len() > targets.len() {
-                    return Err(SqlError::syntax(
-                        "INSERT has more expressions than target columns",
-                    ));
-                }
-                if qp.columns.len() < targets.len() {
-                    return Err(SqlError::syntax(
-                        "INSERT has more target columns than expressions",
-                    ));
-                }
-                InsertSource::Query(qp)
-            }
+            Some(query) => self.plan_insert_source(&table, &targets, query)?,
         };
         let defaults = self.bind_defaults(&table)?;
         let returning = self.plan_returning(&table, ins.returning.as_deref())?;
@@ -225,6 +182,64 @@ impl Planner<'_> {
             returning,
             on_conflict,
             integrity,
+        })
+    }
+
+    /// The rows of an INSERT: VALUES lists (a `None` is DEFAULT) or a query.
+    fn plan_insert_source(
+        &mut self,
+        table: &TableDef,
+        targets: &[usize],
+        query: &ast::Query,
+    ) -> SqlResult<InsertSource> {
+        Ok(match &*query.body {
+            ast::SetExpr::Values(v) if query.order_by.is_none() && query.limit_clause.is_none() => {
+                let empty = Scope::default();
+                let mut rows = Vec::with_capacity(v.rows.len());
+                for r in &v.rows {
+                    if r.len() > targets.len() {
+                        return Err(SqlError::syntax(
+                            "INSERT has more expressions than target columns",
+                        ));
+                    }
+                    if r.len() < targets.len() {
+                        return Err(SqlError::syntax(
+                            "INSERT has more target columns than expressions",
+                        ));
+                    }
+                    let mut row = Vec::with_capacity(r.len());
+                    for (e, &col) in r.iter().zip(targets) {
+                        if is_default_keyword(e) {
+                            row.push(None);
+                            continue;
+                        }
+                        let b = self.bind_expr(e, &empty)?;
+                        if contains_aggregate(&b) {
+                            return Err(SqlError::new(
+                                SqlState::GROUPING_ERROR,
+                                "aggregate functions are not allowed in VALUES",
+                            ));
+                        }
+                        row.push(Some(self.coerce(b, &table.columns[col].data_type)?));
+                    }
+                    rows.push(row);
+                }
+                InsertSource::Values(rows)
+            }
+            _ => {
+                let qp = self.plan_query(query)?;
+                if qp.columns.len() > targets.len() {
+                    return Err(SqlError::syntax(
+                        "INSERT has more expressions than target columns",
+                    ));
+                }
+                if qp.columns.len() < targets.len() {
+                    return Err(SqlError::syntax(
+                        "INSERT has more target columns than expressions",
+                    ));
+                }
+                InsertSource::Query(qp)
+            }
         })
     }
 

@@ -41,6 +41,9 @@ pub trait PlannerCatalog {
     fn table_by_oid(&self, oid: u32) -> SqlResult<Option<Arc<TableDef>>>;
     /// A user-defined view by (optional schema and) name.
     fn view(&self, schema: Option<&str>, name: &str) -> SqlResult<Option<ViewDef>>;
+    /// A sequence's OID by name, as the statement's transaction sees the
+    /// catalog (42P01 if there is none, 42809 if it is not a sequence).
+    fn sequence_oid(&self, name: &str) -> SqlResult<u32>;
     /// Errors with 42501 unless the current user holds the privilege.
     fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()>;
 }

@@ -52,11 +52,7 @@ impl SessionInfo for SessionState {
         Ok(next.value)
     }
     fn currval(&self, sequence: &str) -> SqlResult<i64> {
-        let txn = self.db.begin(Isolation::ReadCommitted);
-        let name = sequence.trim_matches('"');
-        let oid = Catalog::new(&txn)
-            .relation_oid(self.database.oid, "public", name)?
-            .ok_or_else(|| SqlError::undefined_table(name))?;
+        let oid = self.db.sequence_oid(self.database.oid, sequence)?;
         self.currvals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -65,7 +61,10 @@ impl SessionInfo for SessionState {
             .ok_or_else(|| {
                 SqlError::new(
                     SqlState("55000"),
-                    format!("currval of sequence \"{name}\" is not yet defined in this session"),
+                    format!(
+                        "currval of sequence \"{}\" is not yet defined in this session",
+                        self.db.sequence_display_name(oid, sequence)
+                    ),
                 )
             })
     }
@@ -135,6 +134,10 @@ impl PlannerCatalog for CatalogView<'_> {
             Some(crate::catalog::Relation::View(v)) => Ok(Some(v)),
             _ => Ok(None),
         }
+    }
+
+    fn sequence_oid(&self, name: &str) -> SqlResult<u32> {
+        super::database::sequence_oid_in(self.txn, self.state.database.oid, name)
     }
 
     fn check_privilege(&self, table: &TableDef, privilege: Privilege) -> SqlResult<()> {

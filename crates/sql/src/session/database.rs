@@ -281,24 +281,21 @@ impl Database {
     }
 
     /// Finds a sequence's OID by name in the committed catalog; names of the
-    /// form `#<oid>` are OIDs already (hidden rowid sequences).
-    fn sequence_oid(&self, database: u32, name: &str) -> SqlResult<u32> {
+    /// form `#<oid>` are OIDs already (hidden rowid sequences, and names
+    /// the planner resolved).
+    pub(crate) fn sequence_oid(&self, database: u32, name: &str) -> SqlResult<u32> {
         if let Some(oid) = name.strip_prefix('#').and_then(|o| o.parse().ok()) {
             return Ok(oid);
         }
-        let (schema, rel) = match name.split_once('.') {
-            Some((s, r)) => (s.to_string(), r.to_string()),
-            None => ("public".to_string(), name.to_string()),
-        };
-        let rel = rel.trim_matches('"').to_string();
-        let txn = self.begin(Isolation::ReadCommitted);
-        match Catalog::new(&txn).relation_by_name(database, &schema, &rel)? {
-            Some(Relation::Sequence(s)) => Ok(s.oid),
-            Some(_) => Err(SqlError::new(
-                SqlState("42809"),
-                format!("\"{rel}\" is not a sequence"),
-            )),
-            None => Err(SqlError::undefined_table(&rel)),
+        sequence_oid_in(&self.begin(Isolation::ReadCommitted), database, name)
+    }
+
+    /// A sequence's name for messages: the committed catalog's, else the
+    /// name the statement used.
+    pub(crate) fn sequence_display_name(&self, oid: u32, used: &str) -> String {
+        match self.sequence_def(oid) {
+            Ok(Some(def)) => def.name,
+            _ => used.trim_start_matches('#').to_string(),
         }
     }
 
@@ -356,10 +353,7 @@ impl Database {
             .checked_add(increment)
             .filter(|v| *v >= min && *v <= max)
             .ok_or_else(|| {
-                let seq_name = def
-                    .as_ref()
-                    .map(|d| d.name.clone())
-                    .unwrap_or_else(|| name.to_string());
+                let seq_name = self.sequence_display_name(oid, name);
                 SqlError::new(
                     SqlState("2200H"),
                     format!(
@@ -455,4 +449,19 @@ pub(crate) fn is_admin(role: &RoleDef, all: &[RoleDef]) -> bool {
         }
     }
     false
+}
+
+/// Finds a sequence's OID by (optionally schema-qualified) name as `txn`
+/// sees the catalog: a sequence made earlier in that transaction included.
+pub(crate) fn sequence_oid_in(txn: &Transaction, database: u32, name: &str) -> SqlResult<u32> {
+    let (schema, rel) = name.split_once('.').unwrap_or(("public", name));
+    let rel = rel.trim_matches('"');
+    match Catalog::new(txn).relation_by_name(database, schema.trim_matches('"'), rel)? {
+        Some(Relation::Sequence(s)) => Ok(s.oid),
+        Some(_) => Err(SqlError::new(
+            SqlState("42809"),
+            format!("\"{rel}\" is not a sequence"),
+        )),
+        None => Err(SqlError::undefined_table(rel)),
+    }
 }

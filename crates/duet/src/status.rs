@@ -120,13 +120,7 @@ impl NodeStatus {
     }
 }
 
-/// Parses an LSN as the node prints it: `X/X` in hex.
-pub fn parse_lsn(text: &str) -> Option<u64> {
-    let (high, low) = text.split_once('/')?;
-    let high = u64::from_str_radix(high, 16).ok()?;
-    let low = u64::from_str_radix(low, 16).ok()?;
-    Some((high << 32) | low)
-}
+use duet_storage::parse_lsn;
 
 /// Milliseconds since a timestamptz as the node prints it
 /// (`2026-01-02 03:04:05.123456+00`).

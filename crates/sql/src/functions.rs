@@ -49,6 +49,7 @@ pub enum Func {
     ReplayLsn,
     LastReplayTimestamp,
     ReplicationEpoch,
+    WalLsnDiff,
     NextVal,
     CurrVal,
     SetVal,
@@ -194,6 +195,7 @@ impl Func {
             ("pg_last_xact_replay_timestamp", 0) => (Func::LastReplayTimestamp, T::TimestampTz),
             // duet's own: the epoch a write was accepted under.
             ("duet_replication_epoch", 0) => (Func::ReplicationEpoch, T::Int8),
+            ("pg_wal_lsn_diff", 2) => (Func::WalLsnDiff, T::Numeric(None)),
             ("nextval", 1) => (Func::NextVal, T::Int8),
             ("currval", 1) => (Func::CurrVal, T::Int8),
             ("setval", 2 | 3) => (Func::SetVal, T::Int8),
@@ -437,6 +439,14 @@ impl Func {
                 }
             }
             Func::ReplicationEpoch => V::Int(env.session.replication_epoch() as i64),
+            // Bytes between two LSNs (`X/X` text; duet has no pg_lsn type).
+            Func::WalLsnDiff => {
+                let lsn = |i: usize| {
+                    let t = text(i);
+                    duet_storage::parse_lsn(&t).ok_or_else(|| SqlError::invalid_text("pg_lsn", &t))
+                };
+                V::Numeric(Decimal::from(i128::from(lsn(0)?) - i128::from(lsn(1)?)))
+            }
             Func::LastReplayTimestamp => match env.session.last_replay() {
                 Some(t) => V::TimestampTz(chrono::DateTime::<chrono::Utc>::from(t)),
                 None => V::Null,

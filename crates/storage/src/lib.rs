@@ -24,6 +24,6 @@ pub use batch_log::Segment;
 pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};
-pub use lsn::{blocking, format_lsn};
+pub use lsn::{blocking, format_lsn, parse_lsn};
 pub use store::Store;
 pub use txn::{Isolation, Scan, Transaction};

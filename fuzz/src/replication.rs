@@ -62,7 +62,7 @@ pub fn writebatch_apply(data: &[u8]) {
         if let Some(seq) = batch.get_mut(..8) {
             seq.copy_from_slice(&lsn.to_le_bytes());
         }
-        if applier.receive(engine, lsn, &Bytes::from(batch)).is_err() {
+        if applier.receive(lsn, &Bytes::from(batch)).is_err() {
             break;
         }
     }

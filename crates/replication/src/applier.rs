@@ -1,16 +1,19 @@
 //! Replays shipped batches on a secondary. Consecutive batches are merged
 //! into one RocksDB write per burst: a WriteBatch gives its entries
 //! consecutive sequence numbers, so batches (seq s, n entries) and
-//! (seq s+n, m entries) written as one batch (seq s, n+m entries) land at
-//! exactly the primary's sequence numbers, in one write and one flush.
-//! Readers still see whole batches only (several at once).
+//! (seq s+n, m entries) written as one batch (seq s, n+m entries) take
+//! exactly the primary's range of sequence numbers, in one write and one
+//! flush, and the node's LSN after it is the primary's. Within a burst the
+//! entries are put in key order (a key's own writes keep theirs), which
+//! the memtable inserts faster; readers see whole bursts only, so no
+//! reader sees the difference.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use duet_storage::batch::HEADER_LEN;
-use duet_storage::batch_format::validate;
+use duet_storage::batch_format::{sorted_by_key, validate};
 use duet_storage::Engine;
 
 use crate::error::{ReplError, ReplResult};
@@ -96,6 +99,14 @@ impl Applier {
         let count = u32::try_from(burst.count)
             .map_err(|_| ReplError::Failed("merged batch too large".into()))?;
         burst.merged[8..12].copy_from_slice(&count.to_le_bytes());
+        // In key order the memtable takes it several times faster (see
+        // `sorted_by_key`); done here, on the stream's thread, while a
+        // catching-up secondary writes the previous burst.
+        if burst.parts.len() > 1 {
+            if let Some(sorted) = sorted_by_key(&burst.merged) {
+                burst.merged = sorted;
+            }
+        }
         Ok(Some(burst))
     }
 
@@ -128,8 +139,7 @@ impl Applier {
 }
 
 impl Burst {
-    /// Writes the burst, unsynced: its entries land at exactly the
-    /// primary's sequence numbers.
+    /// Writes the burst, unsynced, at the primary's sequence numbers.
     pub fn write(&self, engine: &Engine) -> ReplResult<()> {
         let parts: Vec<&[u8]> = self.parts.iter().map(|p| p.as_ref()).collect();
         engine.apply_replicated(&self.merged, false, &parts)?;

@@ -74,6 +74,43 @@ pub(crate) fn entries(data: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>
     })
 }
 
+/// The same batch with its entries in key order (stable: a key written
+/// twice keeps its writes in order, so the later one still wins). Used on
+/// a secondary for a burst of replayed commits: the memtable's skiplist
+/// inserts keys in order far faster (each search starts where the last
+/// ended, in cache) than the random order commits come in, and nothing
+/// else sees the order: readers see whole bursts, and the burst's last
+/// sequence number is the same. Only for Put/Delete batches (`validate`
+/// accepts no others), where entries on different keys commute; `None` if
+/// the batch cannot be read or is in order already.
+pub fn sorted_by_key(data: &[u8]) -> Option<Vec<u8>> {
+    let header = data.get(..HEADER_LEN)?;
+    let mut rest = data.get(HEADER_LEN..)?;
+    // (key, the whole record: tag, key, value)
+    let mut records: Vec<(&[u8], &[u8])> = Vec::new();
+    while let Some((&tag, tail)) = rest.split_first() {
+        let (key, mut after) = read_slice(tail)?;
+        match tag {
+            TAG_VALUE => after = skip_slice(after)?,
+            TAG_DELETION => {}
+            _ => return None,
+        }
+        let len = rest.len() - after.len();
+        records.push((key, &rest[..len]));
+        rest = after;
+    }
+    if records.windows(2).all(|w| w[0].0 <= w[1].0) {
+        return None;
+    }
+    records.sort_by(|a, b| a.0.cmp(b.0));
+    let mut sorted = Vec::with_capacity(data.len());
+    sorted.extend_from_slice(header);
+    for (_, record) in records {
+        sorted.extend_from_slice(record);
+    }
+    Some(sorted)
+}
+
 /// Reads a varint32-length-prefixed slice.
 fn read_slice(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = varint32(data)?;
@@ -127,6 +164,39 @@ mod tests {
         assert_eq!(read[1], (&b"k2"[..], None));
         assert_eq!(read[2].0, &[0xff; 300][..]);
         assert_eq!(read[2].1.map(<[u8]>::len), Some(70_000));
+    }
+
+    #[test]
+    fn sorting_keeps_each_keys_writes_in_order() {
+        let data = batch(|b| {
+            b.put(b"m", b"1");
+            b.put(b"a", b"2");
+            b.delete(b"m");
+            b.put(b"z", b"3");
+            b.put(b"m", b"4");
+            b.delete(b"b");
+        });
+        let sorted = sorted_by_key(&data).unwrap();
+        assert_eq!(sorted.len(), data.len());
+        assert_eq!(sorted[..HEADER_LEN], data[..HEADER_LEN]);
+        assert_eq!(validate(&sorted).unwrap(), 6);
+        let read: Vec<_> = entries(&sorted).collect();
+        assert_eq!(
+            read,
+            [
+                (&b"a"[..], Some(&b"2"[..])),
+                (&b"b"[..], None),
+                (&b"m"[..], Some(&b"1"[..])),
+                (&b"m"[..], None),
+                (&b"m"[..], Some(&b"4"[..])),
+                (&b"z"[..], Some(&b"3"[..])),
+            ]
+        );
+        // In order already, or unreadable: nothing to do.
+        assert!(sorted_by_key(&sorted).is_none());
+        let mut foreign = data.clone();
+        foreign[HEADER_LEN] = 0x2;
+        assert!(sorted_by_key(&foreign).is_none());
     }
 
     #[test]

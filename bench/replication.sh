@@ -16,8 +16,9 @@
 #     that alternate between the two pairs
 #   * commit-to-visible lag on the secondary, p50/p99, at a moderate load
 #     (pgbench -R BENCH_RATE) in async mode (bench/probe, `repl-probe lag`)
-#   * catch-up: the secondary paused while BENCH_CATCHUP commits run, then
-#     resumed; commits per second until its LSN reaches the primary's
+#   * catch-up: the secondary cut off from its primary while BENCH_CATCHUP
+#     commits run, then reconnected; commits per second until its replay
+#     LSN reaches the primary's
 #   * promote-to-first-write after SIGKILL of the primary
 set -euo pipefail
 
@@ -106,17 +107,22 @@ q "$purl" "CHECKPOINT"
 standby_dir=$PG_DIR/standby
 sport=$(pg_free_port)
 start=$(now_ms)
-_pg_as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$standby_dir" -X stream -c fast -R
+# With a physical slot (-C -S), as duet's secondary has: the primary keeps
+# the WAL a disconnected standby still needs.
+_pg_as_owner "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$standby_dir" -X stream -c fast -R -C -S bench_standby
 r[pg_copy_ms]=$(( $(now_ms) - start ))
 r[pg_copy_mb]=$(du -sm "$standby_dir" | cut -f1)
-# The catch-up's replay applies WAL received long before (while paused):
-# with the default max_standby_streaming_delay (30 s) it cancels the
-# probe's queries on the standby instead of waiting the milliseconds they
-# take.
+# The catch-up's replay applies WAL written long before (while the
+# standby was cut off): with the default max_standby_streaming_delay (30 s)
+# it cancels the probe's queries on the standby instead of waiting the
+# milliseconds they take. wal_retrieve_retry_interval: once reconnected,
+# the standby restarts its WAL receiver within 1 ms (default 5 s), as
+# duet's SERVICE START connects at once.
 _pg_as_owner "$PG_BIN/pg_ctl" -D "$standby_dir" -l "$PG_DIR/standby.log" -w -t 60 \
-    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on -c max_standby_streaming_delay=-1" start >/dev/null
+    -o "-c port=$sport -c unix_socket_directories=$PG_DIR -c hot_standby=on -c max_standby_streaming_delay=-1 -c wal_retrieve_retry_interval=1ms" start >/dev/null
 surl="postgresql://postgres@127.0.0.1:$sport/postgres?sslmode=disable"
 wait_ready "$surl"
+pg_conninfo=$(q "$surl" "SHOW primary_conninfo")
 
 # --- duet: primary + secondary ---------------------------------------------
 start_duet() {
@@ -154,12 +160,25 @@ q "$purl" "SELECT pg_reload_conf()"
 # Lag and catch-up are taken in turns too (P D D P), half the time or
 # half the commits each turn, and each side's turns are combined.
 lag_window=$(( seconds / 2 > 0 ? seconds / 2 : 1 ))
-# Each side's primary and secondary, how its secondary's replay is paused
-# and resumed (PostgreSQL: replay paused, WAL still received, so the
-# pure apply rate), and how each reports its LSN.
+# Each side's primary and secondary, how its secondary is cut off from
+# its primary and reconnected (the primary keeps the WAL for its slot),
+# and how each reports its LSN.
 declare -A primary=([pg]=$purl [duet]=$d1) secondary=([pg]=$surl [duet]=$d2)
-declare -A pause=([pg]="SELECT pg_wal_replay_pause()" [duet]="REPLICATE SET SERVICE STOP")
-declare -A resume=([pg]="SELECT pg_wal_replay_resume()" [duet]="REPLICATE SET SERVICE START")
+disconnect_pg() {
+    q "$surl" "ALTER SYSTEM SET primary_conninfo = ''"
+    q "$surl" "SELECT pg_reload_conf()" >/dev/null
+    local deadline=$(( $(now_ms) + 30000 ))
+    until [ "$(q "$surl" "SELECT count(*) FROM pg_stat_wal_receiver")" = 0 ]; do
+        [ "$(now_ms)" -lt "$deadline" ] || { log "the standby's WAL receiver did not stop"; exit 1; }
+        sleep 0.01
+    done
+}
+reconnect_pg() {
+    q "$surl" "ALTER SYSTEM SET primary_conninfo = '${pg_conninfo//\'/\'\'}'"
+    q "$surl" "SELECT pg_reload_conf()" >/dev/null
+}
+disconnect_duet() { q "$d2" "REPLICATE SET SERVICE STOP" >/dev/null; }
+reconnect_duet() { q "$d2" "REPLICATE SET SERVICE START" >/dev/null; }
 declare -A primary_lsn=([pg]="SELECT pg_current_wal_lsn()::text" [duet]="SELECT pg_current_wal_lsn()")
 declare -A replay_lsn=([pg]="SELECT pg_last_wal_replay_lsn()::text" [duet]="SELECT pg_last_wal_replay_lsn()")
 # Prints "p50 p99 samples" of side $1's lag over one window under load.
@@ -171,14 +190,14 @@ lag_turn() {
     wait "$load_pid" || true
     echo "$out"
 }
-# Prints the ms side $1's secondary takes to apply catchup/2 commits made
-# while its replay was paused.
+# Prints the ms side $1's secondary takes to catch up on catchup/2
+# commits made while it was cut off: reconnect, stream, apply.
 catchup_turn() {
     local side=$1 start
-    q "${secondary[$side]}" "${pause[$side]}" >/dev/null
+    "disconnect_$side"
     pgbench -n -M prepared -f "$bench/update.sql" -c 8 -j 2 -t $(( catchup / 16 )) "${primary[$side]}" >/dev/null 2>&1
     start=$(now_ms)
-    q "${secondary[$side]}" "${resume[$side]}" >/dev/null
+    "reconnect_$side"
     "$probe" wait-lsn "${primary[$side]}" "${secondary[$side]}" "${primary_lsn[$side]}" "${replay_lsn[$side]}" >/dev/null
     echo $(( $(now_ms) - start ))
 }
@@ -253,10 +272,13 @@ a row every 20 ms on the primary while pgbench runs at $rate tps and times
 until a query on the secondary sees it (\`bench/probe\`), two turns of
 ${lag_window} s per server, their percentiles averaged. Initial copy: a
 $big_rows-row table of 200-byte rows, size = the copied data directory.
-Catch-up: $catchup commits per server, in two turns, made while the secondary was paused
-(\`SERVICE STOP\`; PostgreSQL: \`pg_wal_replay_pause()\`), timed from
-\`SERVICE START\` / \`pg_wal_replay_resume()\` until its replay LSN reaches
-the primary's. Promotion: SIGKILL the primary, then
+Catch-up: $catchup commits per server, in two turns, made while the
+secondary was cut off from its primary (\`SERVICE STOP\`; PostgreSQL:
+\`primary_conninfo = ''\` reloaded, until its WAL receiver is gone; both
+primaries keep the WAL for a slot), timed from the reconnect
+(\`SERVICE START\`; the original \`primary_conninfo\` reloaded) until the
+secondary's replay LSN reaches the primary's: reconnect, stream, write
+and replay. Promotion: SIGKILL the primary, then
 \`REPLICATE SET ROLE PRIMARY\` / \`SELECT pg_promote()\` until an INSERT
 commits. For the "lower is better" rows the ratio is PostgreSQL / duet, so
 above 1 means duet is better on every row.

@@ -11,6 +11,7 @@ pub mod error;
 pub mod frame;
 pub mod node;
 pub mod receiver;
+pub mod replay;
 pub mod sender;
 pub mod slots;
 pub mod state;

@@ -15,12 +15,13 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::applier::{Applier, BackgroundWrite, Written};
+use crate::applier::Applier;
 use crate::basebackup;
 use crate::client::{self, ConnectError, PrimaryConnection};
 use crate::error::{ReplError, ReplResult};
 use crate::frame::{PrimaryMessage, SecondaryMessage};
 use crate::node::Replication;
+use crate::replay::Replay;
 use crate::system;
 use crate::url::PrimaryUrl;
 
@@ -46,15 +47,6 @@ const SILENCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most messages taken from the socket before they are applied, flushed
 /// and acknowledged.
 const MAX_BURST: usize = 1024;
-
-/// A burst this long means the secondary is catching up (live, at most a
-/// few commits queue up between two bursts): it is then written in the
-/// background while the next one is read.
-const CATCH_UP_BURST: usize = 64;
-
-/// While catching up, the WAL is synced (and the primary told what is
-/// durable) at least this often.
-const BACKGROUND_SYNC_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -646,17 +638,13 @@ async fn follow(
     });
     let mut stopping: Option<StopReply> = None;
     let mut keepalive = tokio::time::interval(Duration::from_secs(1));
-    let mut applier = Applier::new(applied);
-    // Catching up, a burst is written on another thread while the next
-    // one is read (see the end of the loop).
-    let mut writing: Option<BackgroundWrite> = None;
-    let mut last_sync = tokio::time::Instant::now();
+    let mut replay = Replay::new(applied, engine.clone(), node.status.clone());
     // Measured from the last message received, not per wait: our own
     // status ticks must not hide a primary gone silent (a half-open
     // connection).
     let mut heard = tokio::time::Instant::now();
     loop {
-        let flushed = applier.flushed;
+        let flushed = replay.applier.flushed;
         // Also while the primary computes a STOP's checksum (a scan of
         // the whole keyspace) it sends keepalives: a connection that goes
         // half-open during a STOP fails the STOP, which the operator
@@ -664,16 +652,14 @@ async fn follow(
         let message = tokio::select! {
             biased;
             m = next_message(client) => m?,
-            written = written(&mut writing), if writing.is_some() => {
-                writing = None;
-                applier.written(written?);
+            written = replay.written(), if replay.is_writing() => {
+                written?;
                 // Nothing more has come (the stream would have been
                 // read first): catching up is over, sync what is written.
-                if applier.flushed < applier.applied {
-                    crate::blocking(|| applier.flush(&engine, &node.status))?;
-                    last_sync = tokio::time::Instant::now();
+                if replay.applier.flushed < replay.applier.applied {
+                    replay.flush().await?;
                 }
-                send_status(client, applier.flushed).await?;
+                send_status(client, replay.applier.flushed).await?;
                 continue;
             }
             _ = tokio::time::sleep_until(heard + RECEIVE_TIMEOUT) => {
@@ -695,32 +681,30 @@ async fn follow(
                 continue;
             }
         };
-        // Take this message and whatever else already arrived, then apply
-        // them as one write, flush once and acknowledge.
+        // Take this message and whatever else already arrived, then write
+        // them as one burst (see `Replay::end_burst`) and acknowledge.
         let mut next = Some(message);
         // Bounded, so a long catch-up still flushes and acknowledges (and
         // the primary hears from us) regularly.
         let mut taken = 0;
         while let Some(message) = next.take() {
             taken += 1;
-            match handle(node, &ident, message, &mut applier)? {
+            match handle(node, &ident, message, &mut replay.applier)? {
                 Handled::Continue => {}
                 Handled::PrimaryClosed => {
                     // A primary shutting down ends the stream once we have
                     // flushed everything; acknowledge what arrived first.
-                    finish_writing(&mut writing, &mut applier).await?;
-                    crate::blocking(|| applier.flush(&engine, &node.status))?;
-                    let _ = send_status(client, applier.flushed).await;
+                    replay.flush().await?;
+                    let _ = send_status(client, replay.applier.flushed).await;
                     return Err(ReplError::Failed(
                         "the primary closed the stream (it is shutting down)".into(),
                     )
                     .into());
                 }
                 Handled::StopPoint { lsn, checksum } => {
-                    finish_writing(&mut writing, &mut applier).await?;
-                    crate::blocking(|| applier.flush(&engine, &node.status))?;
+                    replay.flush().await?;
                     let result = crate::blocking(|| check_stop_point(&engine, lsn, &checksum));
-                    let _ = send_status(client, applier.flushed).await;
+                    let _ = send_status(client, replay.applier.flushed).await;
                     let _ = client
                         .send(PgWireFrontendMessage::CopyDone(
                             pgwire::messages::copy::CopyDone::new(),
@@ -737,7 +721,7 @@ async fn follow(
                     };
                 }
             }
-            if taken >= MAX_BURST || applier.burst_full() {
+            if taken >= MAX_BURST || replay.applier.burst_full() {
                 break;
             }
             let arrived = match client.next().now_or_never() {
@@ -745,11 +729,10 @@ async fn follow(
                 // The previous burst is still being written: go on filling
                 // this one until it is done, so that bursts grow as long
                 // as writing them takes.
-                None if writing.is_some() => tokio::select! {
+                None if replay.is_writing() => tokio::select! {
                     biased;
-                    done = written(&mut writing) => {
-                        writing = None;
-                        applier.written(done?);
+                    done = replay.written() => {
+                        done?;
                         None
                     }
                     m = client.next() => m,
@@ -762,55 +745,9 @@ async fn follow(
             }
         }
         heard = tokio::time::Instant::now();
-        finish_writing(&mut writing, &mut applier).await?;
-        if taken >= CATCH_UP_BURST || applier.burst_full() {
-            // Catching up: this many had queued up. This burst is written
-            // (and synced) on another thread while the next is read,
-            // decoded and checked here; one write at a time, in LSN order.
-            // Synced every BACKGROUND_SYNC_INTERVAL, not per burst: a
-            // sync blocks the next write, and only the primary's
-            // acknowledgements wait for it.
-            if let Some(burst) = applier.take()? {
-                let sync = last_sync.elapsed() >= BACKGROUND_SYNC_INTERVAL;
-                if sync {
-                    last_sync = tokio::time::Instant::now();
-                }
-                writing = Some(BackgroundWrite::start(
-                    burst,
-                    sync,
-                    engine.clone(),
-                    node.status.clone(),
-                ));
-            }
-        } else {
-            // Caught up: write here, without a hand-off to another thread
-            // (a wake-up costs tens of µs of the commit-to-visible lag).
-            crate::blocking(|| applier.flush(&engine, &node.status))?;
-            last_sync = tokio::time::Instant::now();
-        }
-        send_status(client, applier.flushed).await?;
+        replay.end_burst(taken).await?;
+        send_status(client, replay.applier.flushed).await?;
     }
-}
-
-/// Waits for the burst being written in the background, if any (pending
-/// forever without one: a `select!` branch guards it).
-async fn written(writing: &mut Option<BackgroundWrite>) -> ReplResult<Written> {
-    match writing {
-        Some(w) => w.finish().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for the burst being written in the background, if any, and
-/// counts it as applied.
-async fn finish_writing(
-    writing: &mut Option<BackgroundWrite>,
-    applier: &mut Applier,
-) -> ReplResult<()> {
-    if let Some(mut w) = writing.take() {
-        applier.written(w.finish().await?);
-    }
-    Ok(())
 }
 
 enum Handled {

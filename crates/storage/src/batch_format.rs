@@ -57,6 +57,20 @@ pub fn validate(data: &[u8]) -> StorageResult<u64> {
 /// put, (key, None) for a delete. Stops at anything it cannot read (only
 /// used on batches already checked or written by this process).
 pub(crate) fn entries(data: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    records(data).map(|r| (r.key, r.value))
+}
+
+/// One Put or Delete record of a batch.
+struct Record<'a> {
+    key: &'a [u8],
+    value: Option<&'a [u8]>,
+    /// The whole record: tag, key and value.
+    bytes: &'a [u8],
+}
+
+/// The records of a batch after its header, in order; stops at the first
+/// it cannot read.
+fn records(data: &[u8]) -> impl Iterator<Item = Record<'_>> {
     let mut rest = data.get(HEADER_LEN..).unwrap_or_default();
     std::iter::from_fn(move || {
         let (&tag, tail) = rest.split_first()?;
@@ -69,44 +83,33 @@ pub(crate) fn entries(data: &[u8]) -> impl Iterator<Item = (&[u8], Option<&[u8]>
             TAG_DELETION => (None, tail),
             _ => return None,
         };
+        let bytes = &rest[..rest.len() - tail.len()];
         rest = tail;
-        Some((key, value))
+        Some(Record { key, value, bytes })
     })
 }
 
 /// The same batch with its entries in key order (stable: a key written
 /// twice keeps its writes in order, so the later one still wins). Used on
 /// a secondary for a burst of replayed commits: the memtable's skiplist
-/// inserts keys in order far faster (each search starts where the last
-/// ended, in cache) than the random order commits come in, and nothing
-/// else sees the order: readers see whole bursts, and the burst's last
-/// sequence number is the same. Only for Put/Delete batches (`validate`
+/// inserts keys in order with about half the work of the random order
+/// commits come in (each search starts where the last ended, in cache),
+/// and nothing else sees the order: readers see whole bursts, and the
+/// burst's last sequence number is the same. Only for Put/Delete batches (`validate`
 /// accepts no others), where entries on different keys commute; `None` if
 /// the batch cannot be read or is in order already.
 pub fn sorted_by_key(data: &[u8]) -> Option<Vec<u8>> {
     let header = data.get(..HEADER_LEN)?;
-    let mut rest = data.get(HEADER_LEN..)?;
-    // (key, the whole record: tag, key, value)
-    let mut records: Vec<(&[u8], &[u8])> = Vec::new();
-    while let Some((&tag, tail)) = rest.split_first() {
-        let (key, mut after) = read_slice(tail)?;
-        match tag {
-            TAG_VALUE => after = skip_slice(after)?,
-            TAG_DELETION => {}
-            _ => return None,
-        }
-        let len = rest.len() - after.len();
-        records.push((key, &rest[..len]));
-        rest = after;
-    }
-    if records.windows(2).all(|w| w[0].0 <= w[1].0) {
+    let mut records: Vec<Record> = records(data).collect();
+    let read: usize = records.iter().map(|r| r.bytes.len()).sum();
+    if read != data.len() - HEADER_LEN || records.windows(2).all(|w| w[0].key <= w[1].key) {
         return None;
     }
-    records.sort_by(|a, b| a.0.cmp(b.0));
+    records.sort_by(|a, b| a.key.cmp(b.key));
     let mut sorted = Vec::with_capacity(data.len());
     sorted.extend_from_slice(header);
-    for (_, record) in records {
-        sorted.extend_from_slice(record);
+    for record in records {
+        sorted.extend_from_slice(record.bytes);
     }
     Some(sorted)
 }

@@ -64,12 +64,18 @@ impl Replay {
         Ok(())
     }
 
-    /// Writes and syncs everything received, here, once any background
-    /// write is done.
-    pub async fn flush(&mut self) -> ReplResult<()> {
+    /// Waits for the background write, if any.
+    async fn settle(&mut self) -> ReplResult<()> {
         if self.is_writing() {
             self.written().await?;
         }
+        Ok(())
+    }
+
+    /// Writes and syncs everything received, here, once any background
+    /// write is done.
+    pub async fn flush(&mut self) -> ReplResult<()> {
+        self.settle().await?;
         let Replay {
             applier,
             engine,
@@ -88,9 +94,7 @@ impl Replay {
         if taken < CATCH_UP_BURST && !self.applier.burst_full() {
             return self.flush().await;
         }
-        if self.is_writing() {
-            self.written().await?;
-        }
+        self.settle().await?;
         if let Some(burst) = self.applier.take()? {
             let sync = self.last_sync.elapsed() >= BACKGROUND_SYNC_INTERVAL;
             if sync {

@@ -239,14 +239,21 @@ mod tests {
     use super::*;
     use duet_storage::{EngineOptions, Isolation, Store};
 
-    #[test]
-    fn merged_batches_land_at_the_primarys_sequence_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let primary = Store::open(&dir.path().join("p"), EngineOptions::default()).unwrap();
-        let secondary = Store::open(&dir.path().join("s"), EngineOptions::default()).unwrap();
+    /// A primary's store, and a secondary's store with the engine made
+    /// from the primary's checkpoint.
+    fn primary_and_copy(dir: &std::path::Path) -> (Arc<Store>, Arc<Store>, Arc<Engine>) {
+        let primary = Store::open(&dir.join("p"), EngineOptions::default()).unwrap();
+        let secondary = Store::open(&dir.join("s"), EngineOptions::default()).unwrap();
         let staging = secondary.staging_dir();
         primary.engine().checkpoint(&staging).unwrap();
         let copy = secondary.install(&staging).unwrap();
+        (primary, secondary, copy)
+    }
+
+    #[test]
+    fn merged_batches_land_at_the_primarys_sequence_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (primary, _secondary, copy) = primary_and_copy(dir.path());
         let start = copy.latest_sequence_number();
         for i in 0..5u8 {
             let mut txn = primary.engine().begin(Isolation::ReadCommitted);
@@ -303,11 +310,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn background_writes_count_as_flushed_only_once_synced() {
         let dir = tempfile::tempdir().unwrap();
-        let primary = Store::open(&dir.path().join("p"), EngineOptions::default()).unwrap();
-        let secondary = Store::open(&dir.path().join("s"), EngineOptions::default()).unwrap();
-        let staging = secondary.staging_dir();
-        primary.engine().checkpoint(&staging).unwrap();
-        let copy = secondary.install(&staging).unwrap();
+        let (primary, _secondary, copy) = primary_and_copy(dir.path());
         let start = copy.latest_sequence_number();
         for i in 0..4u8 {
             let mut txn = primary.engine().begin(Isolation::ReadCommitted);

@@ -197,3 +197,75 @@ fn a_stop_killed_on_either_side_resumes_and_stops_again() {
         assert!(out.stderr.contains("consistent at LSN"), "{}", out.stderr);
     }
 }
+
+/// A primary ships each commit before its own write is on disk, so a
+/// crash of its machine can take commits that its secondary already has,
+/// and it then writes others at the same LSNs. Simulated by putting back
+/// a copy of the primary's data directory taken earlier (a SIGKILL leaves
+/// the page cache, which a machine crash would not). The secondary must
+/// notice that its last commits are not the primary's and re-copy, not go
+/// on from its own LSN.
+#[test]
+fn a_secondary_holding_commits_its_primary_lost_recopies() {
+    let (mut primary, secondary) = duet_tests::pair::pair();
+    let insert = |node: &TestNode, what: &str, rows: u32| {
+        node.psql(&[&format!(
+            "INSERT INTO replication_test (test_data) SELECT '{what}' FROM generate_series(1, {rows})"
+        )])
+        .assert_ok();
+    };
+    let count = "SELECT count(*) FROM replication_test";
+    insert(&primary, "kept", 100);
+    wait_for_value(&secondary, count, "101");
+    // The disk the crash will leave behind.
+    primary.kill9();
+    let disk = primary.dir().join("disk-at-crash");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(primary.data_dir())
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    primary.restart();
+    insert(&primary, "lost", 100);
+    wait_for_value(&secondary, count, "201");
+    // Paused, so that it reconnects only once the primary wrote again.
+    secondary.psql(&["REPLICATE SET SERVICE STOP;"]).assert_ok();
+
+    primary.kill9();
+    std::fs::remove_dir_all(primary.data_dir()).unwrap();
+    std::fs::rename(&disk, primary.data_dir()).unwrap();
+    primary.restart();
+    assert_eq!(scalar(&primary, count), "101");
+    // Other commits at the lost ones' LSNs and past them.
+    insert(&primary, "other", 300);
+    secondary
+        .psql(&["REPLICATE SET SERVICE START;"])
+        .assert_ok();
+    wait_for_value(&secondary, count, "401");
+    assert_eq!(
+        query(
+            &secondary,
+            "SELECT test_data, count(*) FROM replication_test GROUP BY 1 ORDER BY 1"
+        ),
+        query(
+            &primary,
+            "SELECT test_data, count(*) FROM replication_test GROUP BY 1 ORDER BY 1"
+        )
+    );
+    assert_eq!(
+        scalar(
+            &secondary,
+            "SELECT count(*) FROM replication_test WHERE test_data = 'lost'"
+        ),
+        "0"
+    );
+    assert!(
+        secondary.logs().contains("differ from this node's"),
+        "{}",
+        duet_tests::tail(&secondary.logs(), 3000)
+    );
+    insert(&primary, "after", 1);
+    wait_for_value(&secondary, count, "402");
+}

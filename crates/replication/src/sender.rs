@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use duet_storage::{CommittedBatch, Engine};
+use duet_storage::{CommittedBatch, Engine, RangeDigest};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -49,6 +49,9 @@ pub struct StartRequest {
     /// A former secondary being promoted collects this demoted node's last
     /// commits, then stops (see `receiver::take_over_tail`).
     pub handover: bool,
+    /// The digest of the secondary's last LSNs, which must be this node's
+    /// (see `duet_storage::RangeDigest`).
+    pub verify: Option<RangeDigest>,
 }
 
 impl ReplicationCommand {
@@ -89,6 +92,7 @@ impl ReplicationCommand {
                     },
                     system_id: String::new(),
                     handover: false,
+                    verify: None,
                 };
                 for pair in words[1..].chunks(2) {
                     let [key, value] = pair else { return None };
@@ -98,6 +102,7 @@ impl ReplicationCommand {
                         "EPOCH" => req.epoch = system::Epoch::from_text(value)?,
                         "SYSTEM" => req.system_id = value.to_string(),
                         "HANDOVER" => req.handover = value.eq_ignore_ascii_case("true"),
+                        "VERIFY" => req.verify = Some(RangeDigest::from_text(value)?),
                         _ => return None,
                     }
                 }
@@ -134,6 +139,34 @@ impl From<duet_storage::StorageError> for StartError {
     }
 }
 
+/// Checks that the secondary's last commits are this node's. This node
+/// ships a commit before its own write is on disk, and may lose the last
+/// ones it shipped (see `Engine::write_raw`), then write others at the same
+/// LSNs; a secondary that has the lost ones must re-copy.
+fn verify_tail(engine: &Engine, req: &StartRequest) -> Result<(), StartError> {
+    let Some(verify) = req.verify.filter(|v| v.through == req.lsn) else {
+        return Err(StartError::CopyRequired(format!(
+            "the secondary did not send the digest of its commits up to LSN {}",
+            req.lsn
+        )));
+    };
+    if verify.from > verify.through {
+        return Ok(()); // it has no commits of its own since its copy
+    }
+    match engine.digest_range(verify.from, verify.through)? {
+        Some(value) if value == verify.value => Ok(()),
+        Some(_) => Err(StartError::CopyRequired(format!(
+            "the secondary's commits at LSNs {} to {} differ from this node's: this node \
+             lost commits it had shipped (a crash of its machine or a failed write) and wrote others",
+            verify.from, verify.through
+        ))),
+        None => Err(StartError::CopyRequired(format!(
+            "this node no longer holds LSNs {} to {} to check the secondary's last commits against",
+            verify.from, verify.through
+        ))),
+    }
+}
+
 /// Who is on the other end, for pg_stat_replication.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
@@ -161,6 +194,7 @@ impl Replication {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            ("oldest", engine.oldest_logged().to_string()),
         ])
     }
 
@@ -235,6 +269,7 @@ impl Replication {
                 req.epoch.epoch, req.lsn
             )));
         }
+        verify_tail(&engine, req)?;
         if req.lsn < latest {
             let in_wal = match engine.wal_after(req.lsn) {
                 Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(req.lsn + 1),
@@ -453,6 +488,15 @@ impl Shipper {
             }
             tokio::select! {
                 received = self.feed.recv() => match received {
+                    // A commit sent before it was written failed to
+                    // write (see `Engine::write_raw`).
+                    Ok(batch) if batch.data.is_empty() => {
+                        return Err(ReplError::Failed(format!(
+                            "LSN {} was shipped but could not be written on this node; \
+                             the stream restarts",
+                            batch.seq
+                        )));
+                    }
                     Ok(batch) => {
                         if batch.next_seq() > self.next {
                             self.pending.insert(batch.seq, batch);

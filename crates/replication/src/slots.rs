@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use duet_storage::VERIFY_WINDOW;
 use tracing::warn;
 
 use crate::error::ReplResult;
@@ -108,7 +109,9 @@ impl Replication {
         let mut total: u64 = segments.iter().map(|s| s.size).sum();
         let mut deleted = 0;
         for (segment, end) in segments.iter().zip(&ends) {
-            let needed = needed_after.is_none_or(|lsn| *end > lsn);
+            // A slot also needs the LSNs its secondary proves its last
+            // commits with when it reconnects (see `sender::verify_tail`).
+            let needed = needed_after.is_none_or(|lsn| *end > lsn.saturating_sub(VERIFY_WINDOW));
             if segment.active || (needed && total <= max_keep_bytes) {
                 break;
             }

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::batch::{header_seq, CommittedBatch, RawBatch, HEADER_LEN};
 use crate::batch_log::{BatchLog, BatchLogReader};
+use crate::digest::{self, RangeDigest, VERIFY_WINDOW};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
 use crate::lock::{LockManager, TxnId};
@@ -49,6 +50,14 @@ impl EngineShared {
             feed: broadcast::channel(FEED_CAPACITY).0,
         })
     }
+}
+
+/// Whether a write goes to the replication feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Publish,
+    /// A secondary's replay of its primary's batches.
+    Skip,
 }
 
 /// WAL files RocksDB keeps to reuse: a commit's fsync into an overwritten
@@ -236,8 +245,7 @@ impl Engine {
     pub fn write_unsynced(&self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> StorageResult<u64> {
         let mut batch = raw_batch(writes);
         let _in_flight = self.enter_commit()?;
-        let seq = self.write_raw(&mut batch, false, &[])?;
-        self.publish(seq, batch.data());
+        let seq = self.write_raw(&mut batch, false, &[], Feed::Publish)?;
         Ok(seq)
     }
 
@@ -328,28 +336,36 @@ impl Engine {
     }
 
     pub(crate) fn write_and_publish(&self, batch: &mut RawBatch) -> StorageResult<u64> {
-        let seq = self.write_unpublished(batch, &[])?;
-        self.publish(seq, batch.data());
-        Ok(seq)
+        self.write_commits(batch, &[])
     }
 
     /// Writes a batch (a commit, or a group of them: `commits` are their
-    /// batches, which the batch log keeps one by one) without publishing it.
-    pub(crate) fn write_unpublished(
+    /// batches, which the batch log keeps and the feed ships one by one);
+    /// returns its first sequence number.
+    pub(crate) fn write_commits(
         &self,
         batch: &mut RawBatch,
         commits: &[&[u8]],
     ) -> StorageResult<u64> {
-        let seq = self.write_raw(batch, self.sync_commits, commits)?;
+        let seq = self.write_raw(batch, self.sync_commits, commits, Feed::Publish)?;
         self.end_wal_file_when_full();
         Ok(seq)
     }
 
-    /// Sends a committed batch to the replication feed, with its LSN in
-    /// its header.
-    pub(crate) fn publish(&self, seq: u64, data: &[u8]) {
-        if self.shared.feed.receiver_count() > 0 {
-            let mut data = bytes::BytesMut::from(data);
+    /// Sends a batch's commits (the batch itself when `commits` is empty)
+    /// to the replication feed, each with its LSN in its header.
+    fn publish(&self, first: u64, data: &[u8], commits: &[&[u8]]) {
+        if self.shared.feed.receiver_count() == 0 {
+            return;
+        }
+        let whole = [data];
+        let mut seq = first;
+        for part in if commits.is_empty() {
+            &whole[..]
+        } else {
+            commits
+        } {
+            let mut data = bytes::BytesMut::from(*part);
             if let Some(header) = data.get_mut(0..8) {
                 header.copy_from_slice(&seq.to_le_bytes());
             }
@@ -357,16 +373,54 @@ impl Engine {
                 seq,
                 data: data.freeze(),
             });
+            seq += crate::batch::header_count(part).unwrap_or(0);
         }
     }
 
-    /// Writes a batch, keeping the row cache right, and appends it (or the
-    /// `commits` it is made of) to the batch log; returns the batch's first
+    /// Writes a batch, keeping the row cache right, appends it (or the
+    /// `commits` it is made of) to the batch log, and with `Feed::Publish`
+    /// sends it to the replication feed; returns the batch's first
     /// sequence number.
-    fn write_raw(&self, batch: &mut RawBatch, sync: bool, commits: &[&[u8]]) -> StorageResult<u64> {
+    ///
+    /// A synced commit is sent before it is written, so that a secondary
+    /// writes and syncs it while this node syncs it too: a synchronous
+    /// commit then waits for the slower of the two fsyncs, not for both in
+    /// turn. This node may lose what it sent and had not synced (an
+    /// operating-system crash, a failed write); at most
+    /// [`VERIFY_WINDOW`] LSNs are ever in that state (a write that would
+    /// go past it is synced and sent after), so a secondary that
+    /// reconnects proves its last `VERIFY_WINDOW` LSNs against this node's
+    /// (see digest.rs). A failed write retracts what it sent.
+    fn write_raw(
+        &self,
+        batch: &mut RawBatch,
+        sync: bool,
+        commits: &[&[u8]],
+        feed: Feed,
+    ) -> StorageResult<u64> {
         let marked = self.rows.begin_write(batch.data());
         let mut log = self.log.appender();
+        // Under the batch log's lock no other write takes sequence
+        // numbers: this batch's first is the next one.
+        let first = self.db.latest_sequence_number() + 1;
+        let unsynced = (first + batch.count()).saturating_sub(self.synced_lsn() + 1);
+        let publish = feed == Feed::Publish;
+        // An unsynced write that would leave too much sent and not synced
+        // is synced after all.
+        let sync = sync || (publish && self.sync_commits && unsynced > VERIFY_WINDOW);
+        let early = publish && sync && unsynced <= VERIFY_WINDOW;
+        if early {
+            self.publish(first, batch.data(), commits);
+        }
         let result = batch.write(&self.db, sync);
+        match &result {
+            Ok(written) if publish && !early => self.publish(*written, batch.data(), commits),
+            // Sent with the wrong LSNs: cannot happen while every write
+            // takes the batch log's lock.
+            Ok(written) if early && *written != first => self.retract(first),
+            Err(_) if early => self.retract(first),
+            _ => {}
+        }
         let last = match &result {
             Ok(first) => {
                 let last = first + batch.count().saturating_sub(1);
@@ -392,6 +446,20 @@ impl Engine {
         drop(log);
         self.rows.end_write(marked, last);
         result
+    }
+
+    /// Tells the shippers that the batches sent from `lsn` on were not
+    /// written: their streams end, and a secondary that has them is
+    /// refused at its next start (the digest of its last LSNs differs).
+    fn retract(&self, lsn: u64) {
+        tracing::error!(
+            lsn,
+            "a commit sent to the replication feed could not be written"
+        );
+        let _ = self.shared.feed.send(CommittedBatch {
+            seq: lsn,
+            data: bytes::Bytes::new(),
+        });
     }
 
     /// Switches to the next WAL file once this one holds
@@ -480,7 +548,7 @@ impl Engine {
             )));
         }
         let mut batch = RawBatch::from_data(data)?;
-        let seq = self.write_raw(&mut batch, sync && self.sync_commits, commits)?;
+        let seq = self.write_raw(&mut batch, sync && self.sync_commits, commits, Feed::Skip)?;
         self.end_wal_file_when_full();
         if seq != expected {
             return Err(StorageError::Corrupt(format!(
@@ -532,6 +600,41 @@ impl Engine {
         Ok(self.log.read_after(lsn))
     }
 
+    /// The digest of this node's last [`VERIFY_WINDOW`] LSNs, from
+    /// `not_before` at the earliest, which a secondary sends its primary
+    /// when it starts streaming. None when its batch log has a hole there.
+    /// After a fresh copy the log starts later: what comes before is the
+    /// copy's.
+    pub fn tail_digest(&self, not_before: u64) -> StorageResult<Option<RangeDigest>> {
+        let through = self.latest_sequence_number();
+        let from = (through + 1)
+            .saturating_sub(VERIFY_WINDOW)
+            .max(not_before)
+            .max(self.oldest_logged());
+        let batches = self.log.read_after(from.saturating_sub(1));
+        Ok(
+            digest::digest_range(batches, from, through)?.map(|value| RangeDigest {
+                from,
+                through,
+                value,
+            }),
+        )
+    }
+
+    /// The first LSN the batch log holds (the next one when it is empty).
+    pub fn oldest_logged(&self) -> u64 {
+        match self.log.segments().first() {
+            Some(segment) => segment.first_seq,
+            None => self.latest_sequence_number() + 1,
+        }
+    }
+
+    /// The digest of the entries at LSNs `from..=through` of this node's
+    /// batch log; None if it no longer holds them all.
+    pub fn digest_range(&self, from: u64, through: u64) -> StorageResult<Option<u64>> {
+        digest::digest_range(self.log.read_after(from.saturating_sub(1)), from, through)
+    }
+
     /// The batch log (replication slots trim it).
     pub fn batch_log(&self) -> &BatchLog {
         &self.log
@@ -561,7 +664,10 @@ impl Engine {
 
     /// Fixes the snapshot (and LSN) a checksum is taken at, now; the scan
     /// itself can run later, elsewhere ([`ContentSnapshot::checksum`]).
+    /// It holds every batch already sent to the replication feed: a write
+    /// in flight (sent before it is written) ends first.
     pub fn content_snapshot(&self) -> ContentSnapshot {
+        drop(self.log.appender());
         ContentSnapshot {
             snapshot: OwnedSnapshot::new(&self.db),
         }

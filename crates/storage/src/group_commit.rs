@@ -89,14 +89,8 @@ fn write_group(engine: &Engine, mut group: Vec<Request>) {
         let mut merged = RawBatch::concat(group.iter().map(|r| r.batch.data()));
         let commits: Vec<&[u8]> = group.iter().map(|r| r.batch.data()).collect();
         engine
-            .write_unpublished(&mut merged, &commits)
-            .map(|first| {
-                let lsns = lsns(first, &group);
-                for (request, &lsn) in group.iter().zip(&lsns) {
-                    engine.publish(lsn, request.batch.data());
-                }
-                lsns
-            })
+            .write_commits(&mut merged, &commits)
+            .map(|first| lsns(first, &group))
     };
     // Written (or failed) as a whole: none of these is in flight any more.
     engine

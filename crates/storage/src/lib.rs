@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod batch_format;
 pub mod batch_log;
+mod digest;
 pub mod engine;
 pub mod error;
 mod group_commit;
@@ -21,6 +22,7 @@ pub mod txn;
 
 pub use batch::CommittedBatch;
 pub use batch_log::Segment;
+pub use digest::{RangeDigest, VERIFY_WINDOW};
 pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};

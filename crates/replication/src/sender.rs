@@ -153,7 +153,7 @@ fn verify_tail(engine: &Engine, req: &StartRequest) -> Result<(), StartError> {
     if verify.from > verify.through {
         return Ok(()); // it has no commits of its own since its copy
     }
-    match engine.digest_range(verify.from, verify.through)? {
+    match crate::blocking(|| engine.digest_range(verify.from, verify.through))? {
         Some(value) if value == verify.value => Ok(()),
         Some(_) => Err(StartError::CopyRequired(format!(
             "the secondary's commits at LSNs {} to {} differ from this node's: this node \

@@ -920,6 +920,37 @@ mod tests {
     }
 
     #[test]
+    fn what_is_sent_and_not_synced_stays_within_the_verify_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path(), EngineOptions::default()).unwrap();
+        let mut feed = engine.shared.feed.subscribe();
+        let small = engine
+            .write_unsynced(vec![(b"a".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
+        assert!(engine.synced_lsn() < small);
+        // Unsynced, it would leave more than the window sent and not on
+        // disk: it is synced.
+        let writes = (0..VERIFY_WINDOW)
+            .map(|i| (i.to_be_bytes().to_vec(), Some(b"v".to_vec())))
+            .collect();
+        let big = engine.write_unsynced(writes).unwrap();
+        assert!(engine.synced_lsn() >= big + VERIFY_WINDOW - 1);
+        let sent: Vec<u64> = std::iter::from_fn(|| feed.try_recv().ok())
+            .map(|b| b.seq)
+            .collect();
+        assert_eq!(sent, [small, big]);
+        // What a secondary sends when it starts streaming covers the last
+        // window, and matches this node's own digest of it.
+        let tail = engine.tail_digest(0).unwrap().unwrap();
+        assert_eq!(tail.through, engine.latest_sequence_number());
+        assert_eq!(tail.through + 1 - tail.from, VERIFY_WINDOW);
+        assert_eq!(
+            engine.digest_range(tail.from, tail.through).unwrap(),
+            Some(tail.value)
+        );
+    }
+
+    #[test]
     fn an_unsynced_write_is_synced_by_a_later_commit_or_by_sync_through() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::open(dir.path(), EngineOptions::default()).unwrap();

@@ -675,3 +675,35 @@ impl Shipper {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_replication_carries_the_digest_of_the_secondarys_last_commits() {
+        let start = |tail: &str| {
+            ReplicationCommand::parse(&format!(
+                "START_REPLICATION SLOT s1 LSN 90 EPOCH 1:0:7 SYSTEM abc{tail}"
+            ))
+        };
+        let Some(ReplicationCommand::StartReplication(req)) = start(" VERIFY 30:90:00ff") else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            req.verify,
+            Some(RangeDigest {
+                from: 30,
+                through: 90,
+                value: 0xff
+            })
+        );
+        assert_eq!((req.slot.as_str(), req.lsn), ("s1", 90));
+        let Some(ReplicationCommand::StartReplication(req)) = start("") else {
+            panic!("not parsed");
+        };
+        assert_eq!(req.verify, None);
+        assert_eq!(start(" VERIFY 30:90"), None);
+        assert_eq!(start(" VERIFY 30:90:zz"), None);
+    }
+}

@@ -94,9 +94,10 @@ pub(crate) struct Identity {
     pub role: String,
     pub lsn: u64,
     pub history: Vec<system::Epoch>,
-    /// The first LSN the primary's batch log holds: the last commits
-    /// this node proves at START_REPLICATION start there at the earliest.
-    pub oldest: u64,
+    /// Where the primary's own history starts (`Engine::log_origin`):
+    /// the last commits this node proves at START_REPLICATION start there
+    /// at the earliest.
+    pub log_origin: u64,
 }
 
 fn failed(step: &str, url: &PrimaryUrl, e: ConnectError) -> ReplError {
@@ -137,7 +138,7 @@ async fn identify(conn: &mut PrimaryConnection, url: &PrimaryUrl) -> ReplResult<
         role: col(2),
         lsn: num(3),
         history,
-        oldest: num(5),
+        log_origin: num(5),
     })
 }
 
@@ -600,7 +601,7 @@ async fn follow(
         start.push_str(" HANDOVER true");
     }
     // The primary checks that this node's last commits are its own.
-    if let Some(digest) = crate::blocking(|| engine.tail_digest(ident.oldest))? {
+    if let Some(digest) = crate::blocking(|| engine.tail_digest(ident.log_origin))? {
         start.push_str(&format!(" VERIFY {}", digest.to_text()));
     }
     let client = conn.client();

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use duet_storage::{CommittedBatch, Engine, RangeDigest};
+use duet_storage::{digest_range, CommittedBatch, Engine, RangeDigest, VERIFY_WINDOW};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use crate::archive::WalArchive;
 use crate::error::{ReplError, ReplResult};
 use crate::frame::{PrimaryMessage, SecondaryMessage};
 use crate::node::Replication;
@@ -143,7 +144,11 @@ impl From<duet_storage::StorageError> for StartError {
 /// ships a commit before its own write is on disk, and may lose the last
 /// ones it shipped (see `Engine::write_raw`), then write others at the same
 /// LSNs; a secondary that has the lost ones must re-copy.
-fn verify_tail(engine: &Engine, req: &StartRequest) -> Result<(), StartError> {
+fn verify_tail(
+    engine: &Engine,
+    archive: Option<&WalArchive>,
+    req: &StartRequest,
+) -> Result<(), StartError> {
     let Some(verify) = req.verify.filter(|v| v.through == req.lsn) else {
         return Err(StartError::CopyRequired(format!(
             "the secondary did not send the digest of its commits up to LSN {}",
@@ -153,7 +158,18 @@ fn verify_tail(engine: &Engine, req: &StartRequest) -> Result<(), StartError> {
     if verify.from > verify.through {
         return Ok(()); // it has no commits of its own since its copy
     }
-    match crate::blocking(|| engine.digest_range(verify.from, verify.through))? {
+    // From the log, or from the archive directory's copies of what the
+    // log dropped.
+    let digest = crate::blocking(|| {
+        let archived = match archive {
+            Some(archive) => archive.batches_from(verify.from, VERIFY_WINDOW as usize)?,
+            None => Vec::new(),
+        };
+        let logged = engine.wal_after(verify.from.saturating_sub(1))?;
+        let batches = archived.into_iter().map(Ok).chain(logged);
+        Ok::<_, ReplError>(digest_range(batches, verify.from, verify.through)?)
+    })?;
+    match digest {
         Some(value) if value == verify.value => Ok(()),
         Some(_) => Err(StartError::CopyRequired(format!(
             "the secondary's commits at LSNs {} to {} differ from this node's: this node \
@@ -185,7 +201,12 @@ impl Replication {
             ("systemid", system::system_id(&engine)?.unwrap_or_default()),
             ("epoch", system::current_epoch(&history).epoch.to_string()),
             ("role", self.role().to_string()),
-            ("lsn", engine.latest_sequence_number().to_string()),
+            // Settled: a secondary that got a commit before this node
+            // wrote it must not look ahead of it.
+            (
+                "lsn",
+                crate::blocking(|| engine.settled_sequence_number()).to_string(),
+            ),
             (
                 "history",
                 history
@@ -194,7 +215,7 @@ impl Replication {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
-            ("oldest", engine.oldest_logged().to_string()),
+            ("log_origin", engine.log_origin().to_string()),
         ])
     }
 
@@ -262,14 +283,14 @@ impl Replication {
             ))
             .into());
         }
-        let latest = engine.latest_sequence_number();
+        let latest = crate::blocking(|| engine.settled_sequence_number());
         if !system::can_follow(&history, req.epoch, req.lsn) || req.lsn > latest {
             return Err(StartError::CopyRequired(format!(
                 "the secondary's history (epoch {}, LSN {}) diverged from this node's",
                 req.epoch.epoch, req.lsn
             )));
         }
-        verify_tail(&engine, req)?;
+        verify_tail(&engine, self.archive.as_ref(), req)?;
         if req.lsn < latest {
             let in_wal = match engine.wal_after(req.lsn) {
                 Ok(mut batches) => batches.next().transpose()?.map(|b| b.seq) == Some(req.lsn + 1),
@@ -659,7 +680,7 @@ impl Shipper {
                 // The LSN is fixed now; the checksum scans the whole
                 // database, which may take longer than the secondary
                 // waits for a message, so it runs aside.
-                let snapshot = self.engine.content_snapshot();
+                let snapshot = crate::blocking(|| self.engine.content_snapshot());
                 let lsn = snapshot.lsn();
                 let task = tokio::task::spawn_blocking(move || snapshot.checksum());
                 info!(lsn, "secondary asked to stop; stop point fixed");

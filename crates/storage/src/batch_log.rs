@@ -71,6 +71,9 @@ struct Active {
     synced: u64,
 }
 
+/// Present in the log's directory once a segment was dropped.
+const TRIMMED_MARKER: &str = "TRIMMED";
+
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> StorageError {
     StorageError::from_message(format!("batch log: cannot {what} {}: {e}", path.display()))
 }
@@ -277,6 +280,7 @@ impl BatchLog {
 
     /// Removes a sealed segment.
     pub fn remove(&self, segment: &Segment) -> StorageResult<()> {
+        self.mark_trimmed()?;
         let mut inner = self.lock();
         let Some(i) = inner.sealed.iter().position(|s| s.path == segment.path) else {
             return Err(StorageError::Engine(format!(
@@ -287,6 +291,26 @@ impl BatchLog {
         let removed = inner.sealed.remove(i);
         drop(inner);
         std::fs::remove_file(&removed.path).map_err(|e| io_err("remove", &removed.path, e))
+    }
+
+    /// Whether segments were ever dropped: if not, the log holds every
+    /// batch since the node was created or copied.
+    pub fn trimmed(&self) -> bool {
+        self.dir.join(TRIMMED_MARKER).exists()
+    }
+
+    /// Records, durably and before the first segment goes, that the log
+    /// no longer starts where the node's own history does.
+    fn mark_trimmed(&self) -> StorageResult<()> {
+        let marker = self.dir.join(TRIMMED_MARKER);
+        if marker.exists() {
+            return Ok(());
+        }
+        File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .and_then(|_| File::open(&self.dir))
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("create", &marker, e))
     }
 
     /// Batches from the one holding `after + 1` on, up to the end of the
@@ -544,10 +568,16 @@ mod tests {
         assert_eq!(seqs(&log, seq - 1), [(seq, 2), (seq + 2, 1), (seq + 3, 3)]);
         seq += 6;
         assert_eq!(log.next_seq(), seq);
-        // A removed segment: reading from there starts later.
+        // A removed segment: reading from there starts later, and the log
+        // says (for good) that it no longer starts where the node did.
+        assert!(!log.trimmed());
         let oldest = log.segments()[0].clone();
         log.remove(&oldest).unwrap();
         assert!(seqs(&log, 0)[0].0 > 1);
+        assert!(log.trimmed());
+        drop(log);
+        let log = BatchLog::open(dir.path()).unwrap();
+        assert!(log.trimmed());
         // The active segment cannot be removed.
         log.appender().append(seq, &[&batch(1)]).unwrap();
         let active = log.segments().last().unwrap().clone();

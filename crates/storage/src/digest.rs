@@ -56,9 +56,10 @@ impl RangeDigest {
 }
 
 /// The digest of the entries at LSNs `from..=through` of `batches` (in LSN
-/// order; an entry's LSN is its batch's plus its place in it). None when
-/// the batches leave a hole in the range or end before it does.
-pub(crate) fn digest_range(
+/// order; an entry's LSN is its batch's plus its place in it; an LSN seen
+/// twice counts once). None when the batches leave a hole in the range or
+/// end before it does.
+pub fn digest_range(
     batches: impl Iterator<Item = StorageResult<CommittedBatch>>,
     from: u64,
     through: u64,
@@ -71,7 +72,9 @@ pub(crate) fn digest_range(
             break;
         }
         for (lsn, (key, value)) in (batch.seq..).zip(entries(&batch.data)) {
-            if lsn < from {
+            // Before the range, or counted already (an archived copy and
+            // the log overlap).
+            if lsn < next {
                 continue;
             }
             if lsn > through {

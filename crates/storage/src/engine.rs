@@ -101,6 +101,11 @@ pub struct Engine {
     /// joining a write group, and so that demotion can wait for the last
     /// of them).
     pub(crate) commits_in_flight: AtomicU64,
+    /// Set when a commit already sent to the replication feed failed to
+    /// write: its LSN must not be given to another commit while its
+    /// secondary may have it (and may have acknowledged it), so this node
+    /// takes no more commits until it is restarted.
+    shipped_write_failed: AtomicBool,
     /// The highest LSN known to be on disk (see [`Engine::sync_through`]).
     synced_lsn: AtomicU64,
     /// Bytes written to the current WAL file (see [`WAL_FILE_BYTES`]).
@@ -181,6 +186,7 @@ impl Engine {
             next_txn: AtomicU64::new(1),
             sync_commits: options.sync_commits,
             commits_in_flight: AtomicU64::new(0),
+            shipped_write_failed: AtomicBool::new(false),
             synced_lsn: AtomicU64::new(recovered),
             wal_file_bytes: AtomicU64::new(0),
             committer: OnceLock::new(),
@@ -398,17 +404,25 @@ impl Engine {
         commits: &[&[u8]],
         feed: Feed,
     ) -> StorageResult<u64> {
+        let publish = feed == Feed::Publish;
+        if publish && self.shipped_write_failed.load(Ordering::SeqCst) {
+            return Err(StorageError::Engine(
+                "a commit shipped to the secondary could not be written here; \
+                 this node takes no more commits until it is restarted"
+                    .into(),
+            ));
+        }
         let marked = self.rows.begin_write(batch.data());
         let mut log = self.log.appender();
         // Under the batch log's lock no other write takes sequence
         // numbers: this batch's first is the next one.
         let first = self.db.latest_sequence_number() + 1;
         let unsynced = (first + batch.count()).saturating_sub(self.synced_lsn() + 1);
-        let publish = feed == Feed::Publish;
         // An unsynced write that would leave too much sent and not synced
         // is synced after all.
         let sync = sync || (publish && self.sync_commits && unsynced > VERIFY_WINDOW);
-        let early = publish && sync && unsynced <= VERIFY_WINDOW;
+        let early =
+            publish && sync && unsynced <= VERIFY_WINDOW && self.shared.feed.receiver_count() > 0;
         if early {
             self.publish(first, batch.data(), commits);
         }
@@ -454,8 +468,10 @@ impl Engine {
     fn retract(&self, lsn: u64) {
         tracing::error!(
             lsn,
-            "a commit sent to the replication feed could not be written"
+            "a commit sent to the replication feed could not be written; \
+             no more commits until a restart"
         );
+        self.shipped_write_failed.store(true, Ordering::SeqCst);
         let _ = self.shared.feed.send(CommittedBatch {
             seq: lsn,
             data: bytes::Bytes::new(),
@@ -601,17 +617,20 @@ impl Engine {
     }
 
     /// The digest of this node's last [`VERIFY_WINDOW`] LSNs, from
-    /// `not_before` at the earliest, which a secondary sends its primary
-    /// when it starts streaming. None when its batch log has a hole there.
-    /// After a fresh copy the log starts later: what comes before is the
-    /// copy's.
+    /// `not_before` at the earliest (its primary's
+    /// [`Engine::log_origin`]), which a secondary sends its primary when it
+    /// starts streaming. The range starts where a batch of this node's
+    /// does (a burst written in key order only counts whole), or where
+    /// its batch log does: what comes before came with its copy. None
+    /// when its batch log has a hole there.
     pub fn tail_digest(&self, not_before: u64) -> StorageResult<Option<RangeDigest>> {
         let through = self.latest_sequence_number();
-        let from = (through + 1)
-            .saturating_sub(VERIFY_WINDOW)
-            .max(not_before)
-            .max(self.oldest_logged());
-        let batches = self.log.read_after(from.saturating_sub(1));
+        let target = (through + 1).saturating_sub(VERIFY_WINDOW).max(not_before);
+        let mut batches = self.log.read_after(target.saturating_sub(1)).peekable();
+        let from = match batches.peek() {
+            Some(Ok(batch)) => batch.seq.min(through + 1),
+            Some(Err(_)) | None => through + 1,
+        };
         Ok(
             digest::digest_range(batches, from, through)?.map(|value| RangeDigest {
                 from,
@@ -621,12 +640,26 @@ impl Engine {
         )
     }
 
-    /// The first LSN the batch log holds (the next one when it is empty).
-    pub fn oldest_logged(&self) -> u64 {
+    /// Where this node's own history starts: the first LSN of its batch
+    /// log if no segment was ever dropped from it (everything before came
+    /// with its copy, or there is nothing), else 0. A secondary's digest
+    /// starts there at the earliest.
+    pub fn log_origin(&self) -> u64 {
+        if self.log.trimmed() {
+            return 0;
+        }
         match self.log.segments().first() {
             Some(segment) => segment.first_seq,
             None => self.latest_sequence_number() + 1,
         }
+    }
+
+    /// The latest sequence number once the write in flight, if any, is
+    /// done: every batch already sent to the replication feed is at or
+    /// before it.
+    pub fn settled_sequence_number(&self) -> u64 {
+        drop(self.log.appender());
+        self.latest_sequence_number()
     }
 
     /// The digest of the entries at LSNs `from..=through` of this node's
@@ -667,7 +700,7 @@ impl Engine {
     /// It holds every batch already sent to the replication feed: a write
     /// in flight (sent before it is written) ends first.
     pub fn content_snapshot(&self) -> ContentSnapshot {
-        drop(self.log.appender());
+        self.settled_sequence_number();
         ContentSnapshot {
             snapshot: OwnedSnapshot::new(&self.db),
         }

@@ -22,7 +22,7 @@ pub mod txn;
 
 pub use batch::CommittedBatch;
 pub use batch_log::Segment;
-pub use digest::{RangeDigest, VERIFY_WINDOW};
+pub use digest::{digest_range, RangeDigest, VERIFY_WINDOW};
 pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};

@@ -2,7 +2,7 @@
 //! mode (TLS, certificates made by `duet cert`), set up with the KWDB
 //! statements exactly as an operator types them in psql.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use duet_tests::pair::{kwdb_url, pair, pair_with, query, scalar, wait_for_value, CATCH_UP};
 use duet_tests::{psql_rows, wait_for, TestNode};
@@ -142,11 +142,12 @@ fn stop_returns_a_consistent_lsn_and_start_resumes() {
     let status = query(&secondary, "SHOW REPLICATION STATUS");
     assert_eq!(status[0][3], "STOPPED", "{status:?}");
 
-    // Paused: new commits wait on the primary until START.
+    // Paused: new commits wait on the primary until START (no stream is
+    // attached to carry them).
+    wait_for_value(&primary, "SELECT count(*) FROM pg_stat_replication", "0");
     primary
         .psql(&["INSERT INTO replication_test (test_data) VALUES ('after stop')"])
         .assert_ok();
-    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         scalar(&secondary, "SELECT count(*) FROM replication_test"),
         "51"

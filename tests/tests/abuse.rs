@@ -183,8 +183,7 @@ fn a_connection_flood_gets_53300_and_the_server_stays_up() {
         for _ in 0..20 {
             let err = try_connect(&node.pg_config("root"))
                 .await
-                .err()
-                .expect("a sixth session is refused");
+                .expect_err("a sixth session is refused");
             assert_eq!(sqlstate(&err), "53300", "{err}");
         }
         // Raw sockets that never log in do not take the server down.

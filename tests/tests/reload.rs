@@ -49,7 +49,7 @@ fn sighup(node: &TestNode) -> String {
         (reloads(node) > before).then_some(())
     });
     let logs = node.logs();
-    let last = logs.lines().filter(|l| l.contains("SIGHUP: ")).last();
+    let last = logs.lines().rfind(|l| l.contains("SIGHUP: "));
     last.unwrap_or_default().to_string()
 }
 

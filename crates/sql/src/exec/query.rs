@@ -503,7 +503,7 @@ pub(crate) fn series_of<'a>(
                     return None;
                 }
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     if let Err(e) = env.check_interrupt() {
                         cur = None;
                         return Some(Err(e));

@@ -178,7 +178,7 @@ impl<'a> TableScan<'a> {
     /// The next (row key, row).
     pub fn next_row(&mut self) -> SqlResult<Option<(Vec<u8>, Row)>> {
         self.count += 1;
-        if self.count % 1024 == 0 {
+        if self.count.is_multiple_of(1024) {
             self.env.check_interrupt()?;
         }
         loop {

@@ -64,7 +64,7 @@ impl Planner<'_> {
                 .iter()
                 .map(|a| self.bind_expr(a, scope))
                 .collect::<SqlResult<Vec<_>>>()?;
-            if bound.iter().any(|b| contains_aggregate(b)) {
+            if bound.iter().any(contains_aggregate) {
                 return Err(SqlError::new(
                     SqlState::GROUPING_ERROR,
                     "aggregate function calls cannot be nested",

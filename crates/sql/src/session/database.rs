@@ -330,20 +330,17 @@ impl Database {
             .map(|d| (d.increment, d.min, d.max, d.start))
             .unwrap_or((1, 1, i64::MAX, 1));
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-        if !seqs.contains_key(&oid) {
+        if let std::collections::hash_map::Entry::Vacant(e) = seqs.entry(oid) {
             let stored = self
                 .engine()
                 .get_committed(&sequence_key(oid))?
                 .and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
             let last = stored.unwrap_or(start - increment);
-            seqs.insert(
-                oid,
-                SequenceState {
-                    last,
-                    reserved: last,
-                    reserved_at: 0,
-                },
-            );
+            e.insert(SequenceState {
+                last,
+                reserved: last,
+                reserved_at: 0,
+            });
         }
         let state = seqs
             .get_mut(&oid)

@@ -97,11 +97,8 @@ impl Session {
             };
             cat.put_role(&role)?;
         }
-        Ok(tag(if is_user {
-            "CREATE ROLE"
-        } else {
-            "CREATE ROLE"
-        }))
+        // CREATE USER too: PostgreSQL's tag is CREATE ROLE for both.
+        Ok(tag("CREATE ROLE"))
     }
 
     pub(crate) async fn role_statement(&mut self, ast: &Ast) -> SqlResult<QueryResult> {

@@ -154,7 +154,7 @@ pub(super) fn parse_float(s: &str) -> Option<f64> {
 pub(super) fn parse_bytea(s: &str) -> SqlResult<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x") {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(SqlError::invalid_text("bytea", s));
         }
         digits
@@ -176,7 +176,7 @@ pub(super) fn parse_bytea(s: &str) -> SqlResult<Vec<u8>> {
                 if bytes.get(i + 1) == Some(&b'\\') {
                     out.push(b'\\');
                     i += 2;
-                } else if i + 3 < bytes.len() + 0
+                } else if i + 3 < bytes.len()
                     && bytes[i + 1..i + 4]
                         .iter()
                         .all(|b| (b'0'..=b'7').contains(b))

@@ -64,6 +64,9 @@ struct Shared {
     open: AtomicUsize,
     accepted: AtomicU64,
     forwarded: AtomicU64,
+    /// The accept number (1-based) of the newest connection that
+    /// `StallAfter` holds, 0 if none.
+    last_stalled: AtomicU64,
 }
 
 /// A running proxy; stopped (every connection dropped) on drop.
@@ -94,13 +97,14 @@ impl FaultProxy {
             open: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            last_stalled: AtomicU64::new(0),
         });
         let accept_shared = shared.clone();
         runtime.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("tokio listener");
             while let Ok((client, _)) = listener.accept().await {
-                accept_shared.accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(serve(client, target, accept_shared.clone()));
+                let id = accept_shared.accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(serve(client, id, target, accept_shared.clone()));
             }
         });
         FaultProxy {
@@ -178,6 +182,12 @@ impl FaultProxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// The accept number (as counted by [`FaultProxy::accepted`]) of the
+    /// newest connection that `StallAfter` holds, 0 if none.
+    pub fn last_stalled(&self) -> u64 {
+        self.shared.last_stalled.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded so far, both directions.
     pub fn forwarded_bytes(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
@@ -207,7 +217,8 @@ impl Drop for OpenGuard {
     }
 }
 
-async fn serve(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) {
+/// Forwards connection number `id` (1-based, in accept order).
+async fn serve(client: TcpStream, id: u64, target: SocketAddr, shared: Arc<Shared>) {
     let mut control = shared.control.subscribe();
     let born = *control.borrow_and_update();
     if born.refuse {
@@ -238,6 +249,7 @@ async fn serve(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) {
         client_read,
         server_write,
         Direction::ToServer,
+        id,
         born,
         control.clone(),
         shared.clone(),
@@ -246,6 +258,7 @@ async fn serve(client: TcpStream, target: SocketAddr, shared: Arc<Shared>) {
         server_read,
         client_write,
         Direction::ToClient,
+        id,
         born,
         control.clone(),
         shared.clone(),
@@ -267,6 +280,7 @@ async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     direction: Direction,
+    id: u64,
     born: Control,
     control: watch::Receiver<Control>,
     shared: Arc<Shared>,
@@ -307,6 +321,7 @@ async fn pump(
                         }
                     }
                     Fault::StallAfter(n) if direction == Direction::ToClient && delivered >= n => {
+                        shared.last_stalled.fetch_max(id, Ordering::SeqCst);
                         pending::<()>().await;
                     }
                     Fault::None | Fault::Bandwidth(_) | Fault::StallAfter(_) => break,

@@ -85,7 +85,11 @@ fn a_handshake_that_goes_half_open_is_given_up_and_retried() {
     wait_for("a reconnection attempt", Duration::from_secs(30), || {
         (link.accepted() > accepted).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(
+        "the new connection to stall",
+        Duration::from_secs(30),
+        || (link.last_stalled() > accepted).then_some(()),
+    );
     link.half_open();
     link.set(Fault::None);
     insert(&cluster, 11, 20);

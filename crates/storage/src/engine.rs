@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::batch::{header_seq, CommittedBatch, RawBatch, HEADER_LEN};
 use crate::batch_log::{BatchLog, BatchLogReader};
+use crate::content_checksum::ContentSnapshot;
 use crate::digest::{self, RangeDigest, VERIFY_WINDOW};
 use crate::error::{StorageError, StorageResult};
 use crate::group_commit;
@@ -701,39 +702,7 @@ impl Engine {
     /// in flight (sent before it is written) ends first.
     pub fn content_snapshot(&self) -> ContentSnapshot {
         self.settled_sequence_number();
-        ContentSnapshot {
-            snapshot: OwnedSnapshot::new(&self.db),
-        }
-    }
-}
-
-/// A snapshot to compute a content checksum at (see
-/// [`Engine::content_snapshot`]).
-pub struct ContentSnapshot {
-    snapshot: OwnedSnapshot,
-}
-
-impl ContentSnapshot {
-    pub fn lsn(&self) -> u64 {
-        self.snapshot.sequence()
-    }
-
-    /// Scans every key and value at the snapshot (the whole database).
-    pub fn checksum(&self) -> StorageResult<String> {
-        let mut iter = self.snapshot.raw_iterator();
-        iter.seek_to_first();
-        let mut hasher = crc32fast::Hasher::new();
-        let mut keys: u64 = 0;
-        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
-            hasher.update(&(k.len() as u64).to_le_bytes());
-            hasher.update(k);
-            hasher.update(&(v.len() as u64).to_le_bytes());
-            hasher.update(v);
-            keys += 1;
-            iter.next();
-        }
-        iter.status()?;
-        Ok(format!("{keys}:{:08x}", hasher.finalize()))
+        ContentSnapshot::new(OwnedSnapshot::new(&self.db))
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod batch_format;
 pub mod batch_log;
+mod content_checksum;
 mod digest;
 pub mod engine;
 pub mod error;
@@ -22,8 +23,9 @@ pub mod txn;
 
 pub use batch::CommittedBatch;
 pub use batch_log::Segment;
+pub use content_checksum::ContentSnapshot;
 pub use digest::{digest_range, RangeDigest, VERIFY_WINDOW};
-pub use engine::{ContentSnapshot, Engine, EngineOptions, WalBatches};
+pub use engine::{Engine, EngineOptions, WalBatches};
 pub use error::{StorageError, StorageResult};
 pub use interrupt::{Interrupt, StatementControl};
 pub use lsn::{blocking, format_lsn, parse_lsn};

@@ -152,6 +152,10 @@ fn stop_returns_a_consistent_lsn_and_start_resumes() {
         scalar(&secondary, "SELECT count(*) FROM replication_test"),
         "51"
     );
+    assert_eq!(
+        scalar(&primary, "SELECT count(*) FROM pg_stat_replication"),
+        "0"
+    );
     // STOP twice is a state error naming the state.
     secondary
         .psql(&["\\set VERBOSITY verbose", "REPLICATE SET SERVICE STOP;"])

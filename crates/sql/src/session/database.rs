@@ -1,6 +1,7 @@
 //! The node's shared database state: storage engine, bootstrap, the table
 //! cache, and sequence value allocation.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -330,7 +331,7 @@ impl Database {
             .map(|d| (d.increment, d.min, d.max, d.start))
             .unwrap_or((1, 1, i64::MAX, 1));
         let mut seqs = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-        if let std::collections::hash_map::Entry::Vacant(e) = seqs.entry(oid) {
+        if let Entry::Vacant(e) = seqs.entry(oid) {
             let stored = self
                 .engine()
                 .get_committed(&sequence_key(oid))?

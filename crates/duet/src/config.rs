@@ -37,6 +37,10 @@ pub struct StartArgs {
     /// reply before sleeping; 0: never [env: DUET_BUSY_POLL_US] [default: 200]
     #[arg(long, value_name = "MICROSECONDS")]
     pub busy_poll_us: Option<u64>,
+    /// Stack a statement may use, kB: deeper recursion fails with 54001
+    /// [env: DUET_MAX_STACK_DEPTH_KB] [default: 16384]
+    #[arg(long, value_name = "KB")]
+    pub max_stack_depth_kb: Option<u64>,
     /// Log format [env: DUET_LOG_FORMAT] [default: human]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -176,6 +180,9 @@ pub fn resolve(
     if let Some(v) = env_number(&env, "DUET_BUSY_POLL_US", "a number of microseconds")? {
         config.busy_poll_us = v;
     }
+    if let Some(v) = env_number(&env, "DUET_MAX_STACK_DEPTH_KB", "a number of kilobytes")? {
+        config.max_stack_depth_kb = v;
+    }
     if let Some(v) = env("DUET_LOG_FORMAT") {
         config.log_format = v;
     }
@@ -227,6 +234,9 @@ pub fn resolve(
     }
     if let Some(v) = args.busy_poll_us {
         config.busy_poll_us = v;
+    }
+    if let Some(v) = args.max_stack_depth_kb {
+        config.max_stack_depth_kb = v;
     }
     if let Some(v) = args.log_format {
         config.log_format = v.as_str().to_owned();

@@ -27,6 +27,10 @@ pub struct Config {
     /// Microseconds a session alone on its shard keeps polling its socket
     /// after a reply before it sleeps (see busy_poll.rs); 0: never.
     pub busy_poll_us: u64,
+    /// Stack a statement may use, in kB (PostgreSQL's max_stack_depth):
+    /// threads that run sessions get this plus a red zone, and deeper
+    /// recursion fails with 54001.
+    pub max_stack_depth_kb: u64,
     /// Host-based authentication rules, first match wins.
     pub hba: Vec<HbaRule>,
     /// Log format: "human" or "json".
@@ -61,6 +65,7 @@ impl Default for Config {
             max_connections: 100,
             authentication_timeout: 60,
             busy_poll_us: 200,
+            max_stack_depth_kb: (duet_sql::depth::DEFAULT_MAX_STACK_DEPTH / 1024) as u64,
             hba: Vec::new(),
             log_format: "human".into(),
             replication: ReplicationSettings::default(),

@@ -306,17 +306,45 @@ pub(crate) async fn handle(
         streams_drain: shared.streams_drain.subscribe(),
         walsender,
         replication: shared.replication.clone(),
+        statement: String::new(),
     };
-    let result = backend.run().await;
+    // A panic in this session's code ends this session only: the client
+    // gets XX000, the log the statement, and the node goes on.
+    let result = match std::panic::AssertUnwindSafe(backend.run()).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(session_panicked(&*panic, &backend.statement)),
+    };
     let Backend {
         mut conn, session, ..
     } = backend;
     if let Err(e) = result {
         end_with(&mut conn, e).await;
     }
-    session.close().await;
+    // Closing rolls back the open transaction; if that panics too, the
+    // task ends here (tokio catches it) and the node still goes on.
+    if let Err(panic) = std::panic::AssertUnwindSafe(session.close()).catch_unwind().await {
+        tracing::error!(panic = panic_message(&*panic), "closing a session panicked");
+    }
     drop(slot);
     debug!(%peer, %user, pid, "session ended");
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Logs a session's panic with its statement and makes the client's error.
+fn session_panicked(panic: &(dyn std::any::Any + Send), statement: &str) -> ConnError {
+    let message = panic_message(panic);
+    tracing::error!(panic = message, statement, "session panicked; ending it");
+    fatal(
+        SqlState::INTERNAL_ERROR,
+        format!("internal error: {message}; the session was ended"),
+    )
 }
 
 async fn end_with(conn: &mut Conn, e: ConnError) {
@@ -354,6 +382,9 @@ pub(crate) struct Backend {
     /// Set on a replication connection: it also takes replication commands.
     walsender: Option<crate::walsender::WalSender>,
     pub(crate) replication: Arc<duet_replication::Replication>,
+    /// The text of the last Query or Parse, for the log if a panic ends
+    /// the session (the buffer is reused).
+    statement: String,
 }
 
 impl Backend {
@@ -397,6 +428,8 @@ impl Backend {
             }
             match msg {
                 PgWireFrontendMessage::Query(q) => {
+                    self.statement.clear();
+                    self.statement.push_str(&q.query);
                     let command = self
                         .walsender
                         .as_ref()
@@ -409,6 +442,8 @@ impl Backend {
                     }
                 }
                 PgWireFrontendMessage::Parse(m) => {
+                    self.statement.clear();
+                    self.statement.push_str(&m.query);
                     let r = self.on_parse(m).await;
                     self.extended_outcome(r).await?;
                 }

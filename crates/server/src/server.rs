@@ -397,7 +397,15 @@ impl Server {
             ));
         }
         let mut tasks = JoinSet::new();
-        let shards = crate::shards::Shards::new().map_err(|cause| ServerError::Listen {
+        // PostgreSQL's floor for max_stack_depth is 100kB.
+        let max_stack_depth = (shared.config.max_stack_depth_kb.max(100) as usize) << 10;
+        duet_sql::depth::set_max_stack_depth(max_stack_depth);
+        if std::env::var_os("DUET_TEST_HOOKS").is_some_and(|v| v == "1") {
+            tracing::warn!("DUET_TEST_HOOKS=1: test-only functions (duet_test_panic) are on");
+            duet_sql::testing::enable_panic_hook();
+        }
+        let stack_size = duet_sql::depth::session_stack_size(max_stack_depth);
+        let shards = crate::shards::Shards::new(stack_size).map_err(|cause| ServerError::Listen {
             addr: local_addr.to_string(),
             cause,
         })?;

@@ -15,13 +15,15 @@ pub(crate) struct Shards {
 }
 
 impl Shards {
-    /// One shard per CPU (at least one).
-    pub(crate) fn new() -> std::io::Result<Shards> {
+    /// One shard per CPU (at least one), its threads with `stack_size`
+    /// bytes of stack (see `duet_sql::depth`).
+    pub(crate) fn new(stack_size: usize) -> std::io::Result<Shards> {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let runtimes = (0..n)
             .map(|i| {
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
+                    .thread_stack_size(stack_size)
                     .thread_name(format!("duet-shard-{i}"))
                     .enable_all()
                     .build()

@@ -64,6 +64,7 @@ impl SqlState {
     pub const DUPLICATE_CURSOR: SqlState = SqlState("42P03");
     pub const INVALID_CURSOR_NAME: SqlState = SqlState("34000");
     pub const PROGRAM_LIMIT_EXCEEDED: SqlState = SqlState("54000");
+    pub const STATEMENT_TOO_COMPLEX: SqlState = SqlState("54001");
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const DISK_FULL: SqlState = SqlState("53100");
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");

@@ -472,6 +472,7 @@ impl Expr {
 
     /// Rewrites the tree bottom-up; `f` may replace a node.
     pub fn transform(self, f: &mut dyn FnMut(Expr) -> SqlResult<Expr>) -> SqlResult<Expr> {
+        crate::depth::check_stack()?;
         let e = self.map_children(&mut |c| c.transform(f))?;
         f(e)
     }
@@ -625,6 +626,7 @@ impl Expr {
 
     /// Evaluates against one input row.
     pub fn eval(&self, row: &[Value], env: &EvalEnv) -> SqlResult<Value> {
+        crate::depth::check_stack()?;
         match self {
             Expr::Literal(v, _) => Ok(v.clone()),
             Expr::Column(i, _) => row

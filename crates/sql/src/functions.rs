@@ -83,6 +83,10 @@ pub enum Func {
     Repeat,
     Random,
     PgSleep,
+    /// `duet_test_panic(text)`: panics, to test that a panic ends only its
+    /// session; exists only on a node started with test hooks on
+    /// (`crate::testing`).
+    TestPanic,
     FormatType,
     TableIsVisible,
     ObjDescription,
@@ -113,7 +117,12 @@ impl Func {
     pub fn is_volatile(&self) -> bool {
         matches!(
             self,
-            Func::NextVal | Func::SetVal | Func::Random | Func::ClockTimestamp | Func::PgSleep
+            Func::NextVal
+                | Func::SetVal
+                | Func::Random
+                | Func::ClockTimestamp
+                | Func::PgSleep
+                | Func::TestPanic
         ) || matches!(self, Func::Doc(d) if d.is_volatile())
     }
 
@@ -250,6 +259,9 @@ impl Func {
             ("repeat", 2) => (Func::Repeat, T::Text),
             ("random", 0) => (Func::Random, T::Float8),
             ("pg_sleep", 1) => (Func::PgSleep, T::Unknown),
+            ("duet_test_panic", 1) if crate::testing::panic_hook_enabled() => {
+                (Func::TestPanic, T::Text)
+            }
             ("format_type", 2) => (Func::FormatType, T::Text),
             ("pg_table_is_visible", 1) => (Func::TableIsVisible, T::Bool),
             ("obj_description" | "col_description" | "shobj_description", 1 | 2) => {
@@ -689,6 +701,7 @@ impl Func {
             }
             Func::Repeat => V::Text(text(0).repeat(int(1)?.clamp(0, 1 << 20) as usize)),
             Func::Random => V::Float(rand::rng().random::<f64>()),
+            Func::TestPanic => panic!("duet_test_panic: {}", text(0)),
             Func::PgSleep => {
                 // Sleeps in small steps so cancel and statement_timeout apply.
                 let secs = to_f64(&args[0])?;

@@ -7,6 +7,8 @@
 mod cast;
 pub mod catalog;
 mod copy;
+pub mod depth;
+pub mod testing;
 pub mod error;
 mod exec;
 mod explain;

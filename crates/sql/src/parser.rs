@@ -50,7 +50,8 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
     if let Some(replicate) = crate::replicate::parse(sql) {
         return Ok(vec![Parsed::Replicate(replicate?)]);
     }
-    let dialect = PostgreSqlDialect {};
+    // Before any syntax tree is built: one too deep to drop safely is not.
+    crate::depth::check_statement(sql)?;
     let mut out = Vec::new();
     // Most queries are one statement: skip the splitting pass for them.
     let texts = if sql.contains(';') {
@@ -76,7 +77,7 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
             continue;
         }
         let (text, is_user) = rewrite_create_user(&text);
-        let statements = Parser::parse_sql(&dialect, &text).map_err(syntax_error)?;
+        let statements = parse_sql(&text)?;
         for s in statements {
             out.push(if is_user {
                 Parsed::CreateUser(Box::new(s))
@@ -86,6 +87,20 @@ pub fn parse(sql: &str) -> SqlResult<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// sqlparser's parser as duet configures it: PostgreSQL's dialect, and
+/// nesting up to [`crate::depth::MAX_PARSER_NESTING`] levels.
+pub(crate) fn new_parser(dialect: &PostgreSqlDialect) -> Parser<'_> {
+    Parser::new(dialect).with_recursion_limit(crate::depth::MAX_PARSER_NESTING)
+}
+
+/// Parses standard SQL statements (what sqlparser knows).
+pub(crate) fn parse_sql(sql: &str) -> SqlResult<Vec<Ast>> {
+    new_parser(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(syntax_error)
 }
 
 /// Splits on top-level semicolons using sqlparser's tokenizer (so quoted
@@ -178,7 +193,7 @@ fn parse_maintenance(text: &str) -> Option<SqlResult<Parsed>> {
     };
     let dialect = PostgreSqlDialect {};
     let parse = || -> Result<Vec<sqlparser::ast::ObjectName>, sqlparser::parser::ParserError> {
-        let mut p = Parser::new(&dialect).try_with_sql(text)?;
+        let mut p = new_parser(&dialect).try_with_sql(text)?;
         p.next_token();
         if p.consume_token(&Token::LParen) {
             while !p.consume_token(&Token::RParen) {
@@ -229,7 +244,7 @@ fn parse_database_statement(text: &str) -> Option<SqlResult<Parsed>> {
     }
     let dialect = PostgreSqlDialect {};
     let parse = || -> Result<Parsed, sqlparser::parser::ParserError> {
-        let mut p = Parser::new(&dialect).try_with_sql(text)?;
+        let mut p = new_parser(&dialect).try_with_sql(text)?;
         p.next_token();
         p.next_token();
         if create {
@@ -344,8 +359,9 @@ pub(crate) fn syntax_error(e: sqlparser::parser::ParserError) -> SqlError {
     let msg = match e {
         sqlparser::parser::ParserError::ParserError(m)
         | sqlparser::parser::ParserError::TokenizerError(m) => m,
+        // PostgreSQL's grammar stops at 10,000 levels the same way.
         sqlparser::parser::ParserError::RecursionLimitExceeded => {
-            "statement is too deeply nested".into()
+            return SqlError::syntax("memory exhausted");
         }
     };
     // PostgreSQL words it as: syntax error at or near "x"

@@ -77,7 +77,7 @@ pub fn parse_copy(text: &str) -> Option<SqlResult<CopyStatement>> {
         return None;
     }
     let dialect = PostgreSqlDialect {};
-    let parsed = Parser::new(&dialect)
+    let parsed = crate::parser::new_parser(&dialect)
         .try_with_sql(text)
         .map_err(crate::parser::syntax_error)
         .and_then(|mut p| parse(&mut p));

@@ -19,6 +19,13 @@ impl Planner<'_> {
     /// correlated references).
     pub fn bind_expr(&mut self, e: &ast::Expr, scope: &Scope) -> SqlResult<Expr> {
         use ast::Expr as A;
+        crate::depth::check_stack()?;
+        // Parentheses add nothing to bind: peel them without recursing, as
+        // 9,999 of them are a statement PostgreSQL accepts.
+        let mut e = e;
+        while let A::Nested(inner) = e {
+            e = inner;
+        }
         Ok(match e {
             A::Identifier(id) => self.bind_column(None, &ident_name(id), scope)?,
             A::CompoundIdentifier(ids) => {

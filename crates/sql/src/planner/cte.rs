@@ -161,8 +161,7 @@ impl Planner<'_> {
 
 /// A view's stored query text back to a query.
 pub(crate) fn parse_view_query(sql: &str) -> SqlResult<Box<ast::Query>> {
-    let mut statements = sqlparser::parser::Parser::parse_sql(&PostgreSqlDialect {}, sql)
-        .map_err(crate::parser::syntax_error)?;
+    let mut statements = crate::parser::parse_sql(sql)?;
     match statements.pop() {
         Some(ast::Statement::Query(q)) if statements.is_empty() => Ok(q),
         _ => Err(SqlError::internal(format!(

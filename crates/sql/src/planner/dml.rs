@@ -492,7 +492,7 @@ fn is_default_keyword(e: &ast::Expr) -> bool {
 /// Parses a stored SQL expression (a column DEFAULT).
 pub fn parse_expr(sql: &str) -> SqlResult<ast::Expr> {
     let dialect = sqlparser::dialect::PostgreSqlDialect {};
-    sqlparser::parser::Parser::new(&dialect)
+    crate::parser::new_parser(&dialect)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| SqlError::internal(format!("cannot parse stored expression {sql}: {e}")))

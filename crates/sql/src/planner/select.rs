@@ -24,6 +24,7 @@ enum OrderTarget {
 impl Planner<'_> {
     /// Plans a query (SELECT, VALUES, set operation) with ORDER BY/LIMIT.
     pub fn plan_query(&mut self, q: &ast::Query) -> SqlResult<QueryPlan> {
+        crate::depth::check_stack()?;
         let Some(with) = &q.with else {
             return self.plan_query_body(q);
         };
@@ -102,6 +103,7 @@ impl Planner<'_> {
     }
 
     pub(super) fn plan_set_expr(&mut self, body: &SetExpr) -> SqlResult<(Plan, Vec<Column>)> {
+        crate::depth::check_stack()?;
         match body {
             SetExpr::Select(s) => self.plan_select(s, &[]),
             SetExpr::Query(q) => {
@@ -663,6 +665,7 @@ impl Planner<'_> {
     }
 
     fn plan_table_factor(&mut self, tf: &TableFactor) -> SqlResult<(Plan, Scope)> {
+        crate::depth::check_stack()?;
         match tf {
             TableFactor::Table {
                 name,

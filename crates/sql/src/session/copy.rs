@@ -227,9 +227,7 @@ impl Session {
                         .join(", ")
                 };
                 let sql = format!("SELECT {list} FROM {name}");
-                let dialect = sqlparser::dialect::PostgreSqlDialect {};
-                let mut parsed = sqlparser::parser::Parser::parse_sql(&dialect, &sql)
-                    .map_err(crate::parser::syntax_error)?;
+                let mut parsed = crate::parser::parse_sql(&sql)?;
                 match parsed.pop() {
                     Some(ast::Statement::Query(q)) => q,
                     _ => return Err(SqlError::internal("COPY TO query")),

@@ -41,6 +41,8 @@ const PARAMETERS: &[(&str, &str, bool)] = &[
     ("client_min_messages", "notice", false),
     ("row_security", "on", false),
     ("max_connections", "100", false),
+    // The node's value replaces this default (see Settings::default).
+    ("max_stack_depth", "16384kB", false),
 ];
 
 /// Parameters that only the server sets.
@@ -53,6 +55,7 @@ const READ_ONLY: &[&str] = &[
     "is_superuser",
     "max_identifier_length",
     "session_authorization",
+    "max_stack_depth",
 ];
 
 /// The canonical spelling of a parameter name, looked up case-insensitively.
@@ -93,7 +96,10 @@ impl Default for Settings {
             inner: std::sync::Arc::new(SettingsInner {
                 values: PARAMETERS
                     .iter()
-                    .map(|(n, d, _)| (*n, d.to_string()))
+                    .map(|(n, d, _)| match *n {
+                        "max_stack_depth" => (*n, crate::depth::show_max_stack_depth()),
+                        _ => (*n, d.to_string()),
+                    })
                     .collect(),
                 custom: BTreeMap::new(),
                 tz: TimeZone::default(),

@@ -16,9 +16,58 @@ fn invalid(kind: &str, input: &str, e: &serde_json::Error) -> SqlError {
     .with_detail(format!("{e} (input: {input})"))
 }
 
+/// Deepest nesting of arrays and objects a JSON value may have. PostgreSQL
+/// parses 10,000 levels and refuses 100,000 with 54001 (its stack limit).
+pub const MAX_JSON_DEPTH: usize = 20_000;
+
+/// serde_json's own limit; deeper documents are parsed on a stack of
+/// their own (see [`parse`]).
+const SERDE_DEPTH: usize = 128;
+
 /// Parses JSON text.
 pub fn parse(kind: &str, text: &str) -> SqlResult<J> {
-    serde_json::from_str(text).map_err(|e| invalid(kind, text, &e))
+    let depth = nesting_depth(text);
+    if depth > MAX_JSON_DEPTH {
+        return Err(crate::depth::stack_depth_exceeded());
+    }
+    if depth < SERDE_DEPTH {
+        return serde_json::from_str(text).map_err(|e| invalid(kind, text, &e));
+    }
+    // serde_json recurses once per level: give it a stack for the depth.
+    stacker::grow(depth * 1024 + (1 << 20), || {
+        let mut de = serde_json::Deserializer::from_str(text);
+        de.disable_recursion_limit();
+        serde::Deserialize::deserialize(&mut de)
+            .and_then(|v: J| de.end().map(|()| v))
+            .map_err(|e| invalid(kind, text, &e))
+    })
+}
+
+/// The deepest nesting of `[` and `{` in JSON text (outside strings), as
+/// an upper bound for malformed input.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0, false, false);
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Checks json input; the text is kept as given.
@@ -40,6 +89,11 @@ pub fn render(v: &J) -> String {
 }
 
 fn write(v: &J, out: &mut String) {
+    // Depth is bounded by MAX_JSON_DEPTH; grow the stack rather than fail.
+    stacker::maybe_grow(64 << 10, 4 << 20, || write_value(v, out))
+}
+
+fn write_value(v: &J, out: &mut String) {
     match v {
         J::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -680,6 +680,8 @@ impl Func {
             Func::Lpad | Func::Rpad => {
                 let s: Vec<char> = text(0).chars().collect();
                 let n = int(1)?.max(0) as usize;
+                // At least one byte per character.
+                check_text_len(n as u64)?;
                 let fill: Vec<char> = if args.len() == 3 {
                     text(2).chars().collect()
                 } else {
@@ -699,7 +701,12 @@ impl Func {
                     })
                 }
             }
-            Func::Repeat => V::Text(text(0).repeat(int(1)?.clamp(0, 1 << 20) as usize)),
+            Func::Repeat => {
+                let s = text(0);
+                let n = int(1)?.max(0) as u64;
+                check_text_len((s.len() as u64).saturating_mul(n))?;
+                V::Text(s.repeat(n as usize))
+            }
             Func::Random => V::Float(rand::rng().random::<f64>()),
             Func::TestPanic => panic!("duet_test_panic: {}", text(0)),
             Func::PgSleep => {
@@ -955,6 +962,21 @@ pub fn regex_match(s: &str, pattern: &str, case_insensitive: bool) -> SqlResult<
 
 fn md5_hex(data: &[u8]) -> String {
     format!("{:x}", md5::compute(data))
+}
+
+
+/// PostgreSQL's largest value (MaxAllocSize less the varlena header): a
+/// function asked to build a longer text fails before allocating it.
+pub const MAX_TEXT_BYTES: u64 = (1 << 30) - 1 - 4;
+
+fn check_text_len(bytes: u64) -> SqlResult<()> {
+    if bytes > MAX_TEXT_BYTES {
+        return Err(SqlError::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            "requested length too large",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,3 +128,22 @@ fn views_over_views_and_large_literals() {
     });
 }
 
+
+#[test]
+fn functions_build_values_up_to_postgresqls_one_gigabyte_limit() {
+    on_session_thread(|s| {
+        // PostgreSQL builds these in full (duet once cut repeat at 1 MiB).
+        assert_eq!(one(s, "SELECT length(repeat('x', 2000000))"), "2000000");
+        assert_eq!(one(s, "SELECT length(lpad('x', 2000000, 'ab'))"), "2000000");
+        // Past 1 GB: 54000 "requested length too large", before allocating.
+        for sql in [
+            "SELECT length(repeat('x', 1073741824))",
+            "SELECT length(repeat('abc', 400000000))",
+            "SELECT length(lpad('x', 1073741824))",
+            "SELECT length(rpad('x', 1073741824, 'y'))",
+        ] {
+            assert_eq!(state(s, sql), "54000", "{sql}");
+        }
+        assert_eq!(one(s, "SELECT 1 + 1"), "2");
+    });
+}
